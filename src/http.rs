@@ -1,0 +1,131 @@
+//! HTTP routes: health, reservation, the admin listing and the static web client.
+
+use axum::{
+    Json, Router,
+    extract::{State, rejection::JsonRejection},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    logging::SessionTag,
+    protocol::{ChatMode, SessionId, now_ms, parse_credential_field},
+    state::AppState,
+    store::ReserveError,
+};
+
+/// Largest body `POST /api/reserve-session` accepts.
+pub const RESERVE_BODY_LIMIT: usize = 16 * 1024;
+
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route(
+            "/api/reserve-session",
+            post(reserve).layer(axum::extract::DefaultBodyLimit::max(RESERVE_BODY_LIMIT)),
+        )
+        .route("/sessions", get(sessions))
+        .with_state(state)
+}
+
+async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "ok",
+        "uptime": state.started.elapsed().as_secs_f64(),
+        "sessions": state.store.len(),
+        "activeSessions": state.store.active_len(),
+        "connections": state.connections.load(std::sync::atomic::Ordering::Relaxed),
+        "timestamp": now_ms(),
+    }))
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({ "error": message.into(), "code": code })),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReserveBody {
+    session_id: Option<String>,
+    auth_key: Option<String>,
+    chat_mode: Option<ChatMode>,
+}
+
+async fn reserve(
+    State(state): State<AppState>,
+    body: Result<Json<ReserveBody>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                format!("The body is larger than {RESERVE_BODY_LIMIT} bytes"),
+            );
+        }
+        Err(rejection) => return error(rejection.status(), "BAD_REQUEST", rejection.body_text()),
+    };
+    let (Some(id), Some(key)) = (body.session_id, body.auth_key.filter(|k| !k.is_empty())) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "sessionId and authKey are required",
+        );
+    };
+    let id = match SessionId::parse(&id) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", e),
+    };
+    let key = match parse_credential_field(&key) {
+        Ok(key) => key,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", e),
+    };
+    let mode = body.chat_mode.unwrap_or_default();
+    match state.store.reserve(id.clone(), key, mode) {
+        Ok(()) => {
+            tracing::debug!(session = %SessionTag::of(&id), ?mode, "reserved");
+            Json(json!({
+                "success": true,
+                "sessionId": id,
+                "chatMode": mode,
+                "message": "Session reserved",
+            }))
+            .into_response()
+        }
+        Err(ReserveError::Exists) => error(
+            StatusCode::CONFLICT,
+            "SESSION_EXISTS",
+            "Session already exists",
+        ),
+        Err(ReserveError::LimitReached) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "LIMIT_REACHED",
+            "The server holds too many sessions",
+        ),
+    }
+}
+
+/// The admin listing. Without `ADMIN_TOKEN`, or with a wrong bearer, the route does
+/// not exist (404): the original leaked every live session id to anyone.
+async fn sessions(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let authorised = state.config.admin_token.as_ref().is_some_and(|token| {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| token.matches(given.trim()))
+    });
+    if !authorised {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let list = state.store.summaries();
+    Json(json!({ "count": list.len(), "sessions": list })).into_response()
+}

@@ -1,0 +1,87 @@
+//! Error codes a client can receive, in acks (`{ok:false, error, message}`) and in
+//! `session-error {error, message}`.
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+
+/// Every error code of the protocol. The first five are the original server's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    SessionNotFound,
+    InvalidKey,
+    InvalidPassword,
+    SessionNotActive,
+    SessionFull,
+    BadRequest,
+    NotInSession,
+    Forbidden,
+    PayloadTooLarge,
+    LimitReached,
+    SessionExpired,
+    RateLimited,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::SessionNotFound => "SESSION_NOT_FOUND",
+            ErrorCode::InvalidKey => "INVALID_KEY",
+            ErrorCode::InvalidPassword => "INVALID_PASSWORD",
+            ErrorCode::SessionNotActive => "SESSION_NOT_ACTIVE",
+            ErrorCode::SessionFull => "SESSION_FULL",
+            ErrorCode::BadRequest => "BAD_REQUEST",
+            ErrorCode::NotInSession => "NOT_IN_SESSION",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::LimitReached => "LIMIT_REACHED",
+            ErrorCode::SessionExpired => "SESSION_EXPIRED",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+        }
+    }
+}
+
+/// A refused request: a code for programs and a sentence for people.
+#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[error("{error:?}: {message}")]
+pub struct AppError {
+    pub error: ErrorCode,
+    pub message: Cow<'static, str>,
+}
+
+impl AppError {
+    pub fn new(error: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        AppError {
+            error,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+
+    pub fn too_large(what: &str, limit: usize) -> Self {
+        Self::new(
+            ErrorCode::PayloadTooLarge,
+            format!("{what} is larger than {limit} bytes"),
+        )
+    }
+
+    pub fn not_in_session() -> Self {
+        Self::new(ErrorCode::NotInSession, "Join the session first")
+    }
+
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+}
+
+/// The failed acknowledgement: `{ok:false, error, message}`.
+#[derive(Serialize)]
+pub struct ErrorAck<'a> {
+    pub ok: bool,
+    #[serde(flatten)]
+    pub err: &'a AppError,
+}

@@ -1,0 +1,249 @@
+//! Event payloads, both ways. Incoming payloads deserialize into types that are valid
+//! by construction (ids, names); sizes that have their own error code are checked by
+//! [`Limits`](crate::protocol::Limits) in the handlers.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+use super::ids::{DisplayName, SessionRef, UserId};
+
+/// A client-provided JSON value the server relays without reading: ciphertexts, public
+/// keys, wrapped group keys. Kept as its raw text so relaying it is a copy.
+pub type Opaque = Arc<RawValue>;
+
+/// Deserializes an optional opaque value; JSON `null` counts as absent.
+fn opaque_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Opaque>, D::Error> {
+    let raw = Option::<Box<RawValue>>::deserialize(d)?;
+    Ok(raw.filter(|r| r.get() != "null").map(Opaque::from))
+}
+
+fn opaque<'de, D: Deserializer<'de>>(d: D) -> Result<Opaque, D::Error> {
+    opaque_opt(d)?.ok_or_else(|| serde::de::Error::custom("must not be null"))
+}
+
+/// Where a message goes: everyone, or one member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    All,
+    User(UserId),
+}
+
+impl<'de> Deserialize<'de> for Recipient {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        if s == "all" {
+            return Ok(Recipient::All);
+        }
+        UserId::parse(&s)
+            .map(Recipient::User)
+            .map_err(|e| serde::de::Error::custom(format!("to: {e}")))
+    }
+}
+
+impl Serialize for Recipient {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Recipient::All => s.serialize_str("all"),
+            Recipient::User(u) => u.serialize(s),
+        }
+    }
+}
+
+// ---- client -> server ----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinSession {
+    pub session_id: SessionRef,
+    pub user_id: UserId,
+    pub display_name: Option<DisplayName>,
+    #[serde(default, deserialize_with = "opaque_opt")]
+    pub public_key: Option<Opaque>,
+    pub is_creator: Option<bool>,
+    pub auth_key: Option<String>,
+    /// Mode of a session this (creator's) join creates; reserved sessions keep theirs.
+    pub chat_mode: Option<super::ChatMode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavePublicKey {
+    pub session_id: SessionRef,
+    pub user_id: Option<UserId>,
+    #[serde(deserialize_with = "opaque")]
+    pub public_key: Opaque,
+    pub display_name: Option<DisplayName>,
+}
+
+/// `get-public-keys`, `typing`, `stopped-typing`, `leave-session`, `close-session`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionUser {
+    pub session_id: SessionRef,
+    pub user_id: Option<UserId>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendMessage {
+    pub session_id: SessionRef,
+    pub from: Option<UserId>,
+    pub to: Option<Recipient>,
+    #[serde(deserialize_with = "opaque")]
+    pub encrypted: Opaque,
+    /// The sender's plaintext, sent by old clients. Echoed in the sender's own
+    /// `message-sent` only; never stored, relayed or logged.
+    #[serde(default, deserialize_with = "opaque_opt")]
+    pub original_content: Option<Opaque>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub client_message_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetSessionKey {
+    pub session_id: SessionRef,
+    pub encrypted_keys: BTreeMap<UserId, Box<RawValue>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileDownloaded {
+    pub session_id: SessionRef,
+    pub downloaded_by: Option<UserId>,
+    pub sender_id: UserId,
+    pub file_name: String,
+    pub timestamp: Option<f64>,
+}
+
+// ---- server -> client ----
+
+/// A relayed message as members see it (`new-message`, `messages-history`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: Arc<str>,
+    pub from: UserId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<Recipient>,
+    pub encrypted: Opaque,
+    pub timestamp: u64,
+    #[serde(rename = "type")]
+    pub kind: Arc<str>,
+    pub sender_display_name: DisplayName,
+}
+
+/// `message-sent`: the message, plus the sender's own `originalContent` if it sent one.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageSent<'a> {
+    #[serde(flatten)]
+    pub message: &'a Message,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_content: Option<&'a RawValue>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicKeyEntry {
+    pub user_id: UserId,
+    pub public_key: Opaque,
+    pub display_name: DisplayName,
+    pub joined_at: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionMetadata<'a> {
+    pub chat_mode: super::ChatMode,
+    pub encrypted_session_key: Option<&'a RawValue>,
+    /// Same value as `encryptedSessionKey`: the original web client reads this name.
+    pub session_key: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserJoined<'a> {
+    pub user_id: &'a UserId,
+    pub display_name: &'a DisplayName,
+    pub timestamp: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserLeft<'a> {
+    pub user_id: &'a UserId,
+    pub timestamp: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserTyping<'a> {
+    pub user_id: &'a UserId,
+    pub display_name: &'a DisplayName,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionKeyAvailable<'a> {
+    pub encrypted_keys: &'a BTreeMap<UserId, Box<RawValue>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadNotification<'a> {
+    pub downloaded_by: &'a UserId,
+    pub file_name: &'a str,
+    pub timestamp: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionClosed<'a> {
+    pub session_id: &'a str,
+    pub timestamp: u64,
+}
+
+/// A successful acknowledgement: `{ok:true, ...body}`.
+#[derive(Serialize)]
+pub struct OkAck<T: Serialize> {
+    pub ok: bool,
+    #[serde(flatten)]
+    pub body: T,
+}
+
+impl<T: Serialize> OkAck<T> {
+    pub fn new(body: T) -> Self {
+        OkAck { ok: true, body }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinAck {
+    pub session_id: String,
+    pub user_id: UserId,
+    pub chat_mode: super::ChatMode,
+    pub is_creator: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendAck {
+    pub id: Arc<str>,
+    pub timestamp: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+}
+
+#[derive(Serialize)]
+pub struct KeysAck<'a> {
+    pub keys: &'a [PublicKeyEntry],
+}
+
+/// An ack with nothing but `ok: true`.
+#[derive(Serialize)]
+pub struct Empty {}

@@ -1,0 +1,25 @@
+//! Deletes sessions that have been empty and idle for `SESSION_TTL_SECS`.
+//!
+//! Lookups already treat such sessions as gone (so the interval never extends a
+//! lifetime); the reaper frees their memory.
+
+use std::time::Duration;
+
+use crate::state::AppState;
+
+pub async fn run(state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate
+    loop {
+        tick.tick().await;
+        let reaped = state.store.reap();
+        if reaped > 0 {
+            tracing::info!(
+                reaped,
+                remaining = state.store.len(),
+                "reaped expired sessions"
+            );
+        }
+    }
+}

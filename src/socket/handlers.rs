@@ -1,0 +1,492 @@
+//! One function per client event. Each validates what the store cannot, runs one store
+//! operation, then emits what that operation returned.
+
+use std::sync::Arc;
+
+use serde::{Serialize, de::DeserializeOwned};
+use socketioxide::{
+    extract::{SocketRef, TryData},
+    handler::{FromMessageParts, Value},
+    socket::Socket,
+};
+
+use super::{EventKind, rooms};
+use crate::{
+    logging::SessionTag,
+    protocol::{
+        AppError, DownloadNotification, Empty, FileDownloaded, JoinAck, JoinSession, MessageSent,
+        PublicKeyEntry, Recipient, SavePublicKey, SendAck, SendMessage, SessionClosed, SessionId,
+        SessionKeyAvailable, SessionMetadata, SessionUser, SetSessionKey, UserJoined, UserLeft,
+        UserTyping, limits, now_ms, parse_credential_field,
+    },
+    state::AppState,
+    store::{Appended, JoinRequest, Left, new_message},
+};
+
+/// A decoded client event.
+#[derive(Debug)]
+pub enum ClientEvent {
+    JoinSession(JoinSession),
+    SavePublicKey(SavePublicKey),
+    GetPublicKeys(SessionUser),
+    SendMessage(SendMessage),
+    SetSessionKey(SetSessionKey),
+    Typing(SessionUser),
+    StoppedTyping(SessionUser),
+    FileDownloaded(FileDownloaded),
+    LeaveSession(SessionUser),
+    CloseSession(SessionUser),
+}
+
+/// The body of a successful ack (after `ok: true`).
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum AckBody {
+    Empty(Empty),
+    Joined(JoinAck),
+    Sent(SendAck),
+    Keys { keys: Vec<PublicKeyEntry> },
+}
+
+/// The sessions this socket has joined, for its disconnect.
+#[derive(Default)]
+pub struct Memberships(Vec<SessionId>);
+
+impl Memberships {
+    fn add(&mut self, id: &SessionId) {
+        if !self.0.contains(id) {
+            self.0.push(id.clone());
+        }
+    }
+
+    fn remove(&mut self, id: &SessionId) {
+        self.0.retain(|s| s != id);
+    }
+}
+
+/// Decodes an event's payload; a payload of the wrong shape is `BAD_REQUEST`.
+pub fn decode(
+    kind: EventKind,
+    s: &Arc<Socket>,
+    data: &mut Value,
+    ack_id: &Option<i64>,
+) -> Result<ClientEvent, AppError> {
+    fn payload<T: DeserializeOwned>(
+        s: &Arc<Socket>,
+        data: &mut Value,
+        ack_id: &Option<i64>,
+    ) -> Result<T, AppError> {
+        let Ok(TryData(result)) = TryData::<T>::from_message_parts(s, data, ack_id);
+        result.map_err(|e| AppError::bad_request(format!("Invalid payload: {e}")))
+    }
+    Ok(match kind {
+        EventKind::JoinSession => ClientEvent::JoinSession(payload(s, data, ack_id)?),
+        EventKind::SavePublicKey => ClientEvent::SavePublicKey(payload(s, data, ack_id)?),
+        EventKind::GetPublicKeys => ClientEvent::GetPublicKeys(payload(s, data, ack_id)?),
+        EventKind::SendMessage => ClientEvent::SendMessage(payload(s, data, ack_id)?),
+        EventKind::SetSessionKey => ClientEvent::SetSessionKey(payload(s, data, ack_id)?),
+        EventKind::Typing => ClientEvent::Typing(payload(s, data, ack_id)?),
+        EventKind::StoppedTyping => ClientEvent::StoppedTyping(payload(s, data, ack_id)?),
+        EventKind::FileDownloaded => ClientEvent::FileDownloaded(payload(s, data, ack_id)?),
+        EventKind::LeaveSession => ClientEvent::LeaveSession(payload(s, data, ack_id)?),
+        EventKind::CloseSession => ClientEvent::CloseSession(payload(s, data, ack_id)?),
+    })
+}
+
+pub async fn handle(
+    state: &AppState,
+    socket: &SocketRef,
+    joined: &mut Memberships,
+    event: ClientEvent,
+) -> Result<AckBody, AppError> {
+    match event {
+        ClientEvent::JoinSession(p) => join(state, socket, joined, p).await,
+        ClientEvent::SavePublicKey(p) => save_public_key(state, socket, p).await,
+        ClientEvent::GetPublicKeys(p) => get_public_keys(state, socket, p),
+        ClientEvent::SendMessage(p) => send_message(state, socket, p).await,
+        ClientEvent::SetSessionKey(p) => set_session_key(state, socket, p).await,
+        ClientEvent::Typing(p) => typing(state, socket, p, "user-typing").await,
+        ClientEvent::StoppedTyping(p) => typing(state, socket, p, "user-stopped-typing").await,
+        ClientEvent::FileDownloaded(p) => file_downloaded(state, socket, p).await,
+        ClientEvent::LeaveSession(p) => leave(state, socket, joined, p).await,
+        ClientEvent::CloseSession(p) => close(state, socket, joined, p).await,
+    }
+}
+
+fn ok() -> Result<AckBody, AppError> {
+    Ok(AckBody::Empty(Empty {}))
+}
+
+fn check_public_key(key: Option<&serde_json::value::RawValue>) -> Result<(), AppError> {
+    match key {
+        Some(k) if k.get().len() > limits::PUBLIC_KEY_BYTES => {
+            Err(AppError::too_large("publicKey", limits::PUBLIC_KEY_BYTES))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn join(
+    state: &AppState,
+    socket: &SocketRef,
+    joined: &mut Memberships,
+    p: JoinSession,
+) -> Result<AckBody, AppError> {
+    check_public_key(p.public_key.as_deref())?;
+    // An explicit authKey wins over the one carried in sessionId.
+    let credential = match p.auth_key.filter(|k| !k.is_empty()) {
+        Some(k) => Some(parse_credential_field(&k).map_err(AppError::bad_request)?),
+        None => p.session_id.credential,
+    };
+    let session = p.session_id.id;
+    let user = p.user_id;
+    let done = state.store.join(JoinRequest {
+        session: session.clone(),
+        user: user.clone(),
+        display_name: p.display_name,
+        public_key: p.public_key,
+        is_creator: p.is_creator.unwrap_or(false),
+        credential,
+        chat_mode: p.chat_mode,
+        conn: socket.id,
+    })?;
+    let room = rooms::session(&session);
+    socket.join(vec![room.clone(), rooms::member(&session, &user)]);
+    joined.add(&session);
+    tracing::debug!(socket = %socket.id, session = %SessionTag::of(&session), new_member = done.new_member, "joined");
+
+    if done.new_member {
+        let notice = UserJoined {
+            user_id: &user,
+            display_name: &done.display_name,
+            timestamp: now_ms(),
+        };
+        let _ = socket.to(room.clone()).emit("user-joined", &notice).await;
+    }
+    let _ = socket.emit("messages-history", &done.history);
+    let key = done.group_key.as_deref();
+    let _ = socket.emit(
+        "session-metadata",
+        &SessionMetadata {
+            chat_mode: done.mode,
+            encrypted_session_key: key,
+            session_key: key,
+        },
+    );
+    let _ = socket
+        .within(room)
+        .emit("public-keys-updated", &done.keys)
+        .await;
+    Ok(AckBody::Joined(JoinAck {
+        session_id: session.to_string(),
+        user_id: user,
+        chat_mode: done.mode,
+        is_creator: done.is_creator,
+    }))
+}
+
+async fn save_public_key(
+    state: &AppState,
+    socket: &SocketRef,
+    p: SavePublicKey,
+) -> Result<AckBody, AppError> {
+    check_public_key(Some(&p.public_key))?;
+    let session = p.session_id.id;
+    let keys = state
+        .store
+        .with_member(&session, socket.id, p.user_id.as_ref(), |s, user| {
+            if let Some(member) = s.members.get_mut(user) {
+                member.public_key = Some(p.public_key);
+                if let Some(name) = p.display_name {
+                    member.display_name = name;
+                }
+            }
+            Ok(s.public_keys())
+        })?;
+    let _ = socket
+        .within(rooms::session(&session))
+        .emit("public-keys-updated", &keys)
+        .await;
+    ok()
+}
+
+fn get_public_keys(
+    state: &AppState,
+    socket: &SocketRef,
+    p: SessionUser,
+) -> Result<AckBody, AppError> {
+    let keys = state.store.with_member(
+        &p.session_id.id,
+        socket.id,
+        p.user_id.as_ref(),
+        |s, user| {
+            let mut keys = s.public_keys();
+            keys.retain(|k| k.user_id != *user);
+            Ok(keys)
+        },
+    )?;
+    let _ = socket.emit("public-keys-updated", &keys);
+    Ok(AckBody::Keys { keys })
+}
+
+fn message_id(state: &AppState, client_id: Option<String>) -> Result<Arc<str>, AppError> {
+    match client_id {
+        None => Ok(state.next_message_id()),
+        Some(id) if id.is_empty() || id.len() > limits::CLIENT_MESSAGE_ID_BYTES => {
+            Err(AppError::bad_request(format!(
+                "clientMessageId must be 1-{} bytes",
+                limits::CLIENT_MESSAGE_ID_BYTES
+            )))
+        }
+        Some(id) if id.chars().any(char::is_control) => Err(AppError::bad_request(
+            "clientMessageId must not hold control characters",
+        )),
+        Some(id) => Ok(id.into()),
+    }
+}
+
+async fn send_message(
+    state: &AppState,
+    socket: &SocketRef,
+    p: SendMessage,
+) -> Result<AckBody, AppError> {
+    let kind: Arc<str> = match p.kind {
+        None => "text".into(),
+        Some(k) if k.is_empty() || k.len() > limits::MESSAGE_TYPE_BYTES => {
+            return Err(AppError::bad_request(format!(
+                "type must be 1-{} bytes",
+                limits::MESSAGE_TYPE_BYTES
+            )));
+        }
+        Some(k) => k.into(),
+    };
+    let id = message_id(state, p.client_message_id)?;
+    let session = p.session_id.id;
+    let to = p.to;
+    let appended =
+        state
+            .store
+            .append_message(&session, socket.id, p.from.as_ref(), |from, name| {
+                new_message(id.clone(), from, name, to, p.encrypted, kind)
+            })?;
+    let (message, first_of_id) = match appended {
+        Appended::Duplicate { timestamp } => {
+            return Ok(AckBody::Sent(SendAck {
+                id,
+                timestamp,
+                duplicate: true,
+            }));
+        }
+        Appended::Stored {
+            message,
+            first_of_id,
+        } => (message, first_of_id),
+    };
+    match &message.to {
+        None | Some(Recipient::All) => {
+            let _ = socket
+                .to(rooms::session(&session))
+                .emit("new-message", &*message)
+                .await;
+        }
+        Some(Recipient::User(to)) => {
+            let _ = socket
+                .within(rooms::member(&session, to))
+                .emit("new-message", &*message)
+                .await;
+        }
+    }
+    if first_of_id {
+        let sent = MessageSent {
+            message: &message,
+            original_content: p.original_content.as_deref(),
+        };
+        let _ = socket.emit("message-sent", &sent);
+    }
+    Ok(AckBody::Sent(SendAck {
+        id,
+        timestamp: message.timestamp,
+        duplicate: false,
+    }))
+}
+
+async fn set_session_key(
+    state: &AppState,
+    socket: &SocketRef,
+    p: SetSessionKey,
+) -> Result<AckBody, AppError> {
+    if p.encrypted_keys.len() > limits::GROUP_KEYS {
+        return Err(AppError::new(
+            crate::protocol::ErrorCode::PayloadTooLarge,
+            format!(
+                "encryptedKeys holds more than {} entries",
+                limits::GROUP_KEYS
+            ),
+        ));
+    }
+    if p.encrypted_keys
+        .values()
+        .any(|k| k.get().len() > limits::GROUP_KEY_BYTES)
+    {
+        return Err(AppError::too_large(
+            "An encrypted group key",
+            limits::GROUP_KEY_BYTES,
+        ));
+    }
+    let session = p.session_id.id;
+    state
+        .store
+        .with_member(&session, socket.id, None, |s, user| {
+            if !s.is_creator(user) {
+                return Err(AppError::forbidden(
+                    "Only the session's creator may set its key",
+                ));
+            }
+            s.group_keys = p
+                .encrypted_keys
+                .iter()
+                .map(|(u, k)| (u.clone(), k.clone()))
+                .collect();
+            Ok(())
+        })?;
+    let notice = SessionKeyAvailable {
+        encrypted_keys: &p.encrypted_keys,
+    };
+    let _ = socket
+        .within(rooms::session(&session))
+        .emit("session-key-available", &notice)
+        .await;
+    ok()
+}
+
+async fn typing(
+    state: &AppState,
+    socket: &SocketRef,
+    p: SessionUser,
+    event: &'static str,
+) -> Result<AckBody, AppError> {
+    let session = p.session_id.id;
+    let (user, name) =
+        state
+            .store
+            .with_member(&session, socket.id, p.user_id.as_ref(), |s, user| {
+                Ok((user.clone(), s.display_name_of(user)))
+            })?;
+    let _ = socket
+        .to(rooms::session(&session))
+        .emit(
+            event,
+            &UserTyping {
+                user_id: &user,
+                display_name: &name,
+            },
+        )
+        .await;
+    ok()
+}
+
+async fn file_downloaded(
+    state: &AppState,
+    socket: &SocketRef,
+    p: FileDownloaded,
+) -> Result<AckBody, AppError> {
+    if p.file_name.len() > limits::FILE_NAME_BYTES {
+        return Err(AppError::too_large("fileName", limits::FILE_NAME_BYTES));
+    }
+    let session = p.session_id.id;
+    let user =
+        state
+            .store
+            .with_member(&session, socket.id, p.downloaded_by.as_ref(), |_, user| {
+                Ok(user.clone())
+            })?;
+    let notice = DownloadNotification {
+        downloaded_by: &user,
+        file_name: &p.file_name,
+        timestamp: p
+            .timestamp
+            .filter(|t| t.is_finite())
+            .unwrap_or(now_ms() as f64),
+    };
+    let _ = socket
+        .within(rooms::member(&session, &p.sender_id))
+        .emit("download-notification", &notice)
+        .await;
+    ok()
+}
+
+/// Tells the others that a member left, when its last connection did.
+async fn announce_left(socket: &SocketRef, session: &SessionId, left: &Left) {
+    if !left.member_gone || left.session_deleted {
+        return;
+    }
+    let room = rooms::session(session);
+    let _ = socket
+        .to(room.clone())
+        .emit(
+            "user-left",
+            &UserLeft {
+                user_id: &left.user,
+                timestamp: now_ms(),
+            },
+        )
+        .await;
+    let _ = socket
+        .to(room)
+        .emit("public-keys-updated", &left.keys)
+        .await;
+}
+
+async fn leave(
+    state: &AppState,
+    socket: &SocketRef,
+    joined: &mut Memberships,
+    p: SessionUser,
+) -> Result<AckBody, AppError> {
+    let session = p.session_id.id;
+    let left = state.store.leave(&session, socket.id, p.user_id.as_ref())?;
+    socket.leave(vec![
+        rooms::session(&session),
+        rooms::member(&session, &left.user),
+    ]);
+    joined.remove(&session);
+    tracing::debug!(socket = %socket.id, session = %SessionTag::of(&session), deleted = left.session_deleted, "left");
+    announce_left(socket, &session, &left).await;
+    ok()
+}
+
+async fn close(
+    state: &AppState,
+    socket: &SocketRef,
+    joined: &mut Memberships,
+    p: SessionUser,
+) -> Result<AckBody, AppError> {
+    let session = p.session_id.id;
+    let members = state.store.close(&session, socket.id)?;
+    joined.remove(&session);
+    let room = rooms::session(&session);
+    let notice = SessionClosed {
+        session_id: session.as_str(),
+        timestamp: now_ms(),
+    };
+    let _ = socket
+        .within(room.clone())
+        .emit("session-closed", &notice)
+        .await;
+    let mut all_rooms: Vec<String> = members.iter().map(|u| rooms::member(&session, u)).collect();
+    all_rooms.push(room.clone());
+    let _ = socket.within(room).leave(all_rooms).await;
+    tracing::debug!(socket = %socket.id, session = %SessionTag::of(&session), "closed");
+    ok()
+}
+
+/// The socket is gone: it leaves every session it joined.
+pub async fn disconnect(state: &AppState, socket: &SocketRef, joined: &mut Memberships) {
+    for session in std::mem::take(&mut joined.0) {
+        if let Some(left) = state.store.disconnect(&session, socket.id) {
+            announce_left(socket, &session, &left).await;
+        }
+    }
+    // Rooms joined by an event handled after the transport closed would otherwise stay.
+    socket.leave_all();
+}

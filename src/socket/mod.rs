@@ -1,0 +1,192 @@
+//! Socket.IO connections.
+//!
+//! socketioxide runs each event handler in its own task, so two events of one socket
+//! could be handled out of order (a `send-message` before the `join-session` sent just
+//! before it). The Node server handles a socket's events in order and clients rely on
+//! it. So each socket gets a queue: a synchronous [`MessageHandler`] pushes every event
+//! onto it in arrival order, and one task per socket handles them one after the other,
+//! its disconnect last.
+
+mod handlers;
+mod rooms;
+
+use std::sync::{Arc, atomic::Ordering};
+
+use serde::Serialize;
+use socketioxide::{
+    extract::{AckSender, Event, SocketRef},
+    handler::{FromMessageParts, MessageHandler, Value},
+    socket::Socket,
+};
+use tokio::sync::mpsc;
+
+use crate::{
+    protocol::{AppError, ErrorAck, ErrorCode, OkAck},
+    state::AppState,
+};
+
+/// Events a socket may queue before it is refused with `RATE_LIMITED`.
+const QUEUE_CAPACITY: usize = 256;
+
+/// The client events we handle; any other name is ignored, as the original does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    JoinSession,
+    SavePublicKey,
+    GetPublicKeys,
+    SendMessage,
+    SetSessionKey,
+    Typing,
+    StoppedTyping,
+    FileDownloaded,
+    LeaveSession,
+    CloseSession,
+}
+
+impl EventKind {
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "join-session" => Self::JoinSession,
+            "save-public-key" => Self::SavePublicKey,
+            "get-public-keys" => Self::GetPublicKeys,
+            "send-message" => Self::SendMessage,
+            "set-session-key" => Self::SetSessionKey,
+            "typing" => Self::Typing,
+            "stopped-typing" => Self::StoppedTyping,
+            "file-downloaded" => Self::FileDownloaded,
+            "leave-session" => Self::LeaveSession,
+            "close-session" => Self::CloseSession,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::JoinSession => "join-session",
+            Self::SavePublicKey => "save-public-key",
+            Self::GetPublicKeys => "get-public-keys",
+            Self::SendMessage => "send-message",
+            Self::SetSessionKey => "set-session-key",
+            Self::Typing => "typing",
+            Self::StoppedTyping => "stopped-typing",
+            Self::FileDownloaded => "file-downloaded",
+            Self::LeaveSession => "leave-session",
+            Self::CloseSession => "close-session",
+        }
+    }
+}
+
+enum Job {
+    /// A decoded event (or why it could not be decoded) and its acknowledgement.
+    Event {
+        kind: EventKind,
+        event: Result<handlers::ClientEvent, AppError>,
+        ack: AckSender,
+    },
+    Disconnect,
+}
+
+/// The sending half of a socket's queue, kept in the socket's extensions.
+#[derive(Clone)]
+struct Queue(mpsc::Sender<Job>);
+
+/// Registers the default namespace.
+pub fn register(io: &socketioxide::SocketIo, state: AppState) {
+    io.ns("/", async move |socket: SocketRef| {
+        on_connect(socket, state)
+    });
+}
+
+fn on_connect(socket: SocketRef, state: AppState) {
+    let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+    socket.extensions.insert(Queue(tx));
+    state.connections.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(socket = %socket.id, transport = ?socket.transport_type(), "connected");
+    socket.on_fallback(Enqueue);
+    socket.on_disconnect(async |socket: SocketRef| {
+        if let Some(Queue(tx)) = socket.extensions.get::<Queue>() {
+            // Waits for room in a full queue: the disconnect must be handled.
+            let _ = tx.send(Job::Disconnect).await;
+        }
+    });
+    tokio::spawn(run_queue(state, socket, rx));
+}
+
+/// Pushes an event onto its socket's queue, synchronously and so in arrival order.
+#[derive(Clone)]
+struct Enqueue;
+
+/// Marker type for our [`MessageHandler`] implementation.
+struct Enqueued;
+
+impl MessageHandler<socketioxide::adapter::LocalAdapter, Enqueued> for Enqueue {
+    fn call(&self, s: Arc<Socket>, mut data: Value, ack_id: Option<i64>) {
+        let Ok(Event(name)) = Event::from_message_parts(&s, &mut data, &ack_id) else {
+            return;
+        };
+        let Some(kind) = EventKind::from_name(&name) else {
+            return;
+        };
+        let Some(Queue(tx)) = s.extensions.get::<Queue>() else {
+            return;
+        };
+        let event = handlers::decode(kind, &s, &mut data, &ack_id);
+        let Ok(ack) = AckSender::from_message_parts(&s, &mut data, &ack_id);
+        if let Err(mpsc::error::TrySendError::Full(Job::Event { ack, .. })) =
+            tx.try_send(Job::Event { kind, event, ack })
+        {
+            let err = AppError::new(ErrorCode::RateLimited, "Too many events at once; slow down");
+            reply::<()>(&SocketRef::from(s), ack, kind, Err(err));
+        }
+    }
+}
+
+async fn run_queue(state: AppState, socket: SocketRef, mut rx: mpsc::Receiver<Job>) {
+    let mut joined = handlers::Memberships::default();
+    while let Some(job) = rx.recv().await {
+        match job {
+            // Events read before the transport closed are moot once it has.
+            Job::Event { .. } if !socket.connected() => {}
+            Job::Event { kind, event, ack } => {
+                let result = match event {
+                    Ok(event) => handlers::handle(&state, &socket, &mut joined, event).await,
+                    Err(err) => Err(err),
+                };
+                match result {
+                    Ok(body) => reply(&socket, ack, kind, Ok(body)),
+                    Err(err) => reply::<()>(&socket, ack, kind, Err(err)),
+                }
+            }
+            Job::Disconnect => {
+                handlers::disconnect(&state, &socket, &mut joined).await;
+                state.connections.fetch_sub(1, Ordering::Relaxed);
+                tracing::debug!(socket = %socket.id, "disconnected");
+                break;
+            }
+        }
+    }
+    socket.extensions.remove::<Queue>();
+}
+
+/// Answers an event: the ack, and for errors also `session-error` (which old clients
+/// listen to, since they send no ack).
+pub(crate) fn reply<T: Serialize>(
+    socket: &SocketRef,
+    ack: AckSender,
+    kind: EventKind,
+    result: Result<T, AppError>,
+) {
+    match result {
+        Ok(body) => {
+            let _ = ack.send(&OkAck::new(body));
+        }
+        Err(err) => {
+            tracing::debug!(socket = %socket.id, event = kind.name(), error = err.error.as_str(), "refused");
+            let _ = ack.send(&ErrorAck {
+                ok: false,
+                err: &err,
+            });
+            let _ = socket.emit("session-error", &err);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! State shared by the HTTP routes and the socket handlers.
+
+use std::{
+    ops::Deref,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Instant,
+};
+
+use crate::{
+    config::Config,
+    store::{SessionStore, StoreLimits},
+};
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub store: SessionStore,
+    pub started: Instant,
+    /// Connected Socket.IO sockets.
+    pub connections: AtomicUsize,
+    message_ids: AtomicU64,
+    /// Makes generated message ids unique across restarts and nodes.
+    id_prefix: String,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Self {
+        let store = SessionStore::new(StoreLimits {
+            session_ttl: config.session_ttl,
+            max_sessions: config.max_sessions,
+            max_group_members: config.max_group_members,
+            history_max_messages: config.history_max_messages,
+            history_max_bytes: config.history_max_bytes,
+        });
+        AppState(Arc::new(Inner {
+            config,
+            store,
+            started: Instant::now(),
+            connections: AtomicUsize::new(0),
+            message_ids: AtomicU64::new(0),
+            id_prefix: format!("{:08x}", crate::logging::random_u64() as u32),
+        }))
+    }
+}
+
+impl Inner {
+    /// An id for a message sent without `clientMessageId`.
+    pub fn next_message_id(&self) -> Arc<str> {
+        let n = self.message_ids.fetch_add(1, Ordering::Relaxed);
+        format!("msg-{}-{}{n:x}", crate::protocol::now_ms(), self.id_prefix).into()
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,280 @@
+//! One session (room) and the rules that apply inside it.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use serde_json::value::RawValue;
+
+use super::{ConnId, History, JoinRequest, Joined, Left, StoreLimits};
+use crate::{
+    protocol::{
+        AppError, ChatMode, DisplayName, ErrorCode, Opaque, PublicKeyEntry, UserId, now_ms,
+    },
+    secret::Secret,
+};
+
+/// Whether the creator has joined yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Reserved over HTTP; only the creator (holding the key) may join.
+    Reserved,
+    /// The creator joined; others may join with the key.
+    Active { creator: UserId },
+}
+
+/// A member of the session. It is *present* while it has connections; an absent member
+/// keeps its name and public key for a reconnect (old clients rejoin with
+/// `publicKey: null` and expect the server to keep it).
+#[derive(Debug)]
+pub struct Member {
+    pub display_name: DisplayName,
+    pub public_key: Option<Opaque>,
+    pub joined_at: u64,
+    pub conns: Vec<ConnId>,
+    pub left_at: u64,
+}
+
+impl Member {
+    pub fn is_present(&self) -> bool {
+        !self.conns.is_empty()
+    }
+}
+
+#[derive(Debug)]
+pub struct Session {
+    key: Secret,
+    pub mode: ChatMode,
+    pub lifecycle: Lifecycle,
+    pub members: HashMap<UserId, Member>,
+    /// Which user each joined connection is bound to.
+    conns: HashMap<ConnId, UserId>,
+    pub group_keys: HashMap<UserId, Box<RawValue>>,
+    pub history: History,
+    pub last_activity: Instant,
+}
+
+impl Session {
+    pub fn reserved(key: Secret, mode: ChatMode, now: Instant) -> Self {
+        Session {
+            key,
+            mode,
+            lifecycle: Lifecycle::Reserved,
+            members: HashMap::new(),
+            conns: HashMap::new(),
+            group_keys: HashMap::new(),
+            history: History::default(),
+            last_activity: now,
+        }
+    }
+
+    pub fn touch(&mut self, now: Instant) {
+        self.last_activity = now;
+    }
+
+    pub fn has_present_members(&self) -> bool {
+        !self.conns.is_empty()
+    }
+
+    pub fn present_count(&self) -> usize {
+        self.members.values().filter(|m| m.is_present()).count()
+    }
+
+    /// A session with connected members never expires.
+    pub fn is_expired(&self, now: Instant, ttl: Duration) -> bool {
+        !self.has_present_members() && now.duration_since(self.last_activity) >= ttl
+    }
+
+    pub fn is_creator(&self, user: &UserId) -> bool {
+        matches!(&self.lifecycle, Lifecycle::Active { creator } if creator == user)
+    }
+
+    pub fn bound_user(&self, conn: ConnId) -> Result<&UserId, AppError> {
+        self.conns.get(&conn).ok_or_else(AppError::not_in_session)
+    }
+
+    pub fn display_name_of(&self, user: &UserId) -> DisplayName {
+        self.members
+            .get(user)
+            .map(|m| m.display_name.clone())
+            .unwrap_or_default()
+    }
+
+    /// The public keys of present members.
+    pub fn public_keys(&self) -> Vec<PublicKeyEntry> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.is_present())
+            .filter_map(|(user, m)| {
+                Some(PublicKeyEntry {
+                    user_id: user.clone(),
+                    public_key: m.public_key.clone()?,
+                    display_name: m.display_name.clone(),
+                    joined_at: m.joined_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Checks the credential a non-creator presents.
+    fn admit(&self, credential: Option<&Secret>) -> Result<(), AppError> {
+        let given = credential.map(Secret::expose).unwrap_or_default();
+        if self.mode == ChatMode::Password {
+            // Joiners send "<id>:password:<digest>", compared with what follows the
+            // first ':' of the stored key; a holder of the full key may join too.
+            let by_password = credential
+                .and_then(Secret::joiner_password)
+                .is_some_and(|pw| self.key.password_matches(pw));
+            if by_password || (!given.is_empty() && self.key.matches(given)) {
+                return Ok(());
+            }
+            return Err(AppError::new(ErrorCode::InvalidPassword, "Wrong password"));
+        }
+        if !given.is_empty() && self.key.matches(given) {
+            return Ok(());
+        }
+        Err(AppError::new(ErrorCode::InvalidKey, "Invalid session key"))
+    }
+
+    pub(super) fn join(
+        &mut self,
+        req: JoinRequest,
+        limits: &StoreLimits,
+        now: Instant,
+    ) -> Result<Joined, AppError> {
+        let credential = req.credential.as_ref();
+        if req.is_creator {
+            if !credential.is_some_and(|k| self.key.matches(k.expose())) {
+                return Err(AppError::new(ErrorCode::InvalidKey, "Invalid session key"));
+            }
+        } else {
+            if self.lifecycle == Lifecycle::Reserved {
+                return Err(AppError::new(
+                    ErrorCode::SessionNotActive,
+                    "The session's creator has not joined yet",
+                ));
+            }
+            self.admit(credential)?;
+        }
+
+        if let Some(bound) = self.conns.get(&req.conn)
+            && *bound != req.user
+        {
+            return Err(AppError::forbidden(
+                "This connection already joined as another user",
+            ));
+        }
+        let already_present = self.members.get(&req.user).is_some_and(Member::is_present);
+        if !already_present {
+            let present = self.present_count();
+            if self.mode.is_one_to_one() && present >= 2 {
+                return Err(AppError::new(
+                    ErrorCode::SessionFull,
+                    "This private session already has two people",
+                ));
+            }
+            if self.mode == ChatMode::Group && present >= limits.max_group_members {
+                return Err(AppError::new(
+                    ErrorCode::LimitReached,
+                    format!(
+                        "A group session holds at most {} members",
+                        limits.max_group_members
+                    ),
+                ));
+            }
+        }
+
+        if req.is_creator && self.lifecycle == Lifecycle::Reserved {
+            self.lifecycle = Lifecycle::Active {
+                creator: req.user.clone(),
+            };
+        }
+        let ms = now_ms();
+        let member = self
+            .members
+            .entry(req.user.clone())
+            .or_insert_with(|| Member {
+                display_name: DisplayName::default(),
+                public_key: None,
+                joined_at: ms,
+                conns: Vec::new(),
+                left_at: 0,
+            });
+        if !member.is_present() {
+            member.joined_at = ms;
+        }
+        if let Some(name) = req.display_name {
+            member.display_name = name;
+        }
+        if let Some(key) = req.public_key {
+            member.public_key = Some(key);
+        }
+        if !member.conns.contains(&req.conn) {
+            member.conns.push(req.conn);
+        }
+        let display_name = member.display_name.clone();
+        self.conns.insert(req.conn, req.user.clone());
+        self.touch(now);
+
+        Ok(Joined {
+            mode: self.mode,
+            is_creator: self.is_creator(&req.user),
+            new_member: !already_present,
+            display_name,
+            history: self.history.visible_to(&req.user),
+            group_key: self.group_keys.get(&req.user).cloned(),
+            keys: self.public_keys(),
+        })
+    }
+
+    /// Unbinds a connection. With `forget`, a member whose last connection left is
+    /// removed with its key (an explicit leave); otherwise it is kept as absent.
+    pub(super) fn remove_conn(&mut self, conn: ConnId, forget: bool, now: Instant) -> Option<Left> {
+        let user = self.conns.remove(&conn)?;
+        self.touch(now);
+        let member = self.members.get_mut(&user)?;
+        member.conns.retain(|c| *c != conn);
+        let member_gone = !member.is_present();
+        if member_gone {
+            if forget {
+                self.members.remove(&user);
+                self.group_keys.remove(&user);
+            } else {
+                member.left_at = now_ms();
+                self.evict_absent_beyond(MAX_ABSENT_MEMBERS);
+            }
+        }
+        Some(Left {
+            keys: if member_gone {
+                self.public_keys()
+            } else {
+                Vec::new()
+            },
+            user,
+            member_gone,
+            session_deleted: false,
+        })
+    }
+
+    /// Bounds the memory absent members hold: the longest gone are forgotten first.
+    fn evict_absent_beyond(&mut self, max: usize) {
+        let absent = self.members.values().filter(|m| !m.is_present()).count();
+        if absent <= max {
+            return;
+        }
+        let mut by_age: Vec<(u64, UserId)> = self
+            .members
+            .iter()
+            .filter(|(_, m)| !m.is_present())
+            .map(|(u, m)| (m.left_at, u.clone()))
+            .collect();
+        by_age.sort();
+        for (_, user) in by_age.into_iter().take(absent - max) {
+            self.members.remove(&user);
+        }
+    }
+}
+
+/// How many absent members a session remembers (for their reconnect).
+const MAX_ABSENT_MEMBERS: usize = 64;
