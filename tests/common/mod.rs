@@ -35,8 +35,10 @@ impl TestServer {
     }
 
     pub async fn with(adjust: impl FnOnce(&mut Config)) -> Self {
-        let mut config = Config::default();
-        config.static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/static").into();
+        let mut config = Config {
+            static_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/static").into(),
+            ..Config::default()
+        };
         adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
