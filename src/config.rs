@@ -40,6 +40,10 @@ pub struct Config {
     pub max_group_members: usize,
     /// Enables `GET /sessions` when set.
     pub admin_token: Option<Secret>,
+    /// When set, `GET /metrics` requires it as a bearer token.
+    pub metrics_token: Option<Secret>,
+    /// How long a graceful shutdown (SIGTERM) may take.
+    pub shutdown_grace: Duration,
     pub debug: bool,
     pub log_format: LogFormat,
     pub static_dir: PathBuf,
@@ -67,6 +71,8 @@ impl Default for Config {
             max_sessions: 100_000,
             max_group_members: 64,
             admin_token: None,
+            metrics_token: None,
+            shutdown_grace: Duration::from_secs(10),
             debug: false,
             log_format: LogFormat::Pretty,
             static_dir: PathBuf::from("static"),
@@ -75,11 +81,6 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
     /// Reads settings through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| {
@@ -123,6 +124,12 @@ impl Config {
                 d.max_group_members,
             )?,
             admin_token: get("ADMIN_TOKEN").map(Secret::from),
+            metrics_token: get("METRICS_TOKEN").map(Secret::from),
+            shutdown_grace: secs(
+                get("SHUTDOWN_GRACE_SECS"),
+                "SHUTDOWN_GRACE_SECS",
+                d.shutdown_grace,
+            )?,
             debug: match get("DEBUG") {
                 None => d.debug,
                 Some(v) => parse_bool(&v).ok_or_else(|| ConfigError {

@@ -28,18 +28,57 @@ pub fn routes(state: AppState) -> Router {
             post(reserve).layer(axum::extract::DefaultBodyLimit::max(RESERVE_BODY_LIMIT)),
         )
         .route("/sessions", get(sessions))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
 async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let stats = state.store.stats();
     Json(json!({
         "status": "ok",
         "uptime": state.started.elapsed().as_secs_f64(),
-        "sessions": state.store.len(),
-        "activeSessions": state.store.active_len(),
-        "connections": state.connections.load(std::sync::atomic::Ordering::Relaxed),
+        "sessions": stats.sessions,
+        "activeSessions": stats.active,
+        "connections": state.connection_count(),
         "timestamp": now_ms(),
     }))
+}
+
+/// For load balancers: 200 while this node takes new connections, 503 once it drains.
+async fn ready(State(state): State<AppState>) -> Response {
+    if state.is_draining() {
+        let body = Json(json!({ "ready": false, "reason": "draining" }));
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    }
+    Json(json!({ "ready": true })).into_response()
+}
+
+/// Prometheus text format; requires `Authorization: Bearer $METRICS_TOKEN` when that is set.
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.config.metrics_token
+        && !bearer_matches(&headers, token)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+        )
+            .into_response();
+    }
+    let content_type = [(
+        header::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8",
+    )];
+    (content_type, crate::telemetry::render(&state)).into_response()
+}
+
+/// Whether the request carries `Authorization: Bearer <token>` (compared in constant time).
+fn bearer_matches(headers: &HeaderMap, token: &crate::secret::Secret) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| token.matches(given.trim()))
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -116,13 +155,8 @@ async fn reserve(
 /// The admin listing. Without `ADMIN_TOKEN`, or with a wrong bearer, the route does
 /// not exist (404): the original leaked every live session id to anyone.
 async fn sessions(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let authorised = state.config.admin_token.as_ref().is_some_and(|token| {
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| token.matches(given.trim()))
-    });
+    let authorised =
+        (state.config.admin_token.as_ref()).is_some_and(|t| bearer_matches(&headers, t));
     if !authorised {
         return StatusCode::NOT_FOUND.into_response();
     }

@@ -10,8 +10,11 @@
 //! - [`socket`]: Socket.IO connections and one handler per event;
 //! - [`http`]: health, reservation, admin listing;
 //! - [`reaper`]: deletes expired sessions;
+//! - [`telemetry`]: Prometheus metrics; [`logging`]: log setup;
+//! - [`cli`]: the command line;
 //! - [`serve`]: puts them together on a listener.
 
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod logging;
@@ -21,6 +24,7 @@ pub mod secret;
 pub mod socket;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
@@ -36,16 +40,19 @@ use tower_http::{
 pub use config::Config;
 pub use state::AppState;
 
-/// How long a shutdown may wait for connections to close before it returns anyway.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// What `server-shutdown` suggests clients wait before reconnecting (to another node).
+const RECONNECT_HINT_MS: u64 = 1000;
 
-/// Serves blindrelay on `listener` until `shutdown` completes, then closes every socket
-/// and returns within [`SHUTDOWN_GRACE`].
+/// Serves blindrelay on `listener` until `shutdown` completes, then drains: `/ready`
+/// fails, new connections are refused, clients get `server-shutdown {reconnectInMs}` and
+/// their transports are closed (so socket.io-client reconnects, through the load
+/// balancer, to another node), and it returns within `SHUTDOWN_GRACE_SECS`.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    telemetry::handle();
     let state = AppState::new(config.clone());
     let (socket_layer, io) = SocketIo::builder()
         .ping_interval(Duration::from_secs(25))
@@ -59,6 +66,10 @@ pub async fn serve(
     let app = http::routes(state.clone())
         .fallback_service(ServeDir::new(&config.static_dir))
         .layer(socket_layer)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_while_draining,
+        ))
         .layer(cors(&config))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -75,12 +86,20 @@ pub async fn serve(
     );
 
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let draining = state.clone();
     let graceful = async move {
         shutdown.await;
-        tracing::info!("shutting down: closing every socket");
+        draining.start_draining();
         let _ = stopping_tx.send(());
+        tracing::info!(
+            connections = draining.connection_count(),
+            "draining: telling clients, closing sockets"
+        );
+        let notice = serde_json::json!({ "reconnectInMs": RECONNECT_HINT_MS });
+        let _ = io.emit("server-shutdown", &notice).await;
         io.close().await;
     };
+    let grace = config.shutdown_grace;
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -88,7 +107,7 @@ pub async fn serve(
     .with_graceful_shutdown(graceful);
     let deadline = async {
         if stopping_rx.await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            tokio::time::sleep(grace).await;
         } else {
             std::future::pending::<()>().await;
         }
@@ -96,7 +115,7 @@ pub async fn serve(
     let result = tokio::select! {
         r = server.into_future() => r,
         () = deadline => {
-            tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
+            tracing::warn!("connections still open after {grace:?}; exiting anyway");
             Ok(())
         }
     };
@@ -122,6 +141,25 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+/// While draining, refuses new Socket.IO connections (handshakes carry no `sid`) with
+/// 503, so load balancers and clients go elsewhere; established ones finish.
+async fn refuse_while_draining(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let is_handshake = req.uri().path().starts_with("/socket.io")
+        && !req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p.starts_with("sid=")));
+    if state.is_draining() && is_handshake {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
+    }
+    next.run(req).await
 }
 
 /// CORS from `CLIENT_URL`, on every route and on Socket.IO polling alike.

@@ -1,8 +1,13 @@
-//! The `blindrelay` binary: loads the configuration and serves.
+//! The `blindrelay` binary: reads the command line and environment, then serves (or
+//! probes a running server with `healthcheck`).
 
 use std::{net::SocketAddr, process::ExitCode};
 
-use blindrelay::{Config, logging};
+use blindrelay::{
+    cli::{self, Cli, Command},
+    logging,
+};
+use clap::Parser;
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -13,13 +18,26 @@ async fn main() -> ExitCode {
         eprintln!("blindrelay: cannot read .env: {e}");
         return ExitCode::from(2);
     }
-    let config = match Config::from_env() {
+    let cli = Cli::parse();
+    let config = match cli.config() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("blindrelay: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Healthcheck { url }) = &cli.command {
+        let url = url
+            .clone()
+            .unwrap_or_else(|| format!("http://127.0.0.1:{}/health", config.port));
+        return match cli::healthcheck(&url).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("blindrelay healthcheck: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     logging::init(&config);
     let addr = SocketAddr::new(config.host, config.port);
     let listener = match TcpListener::bind(addr).await {

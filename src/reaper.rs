@@ -15,6 +15,7 @@ pub async fn run(state: AppState, every: Duration) {
         tick.tick().await;
         let reaped = state.store.reap();
         if reaped > 0 {
+            metrics::counter!(crate::telemetry::SESSIONS_REAPED_TOTAL).increment(reaped as u64);
             tracing::info!(
                 reaped,
                 remaining = state.store.len(),

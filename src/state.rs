@@ -4,7 +4,7 @@ use std::{
     ops::Deref,
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Instant,
 };
@@ -23,6 +23,8 @@ pub struct Inner {
     pub started: Instant,
     /// Connected Socket.IO sockets.
     pub connections: AtomicUsize,
+    /// Set at shutdown: `/ready` fails and new connections are refused.
+    draining: AtomicBool,
     message_ids: AtomicU64,
     /// Makes generated message ids unique across restarts and nodes.
     id_prefix: String,
@@ -42,6 +44,7 @@ impl AppState {
             store,
             started: Instant::now(),
             connections: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
             message_ids: AtomicU64::new(0),
             id_prefix: format!("{:08x}", crate::logging::random_u64() as u32),
         }))
@@ -49,6 +52,18 @@ impl AppState {
 }
 
 impl Inner {
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
     /// An id for a message sent without `clientMessageId`.
     pub fn next_message_id(&self) -> Arc<str> {
         let n = self.message_ids.fetch_add(1, Ordering::Relaxed);

@@ -21,6 +21,14 @@ pub enum ChatMode {
 }
 
 impl ChatMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatMode::Group => "group",
+            ChatMode::Private => "private",
+            ChatMode::Password => "password",
+        }
+    }
+
     /// Private and password rooms hold two people.
     pub fn is_one_to_one(self) -> bool {
         matches!(self, ChatMode::Private | ChatMode::Password)

@@ -153,7 +153,8 @@ async fn join(
     let room = rooms::session(&session);
     socket.join(vec![room.clone(), rooms::member(&session, &user)]);
     joined.add(&session);
-    tracing::debug!(socket = %socket.id, session = %SessionTag::of(&session), new_member = done.new_member, "joined");
+    tracing::info!(socket = %socket.id, session = %SessionTag::of(&session), new_member = done.new_member, "joined");
+    metrics::counter!(crate::telemetry::JOINS_TOTAL, "mode" => done.mode.as_str()).increment(1);
 
     if done.new_member {
         let notice = UserJoined {
@@ -303,6 +304,9 @@ async fn send_message(
         };
         let _ = socket.emit("message-sent", &sent);
     }
+    metrics::counter!(crate::telemetry::MESSAGES_RELAYED_TOTAL).increment(1);
+    metrics::counter!(crate::telemetry::BYTES_RELAYED_TOTAL)
+        .increment(message.encrypted.get().len() as u64);
     Ok(AckBody::Sent(SendAck {
         id,
         timestamp: message.timestamp,
@@ -450,7 +454,7 @@ async fn leave(
         rooms::member(&session, &left.user),
     ]);
     joined.remove(&session);
-    tracing::debug!(socket = %socket.id, session = %SessionTag::of(&session), deleted = left.session_deleted, "left");
+    tracing::info!(socket = %socket.id, session = %SessionTag::of(&session), deleted = left.session_deleted, "left");
     announce_left(socket, &session, &left).await;
     ok()
 }
@@ -476,7 +480,7 @@ async fn close(
     let mut all_rooms: Vec<String> = members.iter().map(|u| rooms::member(&session, u)).collect();
     all_rooms.push(room.clone());
     let _ = socket.within(room).leave(all_rooms).await;
-    tracing::debug!(socket = %socket.id, session = %SessionTag::of(&session), "closed");
+    tracing::info!(socket = %socket.id, session = %SessionTag::of(&session), "closed");
     ok()
 }
 

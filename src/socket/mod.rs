@@ -10,7 +10,10 @@
 mod handlers;
 mod rooms;
 
-use std::sync::{Arc, atomic::Ordering};
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Instant,
+};
 
 use serde::Serialize;
 use socketioxide::{
@@ -101,7 +104,8 @@ fn on_connect(socket: SocketRef, state: AppState) {
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
     socket.extensions.insert(Queue(tx));
     state.connections.fetch_add(1, Ordering::Relaxed);
-    tracing::debug!(socket = %socket.id, transport = ?socket.transport_type(), "connected");
+    crate::telemetry::connection_accepted();
+    tracing::info!(socket = %socket.id, transport = ?socket.transport_type(), "connected");
     socket.on_fallback(Enqueue);
     socket.on_disconnect(async |socket: SocketRef| {
         if let Some(Queue(tx)) = socket.extensions.get::<Queue>() {
@@ -148,10 +152,13 @@ async fn run_queue(state: AppState, socket: SocketRef, mut rx: mpsc::Receiver<Jo
             // Events read before the transport closed are moot once it has.
             Job::Event { .. } if !socket.connected() => {}
             Job::Event { kind, event, ack } => {
+                let started = Instant::now();
                 let result = match event {
                     Ok(event) => handlers::handle(&state, &socket, &mut joined, event).await,
                     Err(err) => Err(err),
                 };
+                metrics::histogram!(crate::telemetry::EVENT_DURATION, "event" => kind.name())
+                    .record(started.elapsed().as_secs_f64());
                 match result {
                     Ok(body) => reply(&socket, ack, kind, Ok(body)),
                     Err(err) => reply::<()>(&socket, ack, kind, Err(err)),
@@ -160,7 +167,7 @@ async fn run_queue(state: AppState, socket: SocketRef, mut rx: mpsc::Receiver<Jo
             Job::Disconnect => {
                 handlers::disconnect(&state, &socket, &mut joined).await;
                 state.connections.fetch_sub(1, Ordering::Relaxed);
-                tracing::debug!(socket = %socket.id, "disconnected");
+                tracing::info!(socket = %socket.id, "disconnected");
                 break;
             }
         }
@@ -181,7 +188,14 @@ pub(crate) fn reply<T: Serialize>(
             let _ = ack.send(&OkAck::new(body));
         }
         Err(err) => {
-            tracing::debug!(socket = %socket.id, event = kind.name(), error = err.error.as_str(), "refused");
+            let code = err.error.as_str();
+            tracing::info!(socket = %socket.id, event = kind.name(), error = code, "refused");
+            metrics::counter!(crate::telemetry::ERRORS_TOTAL, "event" => kind.name(), "code" => code)
+                .increment(1);
+            if kind == EventKind::JoinSession {
+                metrics::counter!(crate::telemetry::JOIN_FAILURES_TOTAL, "code" => code)
+                    .increment(1);
+            }
             let _ = ack.send(&ErrorAck {
                 ok: false,
                 err: &err,

@@ -77,6 +77,18 @@ pub struct Left {
     pub session_deleted: bool,
 }
 
+/// Counts over every session.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StoreStats {
+    pub sessions: usize,
+    /// Sessions with at least one connected member.
+    pub active: usize,
+    pub group: usize,
+    pub private: usize,
+    pub password: usize,
+    pub history_bytes: usize,
+}
+
 /// Outcome of `POST /api/reserve-session`.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReserveError {
@@ -124,12 +136,20 @@ impl SessionStore {
         self.sessions.is_empty()
     }
 
-    /// Sessions with at least one connected member.
-    pub fn active_len(&self) -> usize {
-        self.sessions
-            .iter()
-            .filter(|s| s.has_present_members())
-            .count()
+    /// Counts over every session (for `/health` and `/metrics`).
+    pub fn stats(&self) -> StoreStats {
+        let mut stats = StoreStats::default();
+        for s in self.sessions.iter() {
+            stats.sessions += 1;
+            stats.active += usize::from(s.has_present_members());
+            stats.history_bytes += s.history.bytes();
+            match s.mode {
+                ChatMode::Group => stats.group += 1,
+                ChatMode::Private => stats.private += 1,
+                ChatMode::Password => stats.password += 1,
+            }
+        }
+        stats
     }
 
     /// Creates a reserved session: known key and mode, creator not yet joined.

@@ -1,0 +1,170 @@
+//! The command line: `blindrelay [serve]`, `blindrelay healthcheck [--url URL]`,
+//! `--version` and `--help`.
+//!
+//! Every flag falls back to its environment variable (and `.env`). Values stay strings
+//! here and are validated by [`Config::from_lookup`], so a bad one is reported the same
+//! way, naming the variable, whether it came from a flag or the environment.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "blindrelay",
+    version,
+    about = "Zero-knowledge Socket.IO relay for end-to-end-encrypted chat sessions",
+    after_help = "Every setting may also be given as its environment variable or in a .env file."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Serve Socket.IO and HTTP (the default).
+    Serve,
+    /// Probe a running server's /health and exit 0 if it answers 200 (for container
+    /// health checks: the image needs no curl).
+    Healthcheck {
+        /// URL to probe [default: http://127.0.0.1:$PORT/health]
+        #[arg(long, env = "HEALTHCHECK_URL")]
+        url: Option<String>,
+    },
+}
+
+/// Declares the settings once: a flag per variable, with its help and env fallback.
+macro_rules! settings {
+    ($( $(#[$doc:meta])* $field:ident => $var:literal ),* $(,)?) => {
+        #[derive(Args, Debug, Default, Clone)]
+        pub struct Settings {
+            $(
+                $(#[$doc])*
+                #[arg(long, env = $var, global = true, hide_env_values = true, value_name = "VALUE")]
+                pub $field: Option<String>,
+            )*
+        }
+
+        impl Settings {
+            /// The value given for environment variable `var`, by flag or environment.
+            pub fn get(&self, var: &str) -> Option<String> {
+                match var {
+                    $( $var => self.$field.clone(), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+settings! {
+    /// Port to listen on [default: 3001]
+    port => "PORT",
+    /// Address to bind [default: 0.0.0.0]
+    host => "HOST",
+    /// Allowed browser origins, comma-separated, or * [default: http://localhost:5173]
+    client_url => "CLIENT_URL",
+    /// Seconds an empty session is kept without activity [default: 1800]
+    session_ttl_secs => "SESSION_TTL_SECS",
+    /// Seconds between sweeps of expired sessions [default: 60]
+    reaper_interval_secs => "REAPER_INTERVAL_SECS",
+    /// Largest Socket.IO packet a client may send, in bytes [default: 20971520]
+    max_payload_bytes => "MAX_PAYLOAD_BYTES",
+    /// Messages of history kept per session [default: 500]
+    history_max_messages => "HISTORY_MAX_MESSAGES",
+    /// Bytes of history kept per session [default: 33554432]
+    history_max_bytes => "HISTORY_MAX_BYTES",
+    /// Sessions held at most [default: 100000]
+    max_sessions => "MAX_SESSIONS",
+    /// Connected members of a group session at most [default: 64]
+    max_group_members => "MAX_GROUP_MEMBERS",
+    /// Bearer token enabling GET /sessions [default: unset]
+    admin_token => "ADMIN_TOKEN",
+    /// Bearer token required by GET /metrics [default: unset = open]
+    metrics_token => "METRICS_TOKEN",
+    /// Seconds a graceful shutdown may take before the process exits [default: 10]
+    shutdown_grace_secs => "SHUTDOWN_GRACE_SECS",
+    /// true = debug logs [default: false]
+    debug => "DEBUG",
+    /// pretty or json [default: pretty]
+    log_format => "LOG_FORMAT",
+    /// Folder served at / [default: static]
+    static_dir => "STATIC_DIR",
+}
+
+impl Cli {
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        Config::from_lookup(|var| self.settings.get(var))
+    }
+}
+
+/// Runs `healthcheck`: true when `url` answers 200 within a few seconds.
+pub async fn healthcheck(url: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("only http:// URLs are supported")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(authority)
+            .await
+            .map_err(|e| format!("connect {authority}: {e}"))?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut head = [0u8; 64];
+        let n = stream.read(&mut head).await.map_err(|e| e.to_string())?;
+        let status_line = String::from_utf8_lossy(&head[..n]);
+        if status_line.starts_with("HTTP/1.1 200") || status_line.starts_with("HTTP/1.0 200") {
+            Ok(())
+        } else {
+            Err(format!(
+                "unhealthy: {}",
+                status_line.lines().next().unwrap_or("no answer")
+            ))
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(3), probe)
+        .await
+        .map_err(|_| "no answer within 3 s".to_owned())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_feed_the_same_validation_as_the_environment() {
+        let cli =
+            Cli::try_parse_from(["blindrelay", "--port", "4000", "--max-sessions", "7"]).unwrap();
+        let config = cli.config().unwrap();
+        assert_eq!(config.port, 4000);
+        assert_eq!(config.max_sessions, 7);
+        let cli = Cli::try_parse_from(["blindrelay", "--port", "x"]).unwrap();
+        assert_eq!(cli.config().unwrap_err().var, "PORT");
+    }
+
+    #[test]
+    fn healthcheck_is_a_subcommand_with_a_url() {
+        let cli = Cli::try_parse_from([
+            "blindrelay",
+            "healthcheck",
+            "--url",
+            "http://127.0.0.1:9/health",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Healthcheck { url: Some(_) })
+        ));
+    }
+}

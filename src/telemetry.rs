@@ -1,0 +1,97 @@
+//! Prometheus metrics (`GET /metrics`). Counters and histograms are recorded where things
+//! happen; gauges are read from the store when scraped, so they cost nothing between scrapes.
+
+use std::sync::OnceLock;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::{protocol::ChatMode, state::AppState};
+
+pub const CONNECTIONS_TOTAL: &str = "blindrelay_connections_total";
+pub const JOINS_TOTAL: &str = "blindrelay_joins_total";
+pub const JOIN_FAILURES_TOTAL: &str = "blindrelay_join_failures_total";
+pub const ERRORS_TOTAL: &str = "blindrelay_errors_total";
+pub const MESSAGES_RELAYED_TOTAL: &str = "blindrelay_messages_relayed_total";
+pub const BYTES_RELAYED_TOTAL: &str = "blindrelay_bytes_relayed_total";
+pub const SESSIONS_REAPED_TOTAL: &str = "blindrelay_sessions_reaped_total";
+pub const EVENT_DURATION: &str = "blindrelay_event_duration_seconds";
+
+/// The process-wide recorder (the `metrics` macros write to one global recorder, so
+/// several servers in one test process share it).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(EVENT_DURATION.into()),
+                &[
+                    0.000_05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25,
+                ],
+            )
+            .expect("static buckets are valid");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first; then ours stays empty.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    describe_counter!(CONNECTIONS_TOTAL, "Socket.IO connections accepted");
+    describe_counter!(JOINS_TOTAL, "Successful join-session events, by chat mode");
+    describe_counter!(
+        JOIN_FAILURES_TOTAL,
+        "Refused join-session events, by error code"
+    );
+    describe_counter!(ERRORS_TOTAL, "Refused events, by event and error code");
+    describe_counter!(MESSAGES_RELAYED_TOTAL, "Messages stored and relayed");
+    describe_counter!(BYTES_RELAYED_TOTAL, "Ciphertext bytes of relayed messages");
+    describe_counter!(
+        SESSIONS_REAPED_TOTAL,
+        "Sessions deleted after their inactivity lifetime"
+    );
+    describe_histogram!(
+        EVENT_DURATION,
+        metrics::Unit::Seconds,
+        "Time to handle a client event, by event"
+    );
+    describe_gauge!("blindrelay_connections", "Connected Socket.IO sockets");
+    describe_gauge!("blindrelay_sessions", "Sessions held, by chat mode");
+    describe_gauge!(
+        "blindrelay_sessions_active",
+        "Sessions with at least one connected member"
+    );
+    describe_gauge!(
+        "blindrelay_history_bytes",
+        "Bytes of message history held, all sessions"
+    );
+    describe_gauge!(
+        "blindrelay_draining",
+        "1 while the server drains for shutdown"
+    );
+}
+
+/// The Prometheus text exposition, with gauges refreshed from `state`.
+pub fn render(state: &AppState) -> String {
+    let handle = handle();
+    let stats = state.store.stats();
+    gauge!("blindrelay_connections").set(state.connection_count() as f64);
+    for (mode, count) in [
+        (ChatMode::Group, stats.group),
+        (ChatMode::Private, stats.private),
+        (ChatMode::Password, stats.password),
+    ] {
+        gauge!("blindrelay_sessions", "mode" => mode.as_str()).set(count as f64);
+    }
+    gauge!("blindrelay_sessions_active").set(stats.active as f64);
+    gauge!("blindrelay_history_bytes").set(stats.history_bytes as f64);
+    gauge!("blindrelay_draining").set(if state.is_draining() { 1.0 } else { 0.0 });
+    handle.render()
+}
+
+pub fn connection_accepted() {
+    counter!(CONNECTIONS_TOTAL).increment(1);
+}
