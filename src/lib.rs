@@ -54,6 +54,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     telemetry::handle();
     let state = AppState::new(config.clone());
+    let grace = config.shutdown_grace;
     let (socket_layer, io) = SocketIo::builder()
         .ping_interval(Duration::from_secs(25))
         .ping_timeout(Duration::from_secs(60))
@@ -97,9 +98,12 @@ pub async fn serve(
         );
         let notice = serde_json::json!({ "reconnectInMs": RECONNECT_HINT_MS });
         let _ = io.emit("server-shutdown", &notice).await;
+        socket::disconnect_all(&io).await;
         io.close().await;
+        // Keep answering (/ready 503, handshakes 503) a moment, so load balancers see it.
+        tokio::time::sleep(drain_linger(grace)).await;
     };
-    let grace = config.shutdown_grace;
+
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -141,6 +145,12 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+/// How long a draining node keeps answering after closing its sockets: 2 s, or half
+/// the grace period when that is shorter.
+fn drain_linger(grace: Duration) -> Duration {
+    (grace / 2).min(Duration::from_secs(2))
 }
 
 /// While draining, refuses new Socket.IO connections (handshakes carry no `sid`) with

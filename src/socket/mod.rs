@@ -6,6 +6,11 @@
 //! it. So each socket gets a queue: a synchronous [`MessageHandler`] pushes every event
 //! onto it in arrival order, and one task per socket handles them one after the other,
 //! its disconnect last.
+//!
+//! The queue and the handlers are installed by a connect *middleware*, which runs
+//! before socketioxide tells the client it is connected (a connect handler runs after,
+//! and an event sent at once would find no handler). The worker starts in the connect
+//! handler, once the connection is established; events wait in the queue until then.
 
 mod handlers;
 mod rooms;
@@ -93,19 +98,23 @@ enum Job {
 #[derive(Clone)]
 struct Queue(mpsc::Sender<Job>);
 
+/// The receiving half, handed from the middleware to the connect handler.
+#[derive(Clone)]
+struct PendingWorker(Arc<std::sync::Mutex<Option<mpsc::Receiver<Job>>>>);
+
 /// Registers the default namespace.
 pub fn register(io: &socketioxide::SocketIo, state: AppState) {
-    io.ns("/", async move |socket: SocketRef| {
-        on_connect(socket, state)
-    });
+    use socketioxide::handler::ConnectHandler;
+    let on_connect = async move |socket: SocketRef| start_worker(socket, state);
+    io.ns("/", on_connect.with(install_queue));
 }
 
-fn on_connect(socket: SocketRef, state: AppState) {
+/// Connect middleware: the queue and handlers, in place before the client may send.
+async fn install_queue(socket: SocketRef) -> Result<(), std::convert::Infallible> {
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
     socket.extensions.insert(Queue(tx));
-    state.connections.fetch_add(1, Ordering::Relaxed);
-    crate::telemetry::connection_accepted();
-    tracing::info!(socket = %socket.id, transport = ?socket.transport_type(), "connected");
+    let pending = PendingWorker(Arc::new(std::sync::Mutex::new(Some(rx))));
+    socket.extensions.insert(pending);
     socket.on_fallback(Enqueue);
     socket.on_disconnect(async |socket: SocketRef| {
         if let Some(Queue(tx)) = socket.extensions.get::<Queue>() {
@@ -113,7 +122,30 @@ fn on_connect(socket: SocketRef, state: AppState) {
             let _ = tx.send(Job::Disconnect).await;
         }
     });
+    Ok(())
+}
+
+/// Connect handler: the connection is established; its events are handled from now on.
+fn start_worker(socket: SocketRef, state: AppState) {
+    let pending = socket.extensions.remove::<PendingWorker>();
+    let Some(rx) = pending.and_then(|PendingWorker(slot)| slot.lock().ok()?.take()) else {
+        return;
+    };
+    state.connections.fetch_add(1, Ordering::Relaxed);
+    crate::telemetry::connection_accepted();
+    tracing::info!(socket = %socket.id, transport = ?socket.transport_type(), "connected");
     tokio::spawn(run_queue(state, socket, rx));
+}
+
+/// At shutdown: every local socket leaves its sessions (others are told), as its
+/// disconnect would. socketioxide 0.18's `close()` drops its namespaces before closing
+/// the transports, so disconnect handlers do not run then; this does their work.
+pub async fn disconnect_all(io: &socketioxide::SocketIo) {
+    for socket in io.sockets() {
+        if let Some(Queue(tx)) = socket.extensions.get::<Queue>() {
+            let _ = tx.send(Job::Disconnect).await;
+        }
+    }
 }
 
 /// Pushes an event onto its socket's queue, synchronously and so in arrival order.

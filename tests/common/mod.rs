@@ -78,14 +78,24 @@ impl TestServer {
     /// Triggers shutdown and returns how long `serve` took to return.
     pub async fn shutdown(mut self) -> Duration {
         let started = std::time::Instant::now();
+        self.begin_shutdown();
+        self.wait_stopped().await;
+        started.elapsed()
+    }
+
+    /// Sends the shutdown signal (as SIGTERM would) without waiting.
+    pub fn begin_shutdown(&mut self) {
         let _ = self.stop.take().map(|s| s.send(()));
+    }
+
+    /// Waits for `serve` to return.
+    pub async fn wait_stopped(&mut self) {
         let task = self.task.take().expect("running");
         tokio::time::timeout(Duration::from_secs(15), task)
             .await
             .expect("serve returned")
             .expect("joined")
             .expect("serve ok");
-        started.elapsed()
     }
 
     pub async fn client(&self) -> Client {
