@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of blindrelay: the Rust unit and integration tests, then the
-# compatibility suite with the official socket.io-client against the real binary.
+# Runs every test of blindrelay: the Rust unit and integration tests, the compatibility
+# suite with the official socket.io-client against the real binary, and the web client's
+# end-to-end tests in headless Chromium.
 # Installs what it needs on a fresh Debian machine (run as root there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if ((${#missing[@]})); then
   echo "installing ${missing[*]}"
   apt-get update -qq
@@ -21,3 +23,7 @@ cargo test --locked
 echo "== socket.io-client compatibility suite"
 (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 BLINDRELAY_BIN="$PWD/target/debug/blindrelay" npm --prefix tests/js test
+
+echo "== web client end-to-end (Chromium)"
+(cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+BLINDRELAY_BIN="$PWD/target/debug/blindrelay" npm --prefix tests/e2e test

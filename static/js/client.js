@@ -1,0 +1,796 @@
+// blindrelay web client: one room, over Socket.IO. This module speaks the protocol of the
+// README ("Protocol reference") and does the cryptography; it knows nothing of the page.
+// It reports what happens through DOM events (CustomEvent) on the RoomClient:
+//   state     {state}       connecting | joined | reconnecting | restarting | waiting | closed | left | failed
+//   members   {}            the member list or a public key changed
+//   message   {record}      a message was added or changed (decrypted, delivered...)
+//   notice    {text, kind, timestamp}
+//   typing    {names}
+//   keygen    {generation}  the group room key changed
+//   error     {code, message}
+//   persist   {}            something worth saving changed (see snapshot())
+
+import { io } from '../vendor/socket.io.esm.min.js';
+import * as C from './crypto.js';
+import { CodedError } from './errors.js';
+
+/** Largest file or image this client sends (it travels encrypted inside one message). */
+export const MAX_FILE_BYTES = 5 * 1024 * 1024;
+export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'image/bmp'];
+
+const ACK_TIMEOUT_MS = 15_000;
+const FILE_ACK_TIMEOUT_MS = 90_000;
+const TYPING_REPEAT_MS = 3_000;
+const TYPING_IDLE_MS = 2_500;
+const TYPING_EXPIRY_MS = 8_000;
+/** After a server restart, a member's rejoin fails until the creator has re-created the room. */
+const REJOIN_RETRY_MS = 1_000;
+const REJOIN_MAX_TRIES = 300;
+/** Codes after which a rejoin (not the first join) is retried. */
+const REJOIN_RETRYABLE = new Set(['SESSION_NOT_FOUND', 'SESSION_NOT_ACTIVE', 'TIMEOUT', 'RATE_LIMITED', 'LIMIT_REACHED']);
+
+export class RoomClient extends EventTarget {
+  /**
+   * @param {object} cfg
+   * @param {string} cfg.sessionId
+   * @param {'group'|'private'|'password'} cfg.mode
+   * @param {boolean} cfg.isCreator
+   * @param {string} [cfg.authKey]     creator: the full stored key
+   * @param {string} [cfg.credential]  joiner: what follows "<id>:" in sessionId
+   * @param {Uint8Array} cfg.roomSecret
+   * @param {string} cfg.userId
+   * @param {string} cfg.displayName
+   * @param {{privateKey: CryptoKey, publicKey: string}} cfg.identity
+   * @param {object} cfg.savedIdentity  the exported identity, for snapshot()
+   * @param {object} [cfg.groupKeys]    {generation: raw key base64url} from a snapshot
+   */
+  constructor(cfg) {
+    super();
+    this.cfg = cfg;
+    this.sessionId = cfg.sessionId;
+    this.mode = cfg.mode;
+    this.isCreator = Boolean(cfg.isCreator);
+    this.me = cfg.userId;
+    this.displayName = cfg.displayName;
+    this.identity = cfg.identity;
+    this.roomSecret = cfg.roomSecret;
+    /** @type {Map<string, {userId, displayName, publicKey, present, joinedAt, keys: Map, safety?: string}>} */
+    this.members = new Map();
+    this.selfKeys = new Map();
+    /** Records by "<from>/<id>". */
+    this.messages = new Map();
+    this.pending = new Set();
+    this.outbox = [];
+    /** Group room keys by generation: {raw, key}. */
+    this.groupKeys = new Map();
+    this.currentGen = 0;
+    this.pendingWrapped = null;
+    this.distributedTo = new Set();
+    this.needsKeyResend = true;
+    this.keyChain = Promise.resolve();
+    this.typing = new Map();
+    this.recentAckErrors = new Map();
+    this.joined = false;
+    this.everJoined = false;
+    this.closed = false;
+    this.state = 'idle';
+    this.rejoinTries = 0;
+    this.lastTypingEmit = 0;
+  }
+
+  // ---- lifecycle ----
+
+  /** Connects and joins; resolves with the join ack, rejects with a CodedError. */
+  async start() {
+    for (const [gen, raw] of Object.entries(this.cfg.groupKeys ?? {})) {
+      const bytes = C.fromBase64Url(raw);
+      this.groupKeys.set(Number(gen), { raw: bytes, key: await C.importRoomKey(bytes) });
+      this.currentGen = Math.max(this.currentGen, Number(gen));
+    }
+    if (this.cfg.distributedTo) this.distributedTo = new Set(this.cfg.distributedTo);
+    return new Promise((resolve, reject) => {
+      this.firstJoin = { resolve, reject };
+      const socket = io({
+        autoConnect: false,
+        reconnectionDelay: 400,
+        reconnectionDelayMax: 2_000,
+        timeout: 10_000,
+      });
+      this.socket = socket;
+      this.bindSocket(socket);
+      this.setState('connecting');
+      socket.connect();
+    });
+  }
+
+  bindSocket(socket) {
+    socket.on('connect', () => this.join());
+    socket.on('server-shutdown', () => {
+      // A graceful restart (README "Operations"): the server closes our transport next.
+      this.serverRestarting = true;
+      if (!this.closed) this.setState('restarting');
+    });
+    socket.on('disconnect', (reason) => {
+      this.joined = false;
+      for (const r of this.outbox) if (r.state === 'sending') r.state = 'queued';
+      if (this.closed) return;
+      this.setState(this.serverRestarting ? 'restarting' : 'reconnecting');
+      // The server closed the connection itself: Socket.IO does not retry on its own then.
+      if (reason === 'io server disconnect') socket.connect();
+    });
+    socket.on('connect_error', () => {
+      if (this.closed) return;
+      if (!this.everJoined && !socket.active) {
+        this.failFirstJoin(new CodedError('CONNECTION'));
+        return;
+      }
+      if (!this.everJoined && !this.toldUnreachable) {
+        // Socket.IO keeps retrying; say so once.
+        this.toldUnreachable = true;
+        this.emit('error', { code: 'CONNECTION' });
+      }
+      if (this.everJoined) this.setState(this.serverRestarting ? 'restarting' : 'reconnecting');
+      else this.setState('connecting');
+    });
+
+    socket.on('messages-history', (list) => {
+      if (Array.isArray(list)) for (const m of list) this.ingest(m);
+    });
+    socket.on('session-metadata', (meta) => {
+      const wrapped = meta?.encryptedSessionKey ?? meta?.sessionKey;
+      if (wrapped) this.acceptWrapped(wrapped);
+    });
+    socket.on('public-keys-updated', (list) => this.onPublicKeys(list));
+    socket.on('user-joined', (u) => {
+      if (!u?.userId || u.userId === this.me) return;
+      const m = this.member(u.userId);
+      m.displayName = u.displayName || m.displayName;
+      m.present = true;
+      this.notice(`${this.nameOf(u.userId)} joined`, 'join', u.timestamp);
+      this.emit('members');
+    });
+    socket.on('user-left', (u) => {
+      if (!u?.userId || u.userId === this.me) return;
+      const m = this.members.get(u.userId);
+      if (m) m.present = false;
+      this.typing.delete(u.userId);
+      this.emitTyping();
+      this.notice(`${this.nameOf(u.userId)} left`, 'leave', u.timestamp);
+      this.emit('members');
+      this.reconcileGroupKey();
+    });
+    socket.on('new-message', (m) => this.ingest(m));
+    socket.on('message-sent', (m) => this.ingest(m));
+    socket.on('user-typing', (u) => {
+      if (!u?.userId || u.userId === this.me) return;
+      this.typing.set(u.userId, { name: u.displayName || this.nameOf(u.userId), until: Date.now() + TYPING_EXPIRY_MS });
+      this.emitTyping();
+      setTimeout(() => this.emitTyping(), TYPING_EXPIRY_MS + 50);
+    });
+    socket.on('user-stopped-typing', (u) => {
+      if (this.typing.delete(u?.userId)) this.emitTyping();
+    });
+    socket.on('session-key-available', (p) => {
+      const wrapped = p?.encryptedKeys?.[this.me];
+      if (wrapped) this.acceptWrapped(wrapped);
+    });
+    socket.on('download-notification', (n) => this.onDownloaded(n));
+    socket.on('session-closed', (p) => {
+      if (p?.sessionId && p.sessionId !== this.sessionId) return;
+      this.closed = true;
+      this.joined = false;
+      this.notice('The room was closed', 'closed', p?.timestamp);
+      this.setState('closed');
+      socket.disconnect();
+    });
+    socket.on('session-error', (e) => {
+      // Every error is also acked; this event is for clients that send no ack. Report it
+      // only when no ack carried it just now.
+      const code = e?.error ?? 'UNKNOWN';
+      const seen = this.recentAckErrors.get(code);
+      if (seen && Date.now() - seen < 5_000) return;
+      this.emit('error', { code, message: e?.message });
+    });
+  }
+
+  failFirstJoin(err) {
+    if (!this.firstJoin) return;
+    const { reject } = this.firstJoin;
+    this.firstJoin = null;
+    this.closed = true;
+    this.socket?.disconnect();
+    this.setState('failed');
+    reject(err);
+  }
+
+  joinPayload() {
+    const base = {
+      userId: this.me,
+      displayName: this.displayName,
+      publicKey: this.identity.publicKey,
+    };
+    if (this.isCreator) {
+      return {
+        ...base,
+        sessionId: this.sessionId,
+        isCreator: true,
+        authKey: this.cfg.authKey,
+        chatMode: this.mode,
+      };
+    }
+    return { ...base, sessionId: `${this.sessionId}:${this.cfg.credential}` };
+  }
+
+  async join() {
+    if (this.closed) return;
+    let ack;
+    try {
+      ack = await this.request('join-session', this.joinPayload());
+    } catch (err) {
+      if (this.closed) return;
+      if (!this.everJoined) {
+        this.failFirstJoin(err);
+        return;
+      }
+      if (err.code === 'CONNECTION') return; // the next 'connect' rejoins
+      if (REJOIN_RETRYABLE.has(err.code) && this.rejoinTries++ < REJOIN_MAX_TRIES) {
+        // After a server restart the room exists again only once its creator is back.
+        this.setState('waiting');
+        clearTimeout(this.rejoinTimer);
+        this.rejoinTimer = setTimeout(() => {
+          if (this.socket.connected && !this.joined) this.join();
+        }, REJOIN_RETRY_MS);
+        return;
+      }
+      this.emit('error', { code: err.code, message: err.message });
+      this.closed = true;
+      this.socket.disconnect();
+      this.setState('failed');
+      return;
+    }
+    this.rejoinTries = 0;
+    this.serverRestarting = false;
+    this.joined = true;
+    this.isCreator = Boolean(ack.isCreator);
+    if (ack.chatMode) this.mode = ack.chatMode;
+    const first = !this.everJoined;
+    this.everJoined = true;
+    this.needsKeyResend = true;
+    this.setState('joined');
+    if (first && this.firstJoin) {
+      this.firstJoin.resolve(ack);
+      this.firstJoin = null;
+    }
+    this.reconcileGroupKey();
+    this.flushOutbox();
+  }
+
+  /** Emits an event and waits for its ack: resolves with `{ok: true, ...}` or throws a CodedError. */
+  request(event, payload, timeout = ACK_TIMEOUT_MS) {
+    return new Promise((resolve, reject) => {
+      if (!this.socket?.connected) {
+        reject(new CodedError('CONNECTION'));
+        return;
+      }
+      this.socket.timeout(timeout).emit(event, payload, (err, res) => {
+        if (err) {
+          reject(new CodedError(this.socket.connected ? 'TIMEOUT' : 'CONNECTION'));
+          return;
+        }
+        if (res?.ok === true) {
+          resolve(res);
+          return;
+        }
+        const code = res?.error ?? 'UNKNOWN';
+        // Recorded synchronously: the matching 'session-error' may be handled right after.
+        this.recentAckErrors.set(code, Date.now());
+        reject(new CodedError(code, res?.message));
+      });
+    });
+  }
+
+  /** Leaves the room for good (the others see you leave). */
+  async leave() {
+    this.stopTyping();
+    if (this.joined) {
+      try {
+        await this.request('leave-session', { sessionId: this.sessionId });
+      } catch {
+        // Leaving anyway: the disconnect below leaves the room too.
+      }
+    }
+    this.closed = true;
+    this.joined = false;
+    this.socket?.disconnect();
+    this.setState('left');
+  }
+
+  /** Creator only: closes the room for everyone (they all get `session-closed`). */
+  async closeRoom() {
+    await this.request('close-session', { sessionId: this.sessionId });
+  }
+
+  /** Drops the connection without leaving (used when the page goes away). */
+  disconnect() {
+    this.closed = true;
+    this.socket?.disconnect();
+  }
+
+  setState(state) {
+    this.state = state;
+    this.emit('state', { state });
+  }
+
+  emit(type, detail = {}) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  notice(text, kind, timestamp) {
+    this.emit('notice', { text, kind, timestamp: timestamp ?? Date.now() });
+  }
+
+  // ---- members and keys ----
+
+  member(userId) {
+    let m = this.members.get(userId);
+    if (!m) {
+      m = { userId, displayName: '', publicKey: null, present: false, joinedAt: 0, keys: new Map() };
+      this.members.set(userId, m);
+    }
+    return m;
+  }
+
+  nameOf(userId) {
+    if (userId === this.me) return this.displayName || 'You';
+    return this.members.get(userId)?.displayName || 'Someone';
+  }
+
+  /** Present members other than me that have a public key. */
+  presentPeers() {
+    return [...this.members.values()].filter((m) => m.present && m.publicKey);
+  }
+
+  onPublicKeys(list) {
+    if (!Array.isArray(list)) return;
+    const listed = new Set();
+    for (const e of list) {
+      if (!e?.userId || e.userId === this.me || typeof e.publicKey !== 'string') continue;
+      listed.add(e.userId);
+      const m = this.member(e.userId);
+      if (m.publicKey !== e.publicKey) {
+        m.publicKey = e.publicKey;
+        m.keys = new Map();
+        m.safety = undefined;
+        C.safetyNumber(this.identity.publicKey, e.publicKey).then((s) => {
+          if (m.publicKey === e.publicKey) {
+            m.safety = s;
+            this.emit('members');
+          }
+        }, () => {});
+      }
+      if (e.displayName) m.displayName = e.displayName;
+      m.joinedAt = e.joinedAt ?? m.joinedAt;
+      m.present = true;
+    }
+    // The list holds every present member with a key (ours included, or not when it
+    // answers get-public-keys); whoever is missing is gone.
+    for (const m of this.members.values()) if (!listed.has(m.userId)) m.present = false;
+    this.emit('members');
+    if (this.pendingWrapped) this.acceptWrapped(this.pendingWrapped);
+    this.retryPending();
+    this.reconcileGroupKey();
+    this.flushOutbox();
+  }
+
+  /** The AES key I share with `userId` for `purpose` ("msg" or "wrap"), derived once. */
+  pairKey(userId, purpose) {
+    const peerPublicKey = userId === this.me ? this.identity.publicKey : this.members.get(userId)?.publicKey;
+    if (!peerPublicKey) return null;
+    const cache = userId === this.me ? this.selfKeys : this.members.get(userId).keys;
+    let p = cache.get(purpose);
+    if (!p) {
+      p = C.importPublicKey(peerPublicKey).then((peerKey) => C.derivePairKey({
+        privateKey: this.identity.privateKey,
+        myPublicKey: this.identity.publicKey,
+        peerPublicKey,
+        peerKey,
+        roomSecret: this.roomSecret,
+        sessionId: this.sessionId,
+        purpose,
+      }));
+      cache.set(purpose, p);
+    }
+    return p;
+  }
+
+  // ---- group room key ----
+
+  /** Creator of a group room: makes sure every present member holds the current room key. */
+  reconcileGroupKey() {
+    if (this.mode !== 'group' || !this.isCreator) return;
+    this.keyChain = this.keyChain
+      .then(() => this.reconcileGroupKeyNow())
+      .catch((err) => this.emit('error', { code: err.code ?? 'UNKNOWN', message: err.message }));
+  }
+
+  async reconcileGroupKeyNow() {
+    if (!this.joined || this.closed) return;
+    const present = new Set([this.me, ...this.presentPeers().map((m) => m.userId)]);
+    const someoneLeft = [...this.distributedTo].some((u) => !present.has(u));
+    const someoneNew = [...present].some((u) => !this.distributedTo.has(u));
+    const rotate = !this.currentGen || someoneLeft;
+    if (!rotate && !someoneNew && !this.needsKeyResend) return;
+    if (rotate) {
+      // A member left: a new key they never see, so they cannot read what follows.
+      const gen = this.currentGen + 1;
+      this.groupKeys.set(gen, await C.newRoomKey());
+      this.currentGen = gen;
+      this.emit('keygen', { generation: gen });
+      this.emit('persist');
+    }
+    const gen = this.currentGen;
+    const { raw } = this.groupKeys.get(gen);
+    const encryptedKeys = {};
+    for (const userId of present) {
+      const wrapKey = await this.pairKey(userId, 'wrap');
+      encryptedKeys[userId] = await C.wrapRoomKey(wrapKey, raw, {
+        sessionId: this.sessionId, gen, by: this.me, forUser: userId,
+      });
+    }
+    await this.request('set-session-key', { sessionId: this.sessionId, encryptedKeys });
+    this.distributedTo = present;
+    this.needsKeyResend = false;
+    this.emit('persist');
+    this.flushOutbox();
+  }
+
+  /** A member receives its wrapped room key (in `session-metadata` or `session-key-available`). */
+  acceptWrapped(wrapped) {
+    this.keyChain = this.keyChain.then(async () => {
+      if (!C.isWrappedKey(wrapped)) return;
+      if (this.groupKeys.has(wrapped.gen)) {
+        if (this.pendingWrapped === wrapped) this.pendingWrapped = null;
+        return;
+      }
+      const wrapKey = this.pairKey(wrapped.by, 'wrap');
+      if (!wrapKey) {
+        this.pendingWrapped = wrapped; // the creator's public key has not arrived yet
+        return;
+      }
+      let raw;
+      try {
+        raw = await C.unwrapRoomKey(await wrapKey, wrapped, { sessionId: this.sessionId, forUser: this.me });
+      } catch {
+        this.pendingWrapped = wrapped;
+        this.emit('error', { code: 'DECRYPT_FAILED' });
+        return;
+      }
+      this.pendingWrapped = null;
+      this.groupKeys.set(wrapped.gen, { raw, key: await C.importRoomKey(raw) });
+      if (wrapped.gen > this.currentGen) {
+        this.currentGen = wrapped.gen;
+        this.emit('keygen', { generation: wrapped.gen });
+      }
+      this.emit('persist');
+      this.retryPending();
+      this.flushOutbox();
+    }).catch(() => {});
+  }
+
+  // ---- incoming messages ----
+
+  ingest(m) {
+    if (!m || typeof m.id !== 'string' || typeof m.from !== 'string') return;
+    const key = `${m.from}/${m.id}`;
+    const known = this.messages.get(key);
+    if (known) {
+      if (known.mine && known.state !== 'sent') {
+        known.state = 'sent';
+        known.timestamp = m.timestamp ?? known.timestamp;
+        this.outbox = this.outbox.filter((r) => r !== known);
+        this.emit('message', { record: known });
+      }
+      return;
+    }
+    const record = {
+      key,
+      id: m.id,
+      from: m.from,
+      fromName: m.senderDisplayName || this.nameOf(m.from),
+      to: m.to ?? 'all',
+      type: typeof m.type === 'string' ? m.type : 'text',
+      timestamp: Number(m.timestamp) || Date.now(),
+      mine: m.from === this.me,
+      state: m.from === this.me ? 'sent' : 'received',
+      encrypted: m.encrypted,
+      gen: C.isEnvelope(m.encrypted) ? m.encrypted.gen : undefined,
+      content: null,
+      problem: null,
+      downloadedBy: [],
+    };
+    this.messages.set(key, record);
+    this.emit('message', { record });
+    this.decrypt(record);
+  }
+
+  retryPending() {
+    for (const r of this.pending) this.decrypt(r);
+  }
+
+  async decrypt(r) {
+    const e = r.encrypted;
+    if (!C.isEnvelope(e)) {
+      r.problem = 'unsupported';
+      this.emit('message', { record: r });
+      return;
+    }
+    let key;
+    if (e.gen > 0) {
+      key = this.groupKeys.get(e.gen)?.key;
+    } else {
+      const peer = r.mine ? r.to : r.from;
+      key = await this.pairKey(peer, 'msg');
+    }
+    if (!key) {
+      r.problem = e.gen > 0 ? 'no-room-key' : 'no-peer-key';
+      this.pending.add(r);
+      this.emit('message', { record: r });
+      return;
+    }
+    let bytes;
+    try {
+      bytes = await C.decryptMessage(key, e, {
+        sessionId: this.sessionId, from: r.from, to: r.to, id: r.id, type: r.type, gen: e.gen,
+      });
+    } catch {
+      // Wrong key (a key that changed since) or tampering: retried when keys change.
+      r.problem = 'undecryptable';
+      this.pending.add(r);
+      this.emit('message', { record: r });
+      return;
+    }
+    if (r.content) return; // decrypted meanwhile by a concurrent retry
+    this.pending.delete(r);
+    r.problem = null;
+    r.encrypted = null;
+    try {
+      r.content = contentFrom(C.decodeContent(bytes), r.type);
+    } catch {
+      r.problem = 'unsupported';
+    }
+    this.emit('message', { record: r });
+  }
+
+  // ---- outgoing messages ----
+
+  sendText(text) {
+    const content = C.encodeContent({ kind: 'text', text });
+    return this.queue('text', content, { text });
+  }
+
+  async sendFile(file) {
+    if (file.size > MAX_FILE_BYTES) throw new CodedError('FILE_TOO_LARGE');
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const type = IMAGE_TYPES.includes(file.type) ? 'image' : 'file';
+    const meta = { kind: type, name: file.name || 'file', mime: file.type || 'application/octet-stream', size: bytes.length };
+    const blob = new Blob([bytes], { type: type === 'image' ? file.type : 'application/octet-stream' });
+    return this.queue(type, C.encodeContent(meta, bytes), { ...meta, image: type === 'image', url: URL.createObjectURL(blob) });
+  }
+
+  queue(type, plaintext, content) {
+    const id = `m-${C.randomId(12)}`;
+    const record = {
+      key: `${this.me}/${id}`,
+      id,
+      from: this.me,
+      fromName: this.displayName,
+      to: null,
+      type,
+      timestamp: Date.now(),
+      mine: true,
+      state: 'queued',
+      gen: undefined,
+      content,
+      plaintext,
+      problem: null,
+      downloadedBy: [],
+    };
+    this.messages.set(record.key, record);
+    this.outbox.push(record);
+    this.emit('message', { record });
+    this.flushOutbox();
+    return record;
+  }
+
+  retry(record) {
+    if (record.state !== 'failed') return;
+    record.state = 'queued';
+    this.emit('message', { record });
+    this.flushOutbox();
+  }
+
+  /** Sends what the outbox holds, in order, once joined and keys allow. */
+  flushOutbox() {
+    if (this.flushing) {
+      this.flushAgain = true;
+      return;
+    }
+    this.flushing = true;
+    this.flushOutboxNow()
+      .catch((err) => this.emit('error', { code: err.code ?? 'UNKNOWN', message: err.message }))
+      .finally(() => {
+        this.flushing = false;
+        if (this.flushAgain) {
+          this.flushAgain = false;
+          this.flushOutbox();
+        }
+      });
+  }
+
+  async flushOutboxNow() {
+    for (const r of [...this.outbox]) {
+      if (!this.joined || this.closed) return;
+      if (r.state === 'sending' || r.state === 'failed' || r.state === 'sent') continue;
+      const sealed = await this.seal(r);
+      if (!sealed) {
+        r.state = 'waiting';
+        this.emit('message', { record: r });
+        continue;
+      }
+      if (!this.joined) return;
+      r.state = 'sending';
+      this.emit('message', { record: r });
+      const timeout = r.type === 'text' ? ACK_TIMEOUT_MS : FILE_ACK_TIMEOUT_MS;
+      this.request('send-message', {
+        sessionId: this.sessionId,
+        to: sealed.to,
+        encrypted: sealed.encrypted,
+        type: r.type,
+        clientMessageId: r.id,
+      }, timeout).then((ack) => {
+        r.state = 'sent';
+        r.timestamp = ack.timestamp ?? r.timestamp;
+        r.plaintext = null;
+        r.sealed = null;
+        this.outbox = this.outbox.filter((x) => x !== r);
+        this.emit('message', { record: r });
+      }, (err) => {
+        if (err.code === 'CONNECTION') {
+          r.state = 'queued'; // sent again (same id: the server drops a duplicate) after the rejoin
+        } else {
+          r.state = 'failed';
+          r.failure = err.code;
+          this.emit('error', { code: err.code, message: err.message });
+        }
+        this.emit('message', { record: r });
+      });
+    }
+  }
+
+  /** Encrypts a queued record for whoever it can go to now; null while it must wait. */
+  async seal(r) {
+    if (this.mode === 'group') {
+      const gen = this.currentGen;
+      const entry = this.groupKeys.get(gen);
+      if (!entry) {
+        r.waitingFor = 'room-key';
+        return null;
+      }
+      if (r.sealed?.gen !== gen) {
+        const encrypted = await C.encryptMessage(entry.key, r.plaintext, {
+          sessionId: this.sessionId, from: this.me, to: 'all', id: r.id, type: r.type, gen,
+        });
+        r.sealed = { gen, to: 'all', encrypted };
+      }
+      r.to = 'all';
+      r.gen = gen;
+      return r.sealed;
+    }
+    const peer = this.presentPeers()[0];
+    if (!peer) {
+      r.waitingFor = 'peer';
+      return null;
+    }
+    if (r.sealed?.to !== peer.userId || r.sealed?.publicKey !== peer.publicKey) {
+      const key = await this.pairKey(peer.userId, 'msg');
+      const encrypted = await C.encryptMessage(key, r.plaintext, {
+        sessionId: this.sessionId, from: this.me, to: peer.userId, id: r.id, type: r.type, gen: 0,
+      });
+      r.sealed = { gen: 0, to: peer.userId, publicKey: peer.publicKey, encrypted };
+    }
+    r.to = peer.userId;
+    r.gen = 0;
+    return r.sealed;
+  }
+
+  // ---- typing ----
+
+  typingInput() {
+    if (!this.joined) return;
+    const now = Date.now();
+    if (now - this.lastTypingEmit > TYPING_REPEAT_MS) {
+      this.lastTypingEmit = now;
+      this.request('typing', { sessionId: this.sessionId }).catch(() => {});
+    }
+    clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(() => this.stopTyping(), TYPING_IDLE_MS);
+  }
+
+  stopTyping() {
+    clearTimeout(this.typingTimer);
+    if (!this.lastTypingEmit) return;
+    this.lastTypingEmit = 0;
+    if (this.joined) this.request('stopped-typing', { sessionId: this.sessionId }).catch(() => {});
+  }
+
+  emitTyping() {
+    const now = Date.now();
+    for (const [u, t] of this.typing) if (t.until <= now) this.typing.delete(u);
+    this.emit('typing', { names: [...this.typing.values()].map((t) => t.name) });
+  }
+
+  // ---- files ----
+
+  /**
+   * Tells the sender their file was downloaded. The `fileName` sent is the message id: the
+   * real name is encrypted and the server must not learn it; the sender maps it back.
+   */
+  fileDownloaded(record) {
+    if (record.mine || record.notified || !this.joined) return;
+    record.notified = true;
+    this.request('file-downloaded', {
+      sessionId: this.sessionId,
+      senderId: record.from,
+      fileName: record.id,
+      timestamp: Date.now(),
+    }).catch(() => {
+      record.notified = false;
+    });
+  }
+
+  onDownloaded(n) {
+    if (!n?.downloadedBy) return;
+    const record = this.messages.get(`${this.me}/${n.fileName}`);
+    const who = this.nameOf(n.downloadedBy);
+    if (record) {
+      if (!record.downloadedBy.includes(who)) record.downloadedBy.push(who);
+      this.emit('message', { record });
+    }
+    const what = record?.content?.name ?? 'your file';
+    this.notice(`${who} downloaded ${what}`, 'download', n.timestamp);
+  }
+
+  // ---- persistence ----
+
+  /** What a reload of this tab needs to come back as the same member (sessionStorage). */
+  snapshot() {
+    const groupKeys = {};
+    for (const [gen, { raw }] of this.groupKeys) groupKeys[gen] = C.toBase64Url(raw);
+    return {
+      v: 1,
+      sessionId: this.sessionId,
+      mode: this.mode,
+      isCreator: this.isCreator,
+      authKey: this.cfg.authKey ?? null,
+      credential: this.cfg.credential ?? null,
+      roomSecret: C.toBase64Url(this.roomSecret),
+      userId: this.me,
+      displayName: this.displayName,
+      identity: this.cfg.savedIdentity,
+      groupKeys,
+      distributedTo: [...this.distributedTo],
+      shareLink: this.cfg.shareLink ?? null,
+    };
+  }
+}
+
+/** What the page shows of a decrypted message. */
+function contentFrom({ meta, body }, type) {
+  if (type === 'text') return { text: String(meta.text ?? '') };
+  const name = String(meta.name ?? 'file').slice(0, 255);
+  const image = type === 'image' && IMAGE_TYPES.includes(meta.mime);
+  // Anything but a known raster image is downloaded as opaque bytes: a blob URL shares this
+  // page's origin, so an HTML file must never be rendered from it.
+  const blob = new Blob([body], { type: image ? meta.mime : 'application/octet-stream' });
+  return { name, mime: String(meta.mime ?? ''), size: body.length, image, url: URL.createObjectURL(blob) };
+}

@@ -1,0 +1,42 @@
+// A human sentence for every error code of the server (README "Error codes" and the HTTP
+// routes) and for the client's own failures.
+
+export const ERROR_TEXT = {
+  // Socket.IO acks and `session-error`
+  SESSION_NOT_FOUND: 'This room does not exist (any more). Ask for a new link, or create a new room.',
+  INVALID_KEY: 'This link does not open the room: its key is wrong or missing. Check that you copied the whole link.',
+  INVALID_PASSWORD: 'Wrong password. Check it with the person who invited you, then try again.',
+  SESSION_NOT_ACTIVE: 'The room’s creator has not opened the room yet. Try again in a moment.',
+  SESSION_FULL: 'This private room already has two people in it, so you cannot join.',
+  BAD_REQUEST: 'The server refused a malformed request. Reload the page and try again.',
+  NOT_IN_SESSION: 'You are no longer in this room. Open the link again to rejoin.',
+  FORBIDDEN: 'You are not allowed to do that in this room.',
+  PAYLOAD_TOO_LARGE: 'That is too large for the server to relay.',
+  LIMIT_REACHED: 'The server is full (too many rooms or members). Try again later.',
+  SESSION_EXPIRED: 'This room expired after a long time without activity. Create a new room.',
+  RATE_LIMITED: 'Too many actions at once. Slow down and try again.',
+  // HTTP reservation
+  SESSION_EXISTS: 'That room name is already taken. Try again.',
+  // Client-side
+  INSECURE_CONTEXT: 'Encryption is unavailable: this page must be opened over HTTPS (or on localhost). Nothing can be sent.',
+  CONNECTION: 'Cannot reach the server. Check your connection; the page keeps retrying.',
+  TIMEOUT: 'The server did not answer in time. Try again.',
+  BAD_LINK: 'This link is incomplete or damaged. Ask for the link again.',
+  FILE_TOO_LARGE: 'That file is too large.',
+  ROOM_CLOSED: 'The room was closed by its creator. Nothing more can be sent.',
+  DECRYPT_FAILED: 'A message could not be decrypted. Compare safety numbers: someone may have tampered with it.',
+  PASSWORD_MISMATCH: 'The two passwords differ.',
+  UNKNOWN: 'Something went wrong. Reload the page and try again.',
+};
+
+export function errorText(code, fallback) {
+  return ERROR_TEXT[code] ?? fallback ?? ERROR_TEXT.UNKNOWN;
+}
+
+/** An error carrying a protocol or client error code. */
+export class CodedError extends Error {
+  constructor(code, message) {
+    super(message ?? errorText(code));
+    this.code = code;
+  }
+}

@@ -1,0 +1,94 @@
+// A password room: the link carries no key; a wrong password is refused with a readable
+// error, the right one admits; the password never leaves the browser. The joiner uses the
+// keyboard only.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import {
+  Recorder, Server, assertNothingLeaked, bannerText, createRoom, launchBrowser, openPerson,
+  screenshot, sendText, waitForMessage,
+} from './harness.js';
+
+const tag = randomBytes(4).toString('hex');
+const PASSWORD = `correct horse battery ${tag}`;
+const WRONG = `wrong pony stapler ${tag}`;
+const PLAIN = { a: `The eagle lands at dawn ${tag}`, b: `Copy that, dawn it is ${tag}` };
+
+let server;
+let browser;
+const recorder = new Recorder();
+let alice;
+let bob;
+let link;
+
+before(async () => {
+  server = await new Server().start();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test('the creator makes a password room; its link holds no key', async () => {
+  alice = await openPerson(browser, { label: 'alice', url: `${server.origin}/`, recorder });
+  link = await createRoom(alice.page, { mode: 'password', name: 'Alice', password: PASSWORD });
+  const params = new URLSearchParams(new URL(link).hash.slice(1));
+  assert.equal(params.get('mode'), 'password');
+  assert.equal(params.has('key'), false);
+  assert.equal(params.has('s'), false);
+  assert.match(await alice.page.locator('#share-note').textContent(), /does not contain the password/);
+  // The creator's authKey is "<random>:<digest>".
+  const reserve = recorder.sent.find((f) => f.kind === 'http' && f.url.endsWith('/api/reserve-session'));
+  const body = JSON.parse(reserve.data);
+  assert.equal(body.chatMode, 'password');
+  assert.match(body.authKey, /^[A-Za-z0-9_-]{43}:[A-Za-z0-9_-]{43}$/);
+});
+
+test('a wrong password is refused, then the right one admits (keyboard only)', async () => {
+  bob = await openPerson(browser, { label: 'bob', url: `${server.origin}/`, recorder });
+  await bob.page.goto(link);
+  await bob.page.locator('#view-join').waitFor();
+  await bob.page.locator('#join-password').waitFor();
+  // The name field has focus; Tab to the password; Enter submits.
+  assert.equal(await bob.page.evaluate(() => document.activeElement.id), 'join-name');
+  await bob.page.keyboard.type('Bob');
+  await bob.page.keyboard.press('Tab');
+  assert.equal(await bob.page.evaluate(() => document.activeElement.id), 'join-password');
+  await bob.page.keyboard.type(WRONG);
+  await bob.page.keyboard.press('Enter');
+  const text = await bannerText(bob.page);
+  assert.equal(await bob.page.locator('#banner').getAttribute('data-code'), 'INVALID_PASSWORD');
+  assert.match(text, /Wrong password/);
+  assert.equal(await bob.page.locator('#view-join').isVisible(), true);
+  // The password field is selected again for a retry.
+  await bob.page.waitForFunction(() => document.activeElement.id === 'join-password');
+  await bob.page.keyboard.type(PASSWORD);
+  await bob.page.keyboard.press('Enter');
+  await bob.page.locator('#view-room').waitFor();
+  await bob.page.locator('#conn[data-state="joined"]').waitFor();
+  await bob.page.locator('.member .name', { hasText: 'Alice' }).waitFor();
+  assert.equal(await bob.page.locator('#banner').isHidden(), true, 'the banner is gone after success');
+});
+
+test('messages flow both ways in the password room', async () => {
+  await sendText(alice.page, PLAIN.a);
+  await waitForMessage(bob.page, PLAIN.a, 'Alice');
+  await sendText(bob.page, PLAIN.b);
+  await waitForMessage(alice.page, PLAIN.b, 'Bob');
+  const a = await alice.page.locator('.member:not(.me) .safety-number', { hasText: /^\d/ }).textContent();
+  const b = await bob.page.locator('.member:not(.me) .safety-number', { hasText: /^\d/ }).textContent();
+  assert.equal(a, b);
+  await screenshot(bob.page, '08-password-room');
+});
+
+test('the password (right or wrong) and the plaintexts never reached the server', async () => {
+  const joins = recorder.events('bob').filter((e) => e.event === 'join-session');
+  assert.equal(joins.length, 2);
+  for (const { payload } of joins) assert.match(payload.sessionId, /^[A-Za-z0-9_-]+:password:[A-Za-z0-9_-]{43}$/);
+  assert.notEqual(joins[0].payload.sessionId, joins[1].payload.sessionId);
+  assertNothingLeaked(recorder, [PASSWORD, WRONG, PLAIN.a, PLAIN.b, tag], { serverLog: server.log });
+  assert.deepEqual([...alice.page.problems, ...bob.page.problems], []);
+});

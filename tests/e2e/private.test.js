@@ -1,0 +1,240 @@
+// A private (1:1) room between two browsers: create, share link with QR, join, messages both
+// ways, typing, safety numbers, files and images with download notification, a third person
+// refused, closing the room, and what the server saw.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import { after, before, test } from 'node:test';
+import {
+  Recorder, Server, assertNothingLeaked, bannerText, createRoom, joinRoom, launchBrowser,
+  openLinkAndJoin, openPerson, screenshot, sendText, waitForMessage,
+} from './harness.js';
+
+const tag = randomBytes(4).toString('hex');
+const PLAIN = {
+  a1: `Meet me at the old lighthouse ${tag}`,
+  b1: `Bring the blue umbrella ${tag}`,
+  a2: `Zebra crossing at midnight ${tag}`,
+  fileName: `treasure-map-${tag}.txt`,
+  fileText: `The treasure is under the third palm tree ${tag}`,
+  imageName: `holiday-photo-${tag}.png`,
+};
+/** A 160x100 PNG drawn by the browser itself. */
+async function makePng(page) {
+  const b64 = await page.evaluate(() => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 160;
+    canvas.height = 100;
+    const g = canvas.getContext('2d');
+    const grad = g.createLinearGradient(0, 0, 160, 100);
+    grad.addColorStop(0, '#1d4ed8');
+    grad.addColorStop(1, '#f59e0b');
+    g.fillStyle = grad;
+    g.fillRect(0, 0, 160, 100);
+    g.fillStyle = '#fff';
+    g.beginPath();
+    g.arc(120, 30, 14, 0, Math.PI * 2);
+    g.fill();
+    return canvas.toDataURL('image/png').split(',')[1];
+  });
+  return Buffer.from(b64, 'base64');
+}
+
+let server;
+let browser;
+const recorder = new Recorder();
+let alice;
+let bob;
+let link;
+
+before(async () => {
+  server = await new Server().start();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test('the creator makes a private room and gets a share link with a QR code', async () => {
+  alice = await openPerson(browser, { label: 'alice', url: `${server.origin}/`, recorder });
+  link = await createRoom(alice.page, { mode: 'private', name: 'Alice', shot: '01-create' });
+  const url = new URL(link);
+  const params = new URLSearchParams(url.hash.slice(1));
+  assert.equal(url.origin, server.origin);
+  assert.equal(params.get('mode'), 'private');
+  assert.match(params.get('join'), /^[A-Za-z0-9_-]{22}$/, '128-bit room id');
+  assert.match(params.get('key'), /^[A-Za-z0-9_-]{43}$/, '256-bit key');
+  assert.match(params.get('s'), /^[A-Za-z0-9_-]{43}$/, '256-bit link secret');
+  assert.equal(await alice.page.locator('#share-qr svg path').count(), 1, 'QR code drawn');
+  assert.equal(await alice.page.locator('#room-title').textContent(), 'Private room');
+  assert.equal(await alice.page.locator('#close-room').isVisible(), true, 'the creator may close the room');
+  await alice.page.locator('#people-empty:not([hidden])').waitFor();
+  await screenshot(alice.page, '02-share-link-qr');
+  const health = await server.waitHealthy();
+  assert.equal(health.activeSessions, 1);
+});
+
+test('a friend opens the link on a phone-sized screen and joins; both see each other', async () => {
+  bob = await openPerson(browser, {
+    label: 'bob', url: `${server.origin}/`, recorder, viewport: { width: 390, height: 844 },
+  });
+  await openLinkAndJoin(bob.page, link, { name: 'Bob', shot: '03-join' });
+  // The fragment is read and removed from the address bar.
+  assert.equal(new URL(bob.page.url()).hash, '');
+  await bob.page.locator('#view-room').waitFor();
+  await bob.page.locator('#conn[data-state="joined"]').waitFor();
+  await bob.page.locator('.member .name', { hasText: 'Alice' }).waitFor();
+  await alice.page.locator('.member .name', { hasText: 'Bob' }).waitFor();
+  await alice.page.locator('.notice', { hasText: 'Bob joined' }).waitFor();
+  assert.equal(await bob.page.locator('#close-room').isVisible(), false, 'only the creator may close');
+});
+
+test('safety numbers match in both browsers', async () => {
+  const number = (page) => page.locator('.member:not(.me) .safety-number', { hasText: /^\d{5}( \d{5}){5}$/ });
+  await number(alice.page).waitFor();
+  await number(bob.page).waitFor();
+  const a = await number(alice.page).textContent();
+  const b = await number(bob.page).textContent();
+  assert.match(a, /^\d{5}( \d{5}){5}$/);
+  assert.equal(a, b);
+});
+
+test('messages go both ways and are shown decrypted with sender, time and delivery state', async () => {
+  await sendText(alice.page, PLAIN.a1);
+  const atBob = await waitForMessage(bob.page, PLAIN.a1, 'Alice');
+  assert.match(await atBob.locator('time').getAttribute('datetime'), /^\d{4}-\d\d-\d\dT/);
+  await sendText(bob.page, PLAIN.b1);
+  await waitForMessage(alice.page, PLAIN.b1, 'Bob');
+  const status = await alice.page.locator('.msg.mine .status').first().textContent();
+  assert.match(status, /^Sent/);
+});
+
+test('typing shows on the other side and stops', async () => {
+  await bob.page.fill('#message-input', 'a draft');
+  await alice.page.locator('#typing', { hasText: 'Bob is typing…' }).waitFor();
+  await bob.page.fill('#message-input', '');
+  await alice.page.locator('#typing:empty').waitFor();
+});
+
+test('a file and an image travel encrypted; the download notifies the sender', async () => {
+  await alice.page.setInputFiles('#file-input', {
+    name: PLAIN.fileName, mimeType: 'text/plain', buffer: Buffer.from(PLAIN.fileText),
+  });
+  await alice.page.locator('.msg.mine[data-type="file"][data-state="sent"]').waitFor();
+  const link = bob.page.locator('.msg.theirs[data-type="file"] a.download');
+  await link.waitFor();
+  assert.equal(await link.getAttribute('download'), PLAIN.fileName);
+  const [download] = await Promise.all([bob.page.waitForEvent('download'), link.click()]);
+  assert.equal(download.suggestedFilename(), PLAIN.fileName);
+  assert.equal(await fs.readFile(await download.path(), 'utf8'), PLAIN.fileText);
+  await alice.page.locator('.msg.mine[data-type="file"] .status', { hasText: 'Downloaded by Bob' }).waitFor();
+  await alice.page.locator('.notice', { hasText: `Bob downloaded ${PLAIN.fileName}` }).waitFor();
+
+  await alice.page.setInputFiles('#file-input', { name: PLAIN.imageName, mimeType: 'image/png', buffer: await makePng(alice.page) });
+  const img = bob.page.locator(`.msg.theirs[data-type="image"] img[alt="Image: ${PLAIN.imageName}"]`);
+  await img.waitFor();
+  await bob.page.waitForFunction((name) => {
+    const el = document.querySelector(`img[alt="Image: ${name}"]`);
+    return el && el.complete && el.naturalWidth === 160;
+  }, PLAIN.imageName);
+});
+
+test('a 4 MiB binary file arrives intact', async () => {
+  const big = randomBytes(4 * 1024 * 1024);
+  await alice.page.setInputFiles('#file-input', { name: 'big.bin', mimeType: 'application/octet-stream', buffer: big });
+  await alice.page.locator('.msg.mine[data-type="file"][data-state="sent"]', { hasText: 'big.bin' }).waitFor({ timeout: 60_000 });
+  const link = bob.page.locator('.msg.theirs[data-type="file"] a.download[download="big.bin"]');
+  await link.waitFor({ timeout: 60_000 });
+  const [download] = await Promise.all([bob.page.waitForEvent('download'), link.click()]);
+  assert.ok((await fs.readFile(await download.path())).equals(big));
+});
+
+test('a file over the size limit is refused in the page', async () => {
+  await alice.page.setInputFiles('#file-input', {
+    name: 'big.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(5 * 1024 * 1024 + 1),
+  });
+  assert.match(await bannerText(alice.page), /That file is too large|can be sent/);
+  await alice.page.click('#banner-close');
+});
+
+test('a third person is refused from the private room with a readable error', async () => {
+  const carol = await openPerson(browser, { label: 'carol', url: `${server.origin}/`, recorder });
+  await openLinkAndJoin(carol.page, link, { name: 'Carol' });
+  const text = await bannerText(carol.page);
+  assert.equal(await carol.page.locator('#banner').getAttribute('data-code'), 'SESSION_FULL');
+  assert.match(text, /already has two people/);
+  assert.equal(await carol.page.locator('#view-join').isVisible(), true, 'still on the join form');
+  await screenshot(carol.page, '06-error-banner');
+  // The room is untouched.
+  await sendText(alice.page, PLAIN.a2);
+  await waitForMessage(bob.page, PLAIN.a2, 'Alice');
+  assert.equal(await carol.page.locator('.msg').count(), 0);
+  await carol.context.close();
+});
+
+test('every control is labelled and keyboard focus is visible', async () => {
+  for (const { page } of [alice, bob]) {
+    const unlabelled = await page.evaluate(() => {
+      const bad = [];
+      for (const c of document.querySelectorAll('input, textarea, select, button, a[href]')) {
+        if (c.getAttribute('aria-hidden') === 'true' || c.type === 'hidden') continue;
+        const text = (c.labels?.length ? [...c.labels].map((l) => l.textContent).join(' ') : '')
+          + (c.getAttribute('aria-label') ?? '') + (c.matches('button, a') ? c.textContent : '');
+        if (!text.trim()) bad.push(c.outerHTML.slice(0, 80));
+      }
+      return bad;
+    });
+    assert.deepEqual(unlabelled, []);
+  }
+  await alice.page.focus('#message-input');
+  await alice.page.keyboard.press('Tab');
+  const focused = await alice.page.evaluate(() => {
+    const el = document.activeElement;
+    const style = getComputedStyle(el);
+    return { id: el.id, outline: style.outlineStyle, width: parseFloat(style.outlineWidth) };
+  });
+  assert.equal(focused.id, 'attach');
+  assert.notEqual(focused.outline, 'none');
+  assert.ok(focused.width >= 2, 'a visible focus ring');
+});
+
+test('chat screens in both browsers', async () => {
+  await screenshot(alice.page, '04-chat-creator');
+  await screenshot(bob.page, '05-chat-phone');
+});
+
+test('the creator closes the room; both see it closed', async () => {
+  await alice.page.click('#close-room');
+  await alice.page.locator('#close-dialog[open]').waitFor();
+  await alice.page.click('#close-confirm');
+  await alice.page.locator('#closed-panel:not([hidden])', { hasText: 'You closed the room' }).waitFor();
+  await bob.page.locator('#closed-panel:not([hidden])').waitFor();
+  await bob.page.locator('#banner[data-code="ROOM_CLOSED"]').waitFor();
+  assert.equal(await bob.page.locator('#message-input').isDisabled(), true);
+  await alice.page.locator('#conn[data-state="closed"]').waitFor();
+  await screenshot(bob.page, '07-room-closed');
+  const health = await server.waitHealthy();
+  assert.equal(health.sessions, 0, 'the session is deleted');
+});
+
+test('the server saw no plaintext, no file name, no link secret and no originalContent', async () => {
+  const secret = new URLSearchParams(new URL(link).hash.slice(1)).get('s');
+  const sends = recorder.events().filter((e) => e.event === 'send-message');
+  assert.ok(sends.length >= 5, `send-message frames recorded (${sends.length})`);
+  for (const { payload } of sends) {
+    assert.deepEqual(Object.keys(payload).sort(), ['clientMessageId', 'encrypted', 'sessionId', 'to', 'type']);
+    assert.deepEqual(Object.keys(payload.encrypted).sort(), ['alg', 'ct', 'gen', 'iv', 'v']);
+  }
+  // Socket.IO started on HTTP long-polling, then upgraded to WebSocket: both were recorded.
+  assert.ok(recorder.sent.some((f) => f.kind === 'ws'), 'WebSocket frames recorded');
+  assert.ok(recorder.sent.some((f) => f.kind === 'http' && f.url.includes('/socket.io/')), 'polling bodies recorded');
+  const downloaded = recorder.events().filter((e) => e.event === 'file-downloaded');
+  assert.equal(downloaded.length, 2);
+  assert.match(downloaded[0].payload.fileName, /^m-/, 'the message id stands for the file name');
+  const words = [PLAIN.a1, PLAIN.b1, PLAIN.a2, PLAIN.fileText, PLAIN.fileName, PLAIN.imageName, 'a draft', tag, secret];
+  assertNothingLeaked(recorder, words, { serverLog: server.log });
+  assert.deepEqual([...alice.page.problems, ...bob.page.problems], []);
+});
