@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::{
     logging::SessionTag,
-    protocol::{ChatMode, SessionId, now_ms, parse_credential_field},
+    protocol::{ChatMode, ObjectOnly, SessionId, now_ms, parse_credential_field},
     state::AppState,
     store::ReserveError,
 };
@@ -99,10 +99,10 @@ struct ReserveBody {
 
 async fn reserve(
     State(state): State<AppState>,
-    body: Result<Json<ReserveBody>, JsonRejection>,
+    body: Result<Json<ObjectOnly<ReserveBody>>, JsonRejection>,
 ) -> Response {
     let body = match body {
-        Ok(Json(body)) => body,
+        Ok(Json(ObjectOnly(body))) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -110,7 +110,14 @@ async fn reserve(
                 format!("The body is larger than {RESERVE_BODY_LIMIT} bytes"),
             );
         }
-        Err(rejection) => return error(rejection.status(), "BAD_REQUEST", rejection.body_text()),
+        // Wrong types, not an object, not JSON: 400, as the original answers bad bodies.
+        Err(rejection) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                rejection.body_text(),
+            );
+        }
     };
     let (Some(id), Some(key)) = (body.session_id, body.auth_key.filter(|k| !k.is_empty())) else {
         return error(

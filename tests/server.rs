@@ -141,6 +141,8 @@ async fn malformed_payloads_are_refused_and_harm_nobody() {
         json!({ "sessionId": long }),
         json!({ "sessionId": "bad id!" }),
         json!({ "sessionId": session, "userId": ["x"] }),
+        // An array holding the fields in order is not an object.
+        json!([session, "alice"]),
     ];
     for event in events {
         for payload in &bad {

@@ -15,9 +15,9 @@ use crate::{
     logging::SessionTag,
     protocol::{
         AppError, DownloadNotification, Empty, FileDownloaded, JoinAck, JoinSession, MessageSent,
-        PublicKeyEntry, Recipient, SavePublicKey, SendAck, SendMessage, SessionClosed, SessionId,
-        SessionKeyAvailable, SessionMetadata, SessionUser, SetSessionKey, UserJoined, UserLeft,
-        UserTyping, limits, now_ms, parse_credential_field,
+        ObjectOnly, PublicKeyEntry, Recipient, SavePublicKey, SendAck, SendMessage, SessionClosed,
+        SessionId, SessionKeyAvailable, SessionMetadata, SessionUser, SetSessionKey, UserJoined,
+        UserLeft, UserTyping, limits, now_ms, parse_credential_field,
     },
     state::AppState,
     store::{Appended, JoinRequest, Left, new_message},
@@ -76,8 +76,10 @@ pub fn decode(
         data: &mut Value,
         ack_id: &Option<i64>,
     ) -> Result<T, AppError> {
-        let Ok(TryData(result)) = TryData::<T>::from_message_parts(s, data, ack_id);
-        result.map_err(|e| AppError::bad_request(format!("Invalid payload: {e}")))
+        let Ok(TryData(result)) = TryData::<ObjectOnly<T>>::from_message_parts(s, data, ack_id);
+        result
+            .map(|ObjectOnly(payload)| payload)
+            .map_err(|e| AppError::bad_request(format!("Invalid payload: {e}")))
     }
     Ok(match kind {
         EventKind::JoinSession => ClientEvent::JoinSession(payload(s, data, ack_id)?),
