@@ -6,7 +6,9 @@ WORKDIR /src
 # Dependencies first, in their own layer: rebuilt only when Cargo.toml/Cargo.lock change.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir src \
+ && mkdir -p src/bin \
  && echo 'fn main() {}' > src/main.rs \
+ && cp src/main.rs src/bin/blindrelay-bench.rs && cp src/main.rs src/bin/bench-floor.rs \
  && touch src/lib.rs \
  && cargo build --release --locked \
  && rm -rf src

@@ -1,12 +1,15 @@
 //! Prometheus metrics (`GET /metrics`). Counters and histograms are recorded where things
 //! happen; gauges are read from the store when scraped, so they cost nothing between scrapes.
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge};
+use metrics::{
+    Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::{protocol::ChatMode, state::AppState};
+use crate::{protocol::ChatMode, socket::EventKind, state::AppState};
 
 pub const CONNECTIONS_TOTAL: &str = "blindrelay_connections_total";
 pub const JOINS_TOTAL: &str = "blindrelay_joins_total";
@@ -94,4 +97,30 @@ pub fn render(state: &AppState) -> String {
 
 pub fn connection_accepted() {
     counter!(CONNECTIONS_TOTAL).increment(1);
+}
+
+/// Counted per message, so the handles are looked up once (after [`handle`] installed the
+/// recorder, which `serve` does before any socket exists).
+pub fn message_relayed(ciphertext_bytes: usize) {
+    static HANDLES: LazyLock<(Counter, Counter)> = LazyLock::new(|| {
+        (
+            counter!(MESSAGES_RELAYED_TOTAL),
+            counter!(BYTES_RELAYED_TOTAL),
+        )
+    });
+    HANDLES.0.increment(1);
+    HANDLES.1.increment(ciphertext_bytes as u64);
+}
+
+/// Records how long handling one event took.
+pub fn event_handled(event: EventKind, seconds: f64) {
+    static HANDLES: LazyLock<Vec<Histogram>> = LazyLock::new(|| {
+        EventKind::ALL
+            .iter()
+            .map(|k| histogram!(EVENT_DURATION, "event" => k.name()))
+            .collect()
+    });
+    if let Some(h) = HANDLES.get(event as usize) {
+        h.record(seconds);
+    }
 }

@@ -137,13 +137,17 @@ pub struct Message {
 }
 
 /// `message-sent`: the message, plus the sender's own `originalContent` if it sent one.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageSent<'a> {
-    #[serde(flatten)]
-    pub message: &'a Message,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub original_content: Option<&'a RawValue>,
+pub struct MessageSent;
+
+impl MessageSent {
+    /// `message` (a serialised [`Message`], a JSON object) with `originalContent` added,
+    /// without serialising the message again.
+    pub fn splice(message: &RawValue, original_content: &RawValue) -> Box<RawValue> {
+        let object = message.get().trim_end();
+        let body = object.strip_suffix('}').unwrap_or(object);
+        let text = format!("{body},\"originalContent\":{}}}", original_content.get());
+        RawValue::from_string(text).unwrap_or_else(|_| message.to_owned())
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -266,5 +270,30 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
         }
         d.deserialize_map(ObjectVisitor(std::marker::PhantomData))
             .map(ObjectOnly)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_sent_adds_original_content_to_the_serialised_message() {
+        let message = RawValue::from_string(r#"{"id":"m1","encrypted":{"a":1}}"#.into()).unwrap();
+        let plain = RawValue::from_string(r#""hello""#.into()).unwrap();
+        let spliced = MessageSent::splice(&message, &plain);
+        let v: serde_json::Value = serde_json::from_str(spliced.get()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"id": "m1", "encrypted": {"a": 1}, "originalContent": "hello"})
+        );
+    }
+
+    #[test]
+    fn payloads_must_be_objects() {
+        let arr: Result<ObjectOnly<SessionUser>, _> = serde_json::from_str(r#"["s1", "u1"]"#);
+        assert!(arr.is_err());
+        let obj: ObjectOnly<SessionUser> = serde_json::from_str(r#"{"sessionId": "s1"}"#).unwrap();
+        assert_eq!(obj.0.session_id.id.as_str(), "s1");
     }
 }

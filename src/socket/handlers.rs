@@ -285,30 +285,30 @@ async fn send_message(
             first_of_id,
         } => (message, first_of_id),
     };
+    // Serialised once: the relay and the sender's confirmation reuse the same text.
+    let wire = serde_json::value::to_raw_value(&*message)
+        .map_err(|_| AppError::bad_request("message cannot be encoded"))?;
     match &message.to {
         None | Some(Recipient::All) => {
             let _ = socket
                 .to(rooms::session(&session))
-                .emit("new-message", &*message)
+                .emit("new-message", &wire)
                 .await;
         }
         Some(Recipient::User(to)) => {
             let _ = socket
                 .within(rooms::member(&session, to))
-                .emit("new-message", &*message)
+                .emit("new-message", &wire)
                 .await;
         }
     }
     if first_of_id {
-        let sent = MessageSent {
-            message: &message,
-            original_content: p.original_content.as_deref(),
+        let _ = match p.original_content.as_deref() {
+            None => socket.emit("message-sent", &wire),
+            Some(plain) => socket.emit("message-sent", &MessageSent::splice(&wire, plain)),
         };
-        let _ = socket.emit("message-sent", &sent);
     }
-    metrics::counter!(crate::telemetry::MESSAGES_RELAYED_TOTAL).increment(1);
-    metrics::counter!(crate::telemetry::BYTES_RELAYED_TOTAL)
-        .increment(message.encrypted.get().len() as u64);
+    crate::telemetry::message_relayed(message.encrypted.get().len());
     Ok(AckBody::Sent(SendAck {
         id,
         timestamp: message.timestamp,

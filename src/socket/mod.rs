@@ -52,6 +52,20 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, in declaration order (`kind as usize` indexes it).
+    pub const ALL: [EventKind; 10] = [
+        Self::JoinSession,
+        Self::SavePublicKey,
+        Self::GetPublicKeys,
+        Self::SendMessage,
+        Self::SetSessionKey,
+        Self::Typing,
+        Self::StoppedTyping,
+        Self::FileDownloaded,
+        Self::LeaveSession,
+        Self::CloseSession,
+    ];
+
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "join-session" => Self::JoinSession,
@@ -189,8 +203,7 @@ async fn run_queue(state: AppState, socket: SocketRef, mut rx: mpsc::Receiver<Jo
                     Ok(event) => handlers::handle(&state, &socket, &mut joined, event).await,
                     Err(err) => Err(err),
                 };
-                metrics::histogram!(crate::telemetry::EVENT_DURATION, "event" => kind.name())
-                    .record(started.elapsed().as_secs_f64());
+                crate::telemetry::event_handled(kind, started.elapsed().as_secs_f64());
                 match result {
                     Ok(body) => reply(&socket, ack, kind, Ok(body)),
                     Err(err) => reply::<()>(&socket, ack, kind, Err(err)),
