@@ -28,7 +28,10 @@ pub mod telemetry;
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
-use axum::http::{HeaderValue, Method, Request};
+use axum::{
+    http::{HeaderValue, Method, Request},
+    serve::ListenerExt,
+};
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tower_http::{
@@ -104,6 +107,10 @@ pub async fn serve(
         tokio::time::sleep(drain_linger(grace)).await;
     };
 
+    // Small messages must leave at once, not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -126,6 +133,18 @@ pub async fn serve(
     reaper.abort();
     tracing::info!("stopped");
     result
+}
+
+/// Binds `addr` with a listen backlog of 4096 (tokio's `bind` asks for 128, which drops
+/// connection attempts when hundreds of clients reconnect at once).
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -8,7 +8,6 @@ use blindrelay::{
     logging,
 };
 use clap::Parser;
-use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -40,7 +39,7 @@ async fn main() -> ExitCode {
     }
     logging::init(&config);
     let addr = SocketAddr::new(config.host, config.port);
-    let listener = match TcpListener::bind(addr).await {
+    let listener = match blindrelay::listen(addr) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("blindrelay: cannot listen on {addr}: {e}");
