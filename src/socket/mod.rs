@@ -99,10 +99,11 @@ impl EventKind {
 }
 
 enum Job {
-    /// A decoded event (or why it could not be decoded) and its acknowledgement.
+    /// A decoded event (or why it could not be decoded) and its acknowledgement. Boxed:
+    /// the channel allocates its slots up front, per socket, so a `Job` stays small.
     Event {
         kind: EventKind,
-        event: Result<handlers::ClientEvent, AppError>,
+        event: Box<Result<handlers::ClientEvent, AppError>>,
         ack: AckSender,
     },
     Disconnect,
@@ -180,7 +181,7 @@ impl MessageHandler<socketioxide::adapter::LocalAdapter, Enqueued> for Enqueue {
         let Some(Queue(tx)) = s.extensions.get::<Queue>() else {
             return;
         };
-        let event = handlers::decode(kind, &s, &mut data, &ack_id);
+        let event = Box::new(handlers::decode(kind, &s, &mut data, &ack_id));
         let Ok(ack) = AckSender::from_message_parts(&s, &mut data, &ack_id);
         if let Err(mpsc::error::TrySendError::Full(Job::Event { ack, .. })) =
             tx.try_send(Job::Event { kind, event, ack })
@@ -199,8 +200,11 @@ async fn run_queue(state: AppState, socket: SocketRef, mut rx: mpsc::Receiver<Jo
             Job::Event { .. } if !socket.connected() => {}
             Job::Event { kind, event, ack } => {
                 let started = Instant::now();
-                let result = match event {
-                    Ok(event) => handlers::handle(&state, &socket, &mut joined, event).await,
+                let result = match *event {
+                    // Boxed so the idle task keeps none of the handlers' state.
+                    Ok(event) => {
+                        Box::pin(handlers::handle(&state, &socket, &mut joined, event)).await
+                    }
                     Err(err) => Err(err),
                 };
                 crate::telemetry::event_handled(kind, started.elapsed().as_secs_f64());
@@ -210,7 +214,7 @@ async fn run_queue(state: AppState, socket: SocketRef, mut rx: mpsc::Receiver<Jo
                 }
             }
             Job::Disconnect => {
-                handlers::disconnect(&state, &socket, &mut joined).await;
+                Box::pin(handlers::disconnect(&state, &socket, &mut joined)).await;
                 state.connections.fetch_sub(1, Ordering::Relaxed);
                 tracing::info!(socket = %socket.id, "disconnected");
                 break;
