@@ -20,6 +20,16 @@ echo "== cargo test"
 cargo build --locked
 cargo test --locked
 
+echo "== benchmark smoke run (the load generator against a debug server)"
+cargo build --locked --features bench --bin blindrelay-bench
+smoke_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$smoke_port HOST=127.0.0.1 RUST_LOG=warn target/debug/blindrelay &
+smoke_pid=$!
+trap 'kill $smoke_pid 2>/dev/null || true' EXIT
+target/debug/blindrelay-bench --url "http://127.0.0.1:$smoke_port" --smoke >/dev/null
+kill -TERM $smoke_pid && wait $smoke_pid || true
+trap - EXIT
+
 echo "== socket.io-client compatibility suite"
 (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 BLINDRELAY_BIN="$PWD/target/debug/blindrelay" npm --prefix tests/js test

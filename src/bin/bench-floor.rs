@@ -6,6 +6,7 @@
 //!
 //! `cargo run --release --features bench --bin bench-floor -- [PORT]`
 
+use axum::serve::ListenerExt;
 use serde_json::value::RawValue;
 use socketioxide::{
     SocketIo,
@@ -16,6 +17,20 @@ use socketioxide::{
 #[serde(rename_all = "camelCase")]
 struct Room {
     session_id: String,
+}
+
+/// The fields blindrelay reads from `send-message`, relayed as they came.
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Message {
+    session_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+    encrypted: Box<RawValue>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_message_id: Option<String>,
 }
 
 fn room(session_id: &str) -> String {
@@ -40,19 +55,14 @@ async fn main() -> std::io::Result<()> {
         );
         socket.on(
             "send-message",
-            async |socket: SocketRef, Data(raw): Data<Box<RawValue>>| {
-                if let Ok(p) = serde_json::from_str::<Room>(raw.get()) {
-                    let _ = socket
-                        .to(room(&p.session_id))
-                        .emit("new-message", &raw)
-                        .await;
-                    let _ = socket.emit("message-sent", &raw);
-                }
+            async |socket: SocketRef, Data(m): Data<Message>| {
+                let _ = socket.to(room(&m.session_id)).emit("new-message", &m).await;
+                let _ = socket.emit("message-sent", &m);
             },
         );
     });
     let app = axum::Router::new().layer(layer);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = blindrelay::listen(([127, 0, 0, 1], port).into())?;
     eprintln!("bench-floor listening on {}", listener.local_addr()?);
-    axum::serve(listener, app).await
+    axum::serve(listener.tap_io(|tcp| drop(tcp.set_nodelay(true))), app).await
 }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Reruns every benchmark scenario against blindrelay and against the floor relay (same
+# socketioxide, no checks, no state), on loopback, and prints their figures side by side.
+# Results (one JSON line per scenario) go to target/bench/<server>.jsonl.
+#
+#   bash scripts/bench.sh            # every scenario
+#   SCENARIO=pairs bash scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scenario="${SCENARIO:-all}"
+cargo build --release --locked --bin blindrelay
+cargo build --release --locked --features bench --bin bench-floor --bin blindrelay-bench
+mkdir -p target/bench
+ulimit -n "$(ulimit -Hn)"
+
+run_against() { # name port "bench flags" command...
+  local name=$1 port=$2 flags=$3
+  shift 3
+  "$@" >"target/bench/$name.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.05
+  done
+  echo "== $name (pid $pid)" >&2
+  target/release/blindrelay-bench --url "http://127.0.0.1:$port" --scenario "$scenario" \
+    --server-pid "$pid" $flags | tee "target/bench/$name.jsonl"
+  kill -TERM "$pid"
+  wait "$pid" || true
+}
+
+run_against blindrelay 3301 "" env PORT=3301 HOST=127.0.0.1 RUST_LOG=warn \
+  MAX_GROUP_MEMBERS=1000 target/release/blindrelay
+# The floor sends no acks.
+run_against floor 3302 "--acks false" target/release/bench-floor 3302
