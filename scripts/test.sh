@@ -26,7 +26,11 @@ smoke_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 
 PORT=$smoke_port HOST=127.0.0.1 RUST_LOG=warn target/debug/blindrelay &
 smoke_pid=$!
 trap 'kill $smoke_pid 2>/dev/null || true' EXIT
-target/debug/blindrelay-bench --url "http://127.0.0.1:$smoke_port" --smoke >/dev/null
+for _ in $(seq 200); do # until it listens (10 s at most)
+  (exec 3<>"/dev/tcp/127.0.0.1/$smoke_port") 2>/dev/null && break
+  sleep 0.05
+done
+target/debug/blindrelay-bench --url "http://127.0.0.1:$smoke_port" --smoke --server-pid "$smoke_pid" >/dev/null
 kill -TERM $smoke_pid && wait $smoke_pid || true
 trap - EXIT
 
