@@ -9,6 +9,11 @@ use blindrelay::{
 };
 use clap::Parser;
 
+/// mimalloc returns freed memory to the system and fragments less than glibc's malloc
+/// under many small per-connection allocations (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     if let Err(e) = dotenvy::dotenv()

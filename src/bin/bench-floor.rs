@@ -37,6 +37,10 @@ fn room(session_id: &str) -> String {
     session_id.split(':').next().unwrap_or_default().to_owned()
 }
 
+/// The same allocator as blindrelay's binary, so that the comparison is of the relays.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let port: u16 = std::env::args()
