@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestServer, join, unique};
+use common::{TestServer, create, join, unique};
 use prometheus_parse::{Scrape, Value as Sample};
 use serde_json::json;
 
@@ -38,13 +38,7 @@ async fn counters_move_with_traffic() {
 
     let session = unique("m");
     let mut a = server.client().await;
-    join(
-        &mut a,
-        &session,
-        "alice",
-        json!({ "isCreator": true, "authKey": "k" }),
-    )
-    .await;
+    create(&mut a, &session, "alice").await;
     let mut b = server.client().await;
     assert_eq!(
         join(&mut b, &format!("{session}:nope"), "bob", json!({})).await["error"],

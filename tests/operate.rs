@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Client, TestServer, WAIT, join, unique};
+use common::{Client, TestServer, WAIT, create, join, unique};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -16,13 +16,7 @@ async fn sigterm_drains_then_exits() {
     let mut server = TestServer::start().await;
     let session = unique("drain");
     let mut a = server.client().await;
-    join(
-        &mut a,
-        &session,
-        "alice",
-        json!({ "isCreator": true, "authKey": "k" }),
-    )
-    .await;
+    create(&mut a, &session, "alice").await;
     let ready = reqwest::get(server.url("/ready")).await.unwrap();
     assert_eq!(ready.status(), 200);
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, TestServer, WAIT, join, unique};
+use common::{Client, TestServer, WAIT, create, join, unique};
 use serde_json::{Value, json};
 
 fn code(ack: &Value) -> &str {
@@ -39,13 +39,7 @@ async fn a_group_session_relays_keys_and_messages_without_plaintext() {
     let server = TestServer::start().await;
     let session = unique("g");
     let mut a = server.client().await;
-    join(
-        &mut a,
-        &session,
-        "alice",
-        json!({ "isCreator": true, "authKey": "k" }),
-    )
-    .await;
+    create(&mut a, &session, "alice").await;
     a.clear();
     let mut b = server.client().await;
     let ack = join(&mut b, &format!("{session}:k"), "bob", json!({})).await;

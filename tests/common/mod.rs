@@ -298,3 +298,14 @@ pub async fn join(c: &mut Client, session: &str, user: &str, extra: Value) -> Va
     }
     c.ack("join-session", payload).await
 }
+
+/// Creates `session` by joining it as its creator `user`, with auth key `k`.
+pub async fn create(c: &mut Client, session: &str, user: &str) -> Value {
+    join(
+        c,
+        session,
+        user,
+        json!({ "isCreator": true, "authKey": "k" }),
+    )
+    .await
+}
