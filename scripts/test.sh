@@ -18,6 +18,8 @@ fi
 
 echo "== cargo test"
 cargo build --locked
+# The README's run command must keep working (`cargo run` picks the server binary).
+cargo run --locked --quiet -- --version
 cargo test --locked
 
 echo "== benchmark smoke run (the load generator against a debug server)"
