@@ -6,8 +6,16 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import {
-  Recorder, Server, assertNothingLeaked, createRoom, joinRoom, launchBrowser, openPerson,
-  screenshot, sendText, waitForMessage,
+  Recorder,
+  assertNothingLeaked,
+  createRoom,
+  joinRoom,
+  openPerson,
+  screenshot,
+  sendText,
+  waitForMessage,
+  startSuite,
+  stopSuite,
 } from './harness.js';
 
 const tag = randomBytes(4).toString('hex');
@@ -29,15 +37,8 @@ const generation = async (page) => Number(await page.locator('#key-generation').
 const waitGeneration = (page, gen) => page.locator(`#key-generation[data-generation="${gen}"]:not([hidden])`).waitFor();
 const userIdOf = (label) => recorder.events(label).find((e) => e.event === 'join-session').payload.userId;
 
-before(async () => {
-  server = await new Server().start();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+before(async () => ({ server, browser } = await startSuite()));
+after(() => stopSuite({ server, browser }));
 
 test('three people in a group room share generation 1 of the room key', async () => {
   people.alice = await openPerson(browser, { label: 'alice', url: `${server.origin}/`, recorder });

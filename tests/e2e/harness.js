@@ -107,6 +107,19 @@ export class Server {
   }
 }
 
+/** The server and browser a test file shares: `before(async () => ({ server, browser } =
+ *  await startSuite()))` and `after(() => stopSuite({ server, browser }))`. */
+export async function startSuite() {
+  const server = await new Server().start();
+  const browser = await launchBrowser();
+  return { server, browser };
+}
+
+export async function stopSuite({ server, browser }) {
+  await browser?.close();
+  await server?.stop();
+}
+
 export function launchBrowser() {
   return chromium.launch({
     executablePath: CHROMIUM,

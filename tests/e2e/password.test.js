@@ -6,8 +6,16 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import {
-  Recorder, Server, assertNothingLeaked, bannerText, createRoom, launchBrowser, openPerson,
-  screenshot, sendText, waitForMessage,
+  Recorder,
+  assertNothingLeaked,
+  bannerText,
+  createRoom,
+  openPerson,
+  screenshot,
+  sendText,
+  waitForMessage,
+  startSuite,
+  stopSuite,
 } from './harness.js';
 
 const tag = randomBytes(4).toString('hex');
@@ -22,15 +30,8 @@ let alice;
 let bob;
 let link;
 
-before(async () => {
-  server = await new Server().start();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+before(async () => ({ server, browser } = await startSuite()));
+after(() => stopSuite({ server, browser }));
 
 test('the creator makes a password room; its link holds no key', async () => {
   alice = await openPerson(browser, { label: 'alice', url: `${server.origin}/`, recorder });

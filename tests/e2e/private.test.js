@@ -7,8 +7,18 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import {
-  Recorder, Server, assertNothingLeaked, bannerText, createRoom, joinRoom, launchBrowser,
-  openLinkAndJoin, openPerson, screenshot, sendText, waitForMessage,
+  Recorder,
+  assertNothingLeaked,
+  bannerText,
+  createRoom,
+  joinRoom,
+  openLinkAndJoin,
+  openPerson,
+  screenshot,
+  sendText,
+  waitForMessage,
+  startSuite,
+  stopSuite,
 } from './harness.js';
 
 const tag = randomBytes(4).toString('hex');
@@ -48,15 +58,8 @@ let alice;
 let bob;
 let link;
 
-before(async () => {
-  server = await new Server().start();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+before(async () => ({ server, browser } = await startSuite()));
+after(() => stopSuite({ server, browser }));
 
 test('the creator makes a private room and gets a share link with a QR code', async () => {
   alice = await openPerson(browser, { label: 'alice', url: `${server.origin}/`, recorder });

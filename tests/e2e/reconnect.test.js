@@ -8,8 +8,17 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import {
-  Recorder, Server, assertNothingLeaked, createRoom, joinRoom, launchBrowser, openPerson,
-  screenshot, sendText, waitForMessage,
+  Recorder,
+  Server,
+  assertNothingLeaked,
+  createRoom,
+  joinRoom,
+  openPerson,
+  screenshot,
+  sendText,
+  waitForMessage,
+  startSuite,
+  stopSuite,
 } from './harness.js';
 
 const tag = randomBytes(4).toString('hex');
@@ -21,15 +30,8 @@ const p = {};
 
 const waitState = (page, state) => page.locator(`#conn[data-state="${state}"]`).waitFor();
 
-before(async () => {
-  server = await new Server().start();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+before(async () => ({ server, browser } = await startSuite()));
+after(() => stopSuite({ server, browser }));
 
 test('a private and a group room, two people each, talking', async () => {
   p.a1 = await openPerson(browser, { label: 'a1', url: `${server.origin}/`, recorder });
