@@ -93,6 +93,12 @@ settings! {
     log_format => "LOG_FORMAT",
     /// Folder served at / [default: static]
     static_dir => "STATIC_DIR",
+    /// redis:// URL: share sessions and broadcasts with other nodes [default: unset = in memory]
+    redis_url => "REDIS_URL",
+    /// Prefix of every Redis key and channel [default: blindrelay:]
+    redis_prefix => "REDIS_PREFIX",
+    /// With Redis: seconds before a dead node's members are dropped [default: 15]
+    node_lease_secs => "NODE_LEASE_SECS",
 }
 
 impl Cli {

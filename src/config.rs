@@ -47,6 +47,13 @@ pub struct Config {
     pub debug: bool,
     pub log_format: LogFormat,
     pub static_dir: PathBuf,
+    /// Sessions and broadcasts go through this Redis when set; in memory otherwise.
+    /// Kept as a secret: the URL may carry a password.
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key and channel, so deployments can share one Redis.
+    pub redis_prefix: String,
+    /// With Redis: how long a node that stopped renewing its lease keeps its members.
+    pub node_lease: Duration,
 }
 
 /// A setting that could not be used.
@@ -76,6 +83,9 @@ impl Default for Config {
             debug: false,
             log_format: LogFormat::Pretty,
             static_dir: PathBuf::from("static"),
+            redis_url: None,
+            redis_prefix: "blindrelay:".into(),
+            node_lease: Duration::from_secs(15),
         }
     }
 }
@@ -148,6 +158,29 @@ impl Config {
                 }
             },
             static_dir: get("STATIC_DIR").map(PathBuf::from).unwrap_or(d.static_dir),
+            redis_url: match get("REDIS_URL") {
+                None => None,
+                Some(v) if v.starts_with("redis://") || v.starts_with("rediss://") => {
+                    Some(Secret::from(v))
+                }
+                Some(_) => {
+                    return Err(ConfigError {
+                        var: "REDIS_URL",
+                        reason: "expected a redis:// or rediss:// URL".into(),
+                    });
+                }
+            },
+            redis_prefix: match get("REDIS_PREFIX") {
+                None => d.redis_prefix,
+                Some(v) if v.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+                    return Err(ConfigError {
+                        var: "REDIS_PREFIX",
+                        reason: "must not hold spaces or control characters".into(),
+                    });
+                }
+                Some(v) => v,
+            },
+            node_lease: secs(get("NODE_LEASE_SECS"), "NODE_LEASE_SECS", d.node_lease)?,
         })
     }
 }

@@ -33,22 +33,32 @@ pub fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Liveness: 200 while the process serves. Session counts are `null` while Redis is
+/// unreachable (that is `/ready`'s business, not a reason to restart the process).
 async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let stats = state.store.stats();
+    let stats = state.store.stats().await.ok();
     Json(json!({
         "status": "ok",
         "uptime": state.started.elapsed().as_secs_f64(),
-        "sessions": stats.sessions,
-        "activeSessions": stats.active,
+        "sessions": stats.map(|s| s.sessions),
+        "activeSessions": stats.map(|s| s.active),
         "connections": state.connection_count(),
         "timestamp": now_ms(),
     }))
 }
 
-/// For load balancers: 200 while this node takes new connections, 503 once it drains.
+/// For load balancers: 200 while this node can serve, 503 while it drains or cannot
+/// reach Redis.
 async fn ready(State(state): State<AppState>) -> Response {
-    if state.is_draining() {
-        let body = Json(json!({ "ready": false, "reason": "draining" }));
+    let reason = if state.is_draining() {
+        Some("draining")
+    } else if !state.store.ping().await {
+        Some("redis unreachable")
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        let body = Json(json!({ "ready": false, "reason": reason }));
         return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
     }
     Json(json!({ "ready": true })).into_response()
@@ -69,7 +79,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         header::CONTENT_TYPE,
         "text/plain; version=0.0.4; charset=utf-8",
     )];
-    (content_type, crate::telemetry::render(&state)).into_response()
+    (content_type, crate::telemetry::render(&state).await).into_response()
 }
 
 /// Whether the request carries `Authorization: Bearer <token>` (compared in constant time).
@@ -135,7 +145,7 @@ async fn reserve(
         Err(e) => return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", e),
     };
     let mode = body.chat_mode.unwrap_or_default();
-    match state.store.reserve(id.clone(), key, mode) {
+    match state.store.reserve(id.clone(), key, mode).await {
         Ok(()) => {
             tracing::debug!(session = %SessionTag::of(&id), ?mode, "reserved");
             Json(json!({
@@ -156,6 +166,11 @@ async fn reserve(
             "LIMIT_REACHED",
             "The server holds too many sessions",
         ),
+        Err(ReserveError::Unavailable) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "The server cannot reach its shared state; try again shortly",
+        ),
     }
 }
 
@@ -167,6 +182,8 @@ async fn sessions(State(state): State<AppState>, headers: HeaderMap) -> Response
     if !authorised {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let list = state.store.summaries();
-    Json(json!({ "count": list.len(), "sessions": list })).into_response()
+    match state.store.summaries().await {
+        Ok(list) => Json(json!({ "count": list.len(), "sessions": list })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.error.as_str(), e.message),
+    }
 }

@@ -1,7 +1,8 @@
 //! blindrelay: a zero-knowledge Socket.IO relay for ephemeral end-to-end-encrypted chat.
 //!
 //! Clients swap public keys through the server and exchange ciphertexts it relays but
-//! cannot read. Rooms live in memory and vanish after `SESSION_TTL_SECS` without activity.
+//! cannot read. Rooms live in memory (or in Redis, shared by several nodes) and vanish
+//! after `SESSION_TTL_SECS` without activity.
 //!
 //! Layout:
 //! - [`config`]: settings from the environment;
@@ -10,11 +11,13 @@
 //! - [`socket`]: Socket.IO connections and one handler per event;
 //! - [`http`]: health, reservation, admin listing;
 //! - [`reaper`]: deletes expired sessions;
+//! - [`cluster`]: several nodes on one Redis (node leases, the pub/sub driver);
 //! - [`telemetry`]: Prometheus metrics; [`logging`]: log setup;
 //! - [`cli`]: the command line;
 //! - [`serve`]: puts them together on a listener.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod logging;
@@ -56,17 +59,54 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     telemetry::handle();
-    let state = AppState::new(config.clone());
-    let grace = config.shutdown_grace;
-    let (socket_layer, io) = SocketIo::builder()
+    let builder = SocketIo::builder()
         .ping_interval(Duration::from_secs(25))
         .ping_timeout(Duration::from_secs(60))
         .max_payload(config.max_payload_bytes as u64)
         .ws_max_message_size(config.max_payload_bytes)
-        .ws_max_frame_size(config.max_payload_bytes)
+        .ws_max_frame_size(config.max_payload_bytes);
+    let Some(url) = &config.redis_url else {
+        let state = AppState::new(config.clone());
+        let (layer, io) = builder.build_layer();
+        socket::register(&io, state.clone());
+        return run(listener, config, state, layer, io, None, shutdown).await;
+    };
+    let cluster = cluster::Cluster::connect(url.expose())
+        .await
+        .map_err(std::io::Error::other)?;
+    let store = store::RedisStore::new(
+        cluster.commands.clone(),
+        &config.redis_prefix,
+        cluster.node.clone(),
+        store::StoreLimits::from(&config),
+    );
+    let state = AppState::with_store(config.clone(), store::Store::Redis(store));
+    let adapter = socketioxide_redis::RedisAdapterCtr::new_with_driver(
+        cluster.pubsub.clone(),
+        socketioxide_redis::RedisAdapterConfig::new()
+            .with_prefix(format!("{}socket.io", config.redis_prefix)),
+    );
+    let (layer, io) = builder
+        .with_adapter::<cluster::ClusterAdapter>(adapter)
         .build_layer();
-    socket::register(&io, state.clone());
+    socket::register(&io, state.clone())
+        .await
+        .map_err(|e| std::io::Error::other(format!("cannot subscribe to Redis: {e}")))?;
+    tracing::info!(node = %cluster.node, "sharing sessions through Redis");
+    run(listener, config, state, layer, io, Some(cluster), shutdown).await
+}
 
+/// Serves with either adapter: local, or Redis when `cluster` is set.
+async fn run<A: socketioxide::adapter::Adapter>(
+    listener: TcpListener,
+    config: Config,
+    state: AppState,
+    socket_layer: socketioxide::layer::SocketIoLayer<A>,
+    io: SocketIo<A>,
+    cluster: Option<cluster::Cluster>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = config.shutdown_grace;
     let app = http::routes(state.clone())
         .fallback_service(ServeDir::new(&config.static_dir))
         .layer(socket_layer)
@@ -83,6 +123,14 @@ pub async fn serve(
         );
 
     let reaper = tokio::spawn(reaper::run(state.clone(), config.reaper_interval));
+    let lease = cluster.as_ref().map(|c| {
+        tokio::spawn(cluster::run_lease(
+            state.clone(),
+            io.clone(),
+            c.commands.clone(),
+            config.clone(),
+        ))
+    });
     let addr = listener.local_addr()?;
     tracing::info!(
         "blindrelay {} listening on http://{addr}",
@@ -103,6 +151,9 @@ pub async fn serve(
         let _ = io.emit("server-shutdown", &notice).await;
         socket::disconnect_all(&io).await;
         io.close().await;
+        if let Some(c) = &cluster {
+            cluster::deregister(c.commands.clone(), &draining.config, &c.node).await;
+        }
         // Keep answering (/ready 503, handshakes 503) a moment, so load balancers see it.
         tokio::time::sleep(drain_linger(grace)).await;
     };
@@ -131,6 +182,9 @@ pub async fn serve(
         }
     };
     reaper.abort();
+    if let Some(lease) = lease {
+        lease.abort();
+    }
     tracing::info!("stopped");
     result
 }

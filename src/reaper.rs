@@ -1,4 +1,5 @@
-//! Deletes sessions that have been empty and idle for `SESSION_TTL_SECS`.
+//! Deletes sessions that have been empty and idle for `SESSION_TTL_SECS` (with Redis,
+//! which expires their keys itself: drops them from the session index).
 //!
 //! Lookups already treat such sessions as gone (so the interval never extends a
 //! lifetime); the reaper frees their memory.
@@ -13,14 +14,10 @@ pub async fn run(state: AppState, every: Duration) {
     tick.tick().await; // the first tick is immediate
     loop {
         tick.tick().await;
-        let reaped = state.store.reap();
+        let reaped = state.store.reap().await;
         if reaped > 0 {
             metrics::counter!(crate::telemetry::SESSIONS_REAPED_TOTAL).increment(reaped as u64);
-            tracing::info!(
-                reaped,
-                remaining = state.store.len(),
-                "reaped expired sessions"
-            );
+            tracing::info!(reaped, "reaped expired sessions");
         }
     }
 }

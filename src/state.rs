@@ -11,7 +11,7 @@ use std::{
 
 use crate::{
     config::Config,
-    store::{SessionStore, StoreLimits},
+    store::{MemoryStore, Store, StoreLimits},
 };
 
 #[derive(Clone)]
@@ -19,7 +19,7 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub config: Config,
-    pub store: SessionStore,
+    pub store: Store,
     pub started: Instant,
     /// Connected Socket.IO sockets.
     pub connections: AtomicUsize,
@@ -31,14 +31,13 @@ pub struct Inner {
 }
 
 impl AppState {
+    /// State with an in-memory store.
     pub fn new(config: Config) -> Self {
-        let store = SessionStore::new(StoreLimits {
-            session_ttl: config.session_ttl,
-            max_sessions: config.max_sessions,
-            max_group_members: config.max_group_members,
-            history_max_messages: config.history_max_messages,
-            history_max_bytes: config.history_max_bytes,
-        });
+        let store = Store::Memory(MemoryStore::new(StoreLimits::from(&config)));
+        Self::with_store(config, store)
+    }
+
+    pub fn with_store(config: Config, store: Store) -> Self {
         AppState(Arc::new(Inner {
             config,
             store,

@@ -19,6 +19,13 @@ pub const MESSAGES_RELAYED_TOTAL: &str = "blindrelay_messages_relayed_total";
 pub const BYTES_RELAYED_TOTAL: &str = "blindrelay_bytes_relayed_total";
 pub const SESSIONS_REAPED_TOTAL: &str = "blindrelay_sessions_reaped_total";
 pub const EVENT_DURATION: &str = "blindrelay_event_duration_seconds";
+pub const REDIS_DURATION: &str = "blindrelay_redis_duration_seconds";
+pub const REDIS_ERRORS_TOTAL: &str = "blindrelay_redis_errors_total";
+
+/// Latency buckets, in seconds: 50 µs to 250 ms.
+const BUCKETS: &[f64] = &[
+    0.000_05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25,
+];
 
 /// The process-wide recorder (the `metrics` macros write to one global recorder, so
 /// several servers in one test process share it).
@@ -26,12 +33,8 @@ pub fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full(EVENT_DURATION.into()),
-                &[
-                    0.000_05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25,
-                ],
-            )
+            .set_buckets_for_metric(Matcher::Full(EVENT_DURATION.into()), BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(REDIS_DURATION.into()), BUCKETS))
             .expect("static buckets are valid");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -61,6 +64,12 @@ fn describe() {
         metrics::Unit::Seconds,
         "Time to handle a client event, by event"
     );
+    describe_histogram!(
+        REDIS_DURATION,
+        metrics::Unit::Seconds,
+        "Round trip of one Redis store operation (a script call)"
+    );
+    describe_counter!(REDIS_ERRORS_TOTAL, "Redis store operations that failed");
     describe_gauge!("blindrelay_connections", "Connected Socket.IO sockets");
     describe_gauge!("blindrelay_sessions", "Sessions held, by chat mode");
     describe_gauge!(
@@ -78,9 +87,12 @@ fn describe() {
 }
 
 /// The Prometheus text exposition, with gauges refreshed from `state`.
-pub fn render(state: &AppState) -> String {
+pub async fn render(state: &AppState) -> String {
     let handle = handle();
-    let stats = state.store.stats();
+    // With Redis down, the session gauges keep their last values.
+    let Ok(stats) = state.store.stats().await else {
+        return handle.render();
+    };
     gauge!("blindrelay_connections").set(state.connection_count() as f64);
     for (mode, count) in [
         (ChatMode::Group, stats.group),
@@ -122,5 +134,15 @@ pub fn event_handled(event: EventKind, seconds: f64) {
     });
     if let Some(h) = HANDLES.get(event as usize) {
         h.record(seconds);
+    }
+}
+
+/// Records one Redis round trip.
+pub fn redis_round_trip(seconds: f64, ok: bool) {
+    static HANDLES: LazyLock<(Histogram, Counter)> =
+        LazyLock::new(|| (histogram!(REDIS_DURATION), counter!(REDIS_ERRORS_TOTAL)));
+    HANDLES.0.record(seconds);
+    if !ok {
+        HANDLES.1.increment(1);
     }
 }

@@ -21,6 +21,8 @@ pub enum ErrorCode {
     LimitReached,
     SessionExpired,
     RateLimited,
+    /// Shared state (Redis) cannot be reached; retry later.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -38,6 +40,7 @@ impl ErrorCode {
             ErrorCode::LimitReached => "LIMIT_REACHED",
             ErrorCode::SessionExpired => "SESSION_EXPIRED",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::Unavailable => "UNAVAILABLE",
         }
     }
 }
@@ -71,6 +74,13 @@ impl AppError {
 
     pub fn not_in_session() -> Self {
         Self::new(ErrorCode::NotInSession, "Join the session first")
+    }
+
+    pub fn unavailable() -> Self {
+        Self::new(
+            ErrorCode::Unavailable,
+            "The server cannot reach its shared state; try again shortly",
+        )
     }
 
     pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {

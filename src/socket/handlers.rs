@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use serde::{Serialize, de::DeserializeOwned};
 use socketioxide::{
+    adapter::Adapter,
     extract::{SocketRef, TryData},
     handler::{FromMessageParts, Value},
+    operators::BroadcastOperators,
     socket::Socket,
 };
 
@@ -20,7 +22,7 @@ use crate::{
         UserLeft, UserTyping, limits, now_ms, parse_credential_field,
     },
     state::AppState,
-    store::{Appended, JoinRequest, Left, new_message},
+    store::{Appended, JoinRequest, Left, MessageDraft},
 };
 
 /// A decoded client event.
@@ -65,14 +67,14 @@ impl Memberships {
 }
 
 /// Decodes an event's payload; a payload of the wrong shape is `BAD_REQUEST`.
-pub fn decode(
+pub fn decode<A: Adapter>(
     kind: EventKind,
-    s: &Arc<Socket>,
+    s: &Arc<Socket<A>>,
     data: &mut Value,
     ack_id: &Option<i64>,
 ) -> Result<ClientEvent, AppError> {
-    fn payload<T: DeserializeOwned>(
-        s: &Arc<Socket>,
+    fn payload<A: Adapter, T: DeserializeOwned>(
+        s: &Arc<Socket<A>>,
         data: &mut Value,
         ack_id: &Option<i64>,
     ) -> Result<T, AppError> {
@@ -95,16 +97,16 @@ pub fn decode(
     })
 }
 
-pub async fn handle(
+pub async fn handle<A: Adapter>(
     state: &AppState,
-    socket: &SocketRef,
+    socket: &SocketRef<A>,
     joined: &mut Memberships,
     event: ClientEvent,
 ) -> Result<AckBody, AppError> {
     match event {
         ClientEvent::JoinSession(p) => join(state, socket, joined, p).await,
         ClientEvent::SavePublicKey(p) => save_public_key(state, socket, p).await,
-        ClientEvent::GetPublicKeys(p) => get_public_keys(state, socket, p),
+        ClientEvent::GetPublicKeys(p) => get_public_keys(state, socket, p).await,
         ClientEvent::SendMessage(p) => send_message(state, socket, p).await,
         ClientEvent::SetSessionKey(p) => set_session_key(state, socket, p).await,
         ClientEvent::Typing(p) => typing(state, socket, p, "user-typing").await,
@@ -128,9 +130,9 @@ fn check_public_key(key: Option<&serde_json::value::RawValue>) -> Result<(), App
     }
 }
 
-async fn join(
+async fn join<A: Adapter>(
     state: &AppState,
-    socket: &SocketRef,
+    socket: &SocketRef<A>,
     joined: &mut Memberships,
     p: JoinSession,
 ) -> Result<AckBody, AppError> {
@@ -142,16 +144,19 @@ async fn join(
     };
     let session = p.session_id.id;
     let user = p.user_id;
-    let done = state.store.join(JoinRequest {
-        session: session.clone(),
-        user: user.clone(),
-        display_name: p.display_name,
-        public_key: p.public_key,
-        is_creator: p.is_creator.unwrap_or(false),
-        credential,
-        chat_mode: p.chat_mode,
-        conn: socket.id,
-    })?;
+    let done = state
+        .store
+        .join(JoinRequest {
+            session: session.clone(),
+            user: user.clone(),
+            display_name: p.display_name,
+            public_key: p.public_key,
+            is_creator: p.is_creator.unwrap_or(false),
+            credential,
+            chat_mode: p.chat_mode,
+            conn: socket.id,
+        })
+        .await?;
     let room = rooms::session(&session);
     socket.join(vec![room.clone(), rooms::member(&session, &user)]);
     joined.add(&session);
@@ -188,24 +193,23 @@ async fn join(
     }))
 }
 
-async fn save_public_key(
+async fn save_public_key<A: Adapter>(
     state: &AppState,
-    socket: &SocketRef,
+    socket: &SocketRef<A>,
     p: SavePublicKey,
 ) -> Result<AckBody, AppError> {
     check_public_key(Some(&p.public_key))?;
     let session = p.session_id.id;
     let keys = state
         .store
-        .with_member(&session, socket.id, p.user_id.as_ref(), |s, user| {
-            if let Some(member) = s.members.get_mut(user) {
-                member.public_key = Some(p.public_key);
-                if let Some(name) = p.display_name {
-                    member.display_name = name;
-                }
-            }
-            Ok(s.public_keys())
-        })?;
+        .save_public_key(
+            &session,
+            socket.id,
+            p.user_id.as_ref(),
+            p.public_key,
+            p.display_name,
+        )
+        .await?;
     let _ = socket
         .within(rooms::session(&session))
         .emit("public-keys-updated", &keys)
@@ -213,21 +217,15 @@ async fn save_public_key(
     ok()
 }
 
-fn get_public_keys(
+async fn get_public_keys<A: Adapter>(
     state: &AppState,
-    socket: &SocketRef,
+    socket: &SocketRef<A>,
     p: SessionUser,
 ) -> Result<AckBody, AppError> {
-    let keys = state.store.with_member(
-        &p.session_id.id,
-        socket.id,
-        p.user_id.as_ref(),
-        |s, user| {
-            let mut keys = s.public_keys();
-            keys.retain(|k| k.user_id != *user);
-            Ok(keys)
-        },
-    )?;
+    let keys = state
+        .store
+        .peer_keys(&p.session_id.id, socket.id, p.user_id.as_ref())
+        .await?;
     let _ = socket.emit("public-keys-updated", &keys);
     Ok(AckBody::Keys { keys })
 }
@@ -248,9 +246,9 @@ fn message_id(state: &AppState, client_id: Option<String>) -> Result<Arc<str>, A
     }
 }
 
-async fn send_message(
+async fn send_message<A: Adapter>(
     state: &AppState,
-    socket: &SocketRef,
+    socket: &SocketRef<A>,
     p: SendMessage,
 ) -> Result<AckBody, AppError> {
     let kind: Arc<str> = match p.kind {
@@ -265,13 +263,17 @@ async fn send_message(
     };
     let id = message_id(state, p.client_message_id)?;
     let session = p.session_id.id;
-    let to = p.to;
-    let appended =
-        state
-            .store
-            .append_message(&session, socket.id, p.from.as_ref(), |from, name| {
-                new_message(id.clone(), from, name, to, p.encrypted, kind)
-            })?;
+    let draft = MessageDraft {
+        id: id.clone(),
+        to: p.to,
+        encrypted: p.encrypted,
+        kind,
+        timestamp: now_ms(),
+    };
+    let appended = state
+        .store
+        .append_message(&session, socket.id, p.from.as_ref(), draft)
+        .await?;
     let (message, first_of_id) = match appended {
         Appended::Duplicate { timestamp } => {
             return Ok(AckBody::Sent(SendAck {
@@ -316,9 +318,9 @@ async fn send_message(
     }))
 }
 
-async fn set_session_key(
+async fn set_session_key<A: Adapter>(
     state: &AppState,
-    socket: &SocketRef,
+    socket: &SocketRef<A>,
     p: SetSessionKey,
 ) -> Result<AckBody, AppError> {
     if p.encrypted_keys.len() > limits::GROUP_KEYS {
@@ -342,19 +344,8 @@ async fn set_session_key(
     let session = p.session_id.id;
     state
         .store
-        .with_member(&session, socket.id, None, |s, user| {
-            if !s.is_creator(user) {
-                return Err(AppError::forbidden(
-                    "Only the session's creator may set its key",
-                ));
-            }
-            s.group_keys = p
-                .encrypted_keys
-                .iter()
-                .map(|(u, k)| (u.clone(), k.clone()))
-                .collect();
-            Ok(())
-        })?;
+        .set_group_keys(&session, socket.id, &p.encrypted_keys)
+        .await?;
     let notice = SessionKeyAvailable {
         encrypted_keys: &p.encrypted_keys,
     };
@@ -365,19 +356,17 @@ async fn set_session_key(
     ok()
 }
 
-async fn typing(
+async fn typing<A: Adapter>(
     state: &AppState,
-    socket: &SocketRef,
+    socket: &SocketRef<A>,
     p: SessionUser,
     event: &'static str,
 ) -> Result<AckBody, AppError> {
     let session = p.session_id.id;
-    let (user, name) =
-        state
-            .store
-            .with_member(&session, socket.id, p.user_id.as_ref(), |s, user| {
-                Ok((user.clone(), s.display_name_of(user)))
-            })?;
+    let (user, name) = state
+        .store
+        .member(&session, socket.id, p.user_id.as_ref())
+        .await?;
     let _ = socket
         .to(rooms::session(&session))
         .emit(
@@ -391,21 +380,19 @@ async fn typing(
     ok()
 }
 
-async fn file_downloaded(
+async fn file_downloaded<A: Adapter>(
     state: &AppState,
-    socket: &SocketRef,
+    socket: &SocketRef<A>,
     p: FileDownloaded,
 ) -> Result<AckBody, AppError> {
     if p.file_name.len() > limits::FILE_NAME_BYTES {
         return Err(AppError::too_large("fileName", limits::FILE_NAME_BYTES));
     }
     let session = p.session_id.id;
-    let user =
-        state
-            .store
-            .with_member(&session, socket.id, p.downloaded_by.as_ref(), |_, user| {
-                Ok(user.clone())
-            })?;
+    let (user, _) = state
+        .store
+        .member(&session, socket.id, p.downloaded_by.as_ref())
+        .await?;
     let notice = DownloadNotification {
         downloaded_by: &user,
         file_name: &p.file_name,
@@ -421,54 +408,58 @@ async fn file_downloaded(
     ok()
 }
 
-/// Tells the others that a member left, when its last connection did.
-async fn announce_left(socket: &SocketRef, session: &SessionId, left: &Left) {
+/// Tells the others that a member left, when its last connection did. `to_room`
+/// addresses the session's room: from the leaving socket (which is then left out), or
+/// from the server when a dead node's members are swept.
+pub async fn announce_left<A: Adapter>(
+    to_room: impl Fn(String) -> BroadcastOperators<A>,
+    session: &SessionId,
+    left: &Left,
+) {
     if !left.member_gone || left.session_deleted {
         return;
     }
-    let room = rooms::session(session);
-    let _ = socket
-        .to(room.clone())
-        .emit(
-            "user-left",
-            &UserLeft {
-                user_id: &left.user,
-                timestamp: now_ms(),
-            },
-        )
+    let notice = UserLeft {
+        user_id: &left.user,
+        timestamp: now_ms(),
+    };
+    let _ = to_room(rooms::session(session))
+        .emit("user-left", &notice)
         .await;
-    let _ = socket
-        .to(room)
+    let _ = to_room(rooms::session(session))
         .emit("public-keys-updated", &left.keys)
         .await;
 }
 
-async fn leave(
+async fn leave<A: Adapter>(
     state: &AppState,
-    socket: &SocketRef,
+    socket: &SocketRef<A>,
     joined: &mut Memberships,
     p: SessionUser,
 ) -> Result<AckBody, AppError> {
     let session = p.session_id.id;
-    let left = state.store.leave(&session, socket.id, p.user_id.as_ref())?;
+    let left = state
+        .store
+        .leave(&session, socket.id, p.user_id.as_ref())
+        .await?;
     socket.leave(vec![
         rooms::session(&session),
         rooms::member(&session, &left.user),
     ]);
     joined.remove(&session);
     tracing::info!(socket = %socket.id, session = %SessionTag::of(&session), deleted = left.session_deleted, "left");
-    announce_left(socket, &session, &left).await;
+    announce_left(|room| socket.to(room), &session, &left).await;
     ok()
 }
 
-async fn close(
+async fn close<A: Adapter>(
     state: &AppState,
-    socket: &SocketRef,
+    socket: &SocketRef<A>,
     joined: &mut Memberships,
     p: SessionUser,
 ) -> Result<AckBody, AppError> {
     let session = p.session_id.id;
-    let members = state.store.close(&session, socket.id)?;
+    let members = state.store.close(&session, socket.id).await?;
     joined.remove(&session);
     let room = rooms::session(&session);
     let notice = SessionClosed {
@@ -486,11 +477,39 @@ async fn close(
     ok()
 }
 
+/// How long a disconnect that could not be recorded is retried.
+const DISCONNECT_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
+async fn retry_disconnect<A: Adapter>(state: AppState, socket: SocketRef<A>, session: SessionId) {
+    let started = std::time::Instant::now();
+    let mut wait = std::time::Duration::from_millis(500);
+    while started.elapsed() < DISCONNECT_RETRY_FOR {
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_secs(10));
+        match state.store.disconnect(&session, socket.id).await {
+            Ok(Some(left)) => return announce_left(|room| socket.to(room), &session, &left).await,
+            Ok(None) => return,
+            Err(_) => {}
+        }
+    }
+    tracing::warn!(socket = %socket.id, session = %SessionTag::of(&session), "gave up recording a disconnect");
+}
+
 /// The socket is gone: it leaves every session it joined.
-pub async fn disconnect(state: &AppState, socket: &SocketRef, joined: &mut Memberships) {
+pub async fn disconnect<A: Adapter>(
+    state: &AppState,
+    socket: &SocketRef<A>,
+    joined: &mut Memberships,
+) {
     for session in std::mem::take(&mut joined.0) {
-        if let Some(left) = state.store.disconnect(&session, socket.id) {
-            announce_left(socket, &session, &left).await;
+        match state.store.disconnect(&session, socket.id).await {
+            Ok(Some(left)) => announce_left(|room| socket.to(room), &session, &left).await,
+            Ok(None) => {}
+            // Redis is out of reach: retried in the background, so the member does not
+            // stay present in the others' view once it returns.
+            Err(_) => {
+                tokio::spawn(retry_disconnect(state.clone(), socket.clone(), session));
+            }
         }
     }
     // Rooms joined by an event handled after the transport closed would otherwise stay.

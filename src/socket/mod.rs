@@ -13,6 +13,8 @@
 //! handler, once the connection is established; events wait in the queue until then.
 
 mod handlers;
+
+pub use handlers::announce_left;
 mod rooms;
 
 use std::{
@@ -22,6 +24,8 @@ use std::{
 
 use serde::Serialize;
 use socketioxide::{
+    SocketIo,
+    adapter::Adapter,
     extract::{AckSender, Event, SocketRef},
     handler::{FromMessageParts, MessageHandler, Value},
     socket::Socket,
@@ -98,41 +102,55 @@ impl EventKind {
     }
 }
 
-enum Job {
+enum Job<A: Adapter> {
     /// A decoded event (or why it could not be decoded) and its acknowledgement. Boxed:
     /// the channel allocates its slots up front, per socket, so a `Job` stays small.
     Event {
         kind: EventKind,
         event: Box<Result<handlers::ClientEvent, AppError>>,
-        ack: AckSender,
+        ack: AckSender<A>,
     },
     Disconnect,
 }
 
 /// The sending half of a socket's queue, kept in the socket's extensions.
-#[derive(Clone)]
-struct Queue(mpsc::Sender<Job>);
+struct Queue<A: Adapter>(mpsc::Sender<Job<A>>);
+
+impl<A: Adapter> Clone for Queue<A> {
+    fn clone(&self) -> Self {
+        Queue(self.0.clone())
+    }
+}
 
 /// The receiving half, handed from the middleware to the connect handler.
-#[derive(Clone)]
-struct PendingWorker(Arc<std::sync::Mutex<Option<mpsc::Receiver<Job>>>>);
+struct PendingWorker<A: Adapter>(Arc<std::sync::Mutex<Option<mpsc::Receiver<Job<A>>>>>);
 
-/// Registers the default namespace.
-pub fn register(io: &socketioxide::SocketIo, state: AppState) {
+impl<A: Adapter> Clone for PendingWorker<A> {
+    fn clone(&self) -> Self {
+        PendingWorker(self.0.clone())
+    }
+}
+
+/// Registers the default namespace. With the Redis adapter, the returned future
+/// subscribes to the cluster's channels.
+pub fn register<A>(io: &SocketIo<A>, state: AppState) -> A::InitRes
+where
+    A: Adapter + socketioxide_core::adapter::DefinedAdapter,
+{
     use socketioxide::handler::ConnectHandler;
-    let on_connect = async move |socket: SocketRef| start_worker(socket, state);
-    io.ns("/", on_connect.with(install_queue));
+    let on_connect = async move |socket: SocketRef<A>| start_worker(socket, state);
+    io.ns("/", on_connect.with(install_queue::<A>))
 }
 
 /// Connect middleware: the queue and handlers, in place before the client may send.
-async fn install_queue(socket: SocketRef) -> Result<(), std::convert::Infallible> {
+async fn install_queue<A: Adapter>(socket: SocketRef<A>) -> Result<(), std::convert::Infallible> {
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-    socket.extensions.insert(Queue(tx));
+    socket.extensions.insert(Queue::<A>(tx));
     let pending = PendingWorker(Arc::new(std::sync::Mutex::new(Some(rx))));
     socket.extensions.insert(pending);
     socket.on_fallback(Enqueue);
-    socket.on_disconnect(async |socket: SocketRef| {
-        if let Some(Queue(tx)) = socket.extensions.get::<Queue>() {
+    socket.on_disconnect(async |socket: SocketRef<A>| {
+        if let Some(Queue(tx)) = socket.extensions.get::<Queue<A>>() {
             // Waits for room in a full queue: the disconnect must be handled.
             let _ = tx.send(Job::Disconnect).await;
         }
@@ -141,8 +159,8 @@ async fn install_queue(socket: SocketRef) -> Result<(), std::convert::Infallible
 }
 
 /// Connect handler: the connection is established; its events are handled from now on.
-fn start_worker(socket: SocketRef, state: AppState) {
-    let pending = socket.extensions.remove::<PendingWorker>();
+fn start_worker<A: Adapter>(socket: SocketRef<A>, state: AppState) {
+    let pending = socket.extensions.remove::<PendingWorker<A>>();
     let Some(rx) = pending.and_then(|PendingWorker(slot)| slot.lock().ok()?.take()) else {
         return;
     };
@@ -155,9 +173,9 @@ fn start_worker(socket: SocketRef, state: AppState) {
 /// At shutdown: every local socket leaves its sessions (others are told), as its
 /// disconnect would. socketioxide 0.18's `close()` drops its namespaces before closing
 /// the transports, so disconnect handlers do not run then; this does their work.
-pub async fn disconnect_all(io: &socketioxide::SocketIo) {
+pub async fn disconnect_all<A: Adapter>(io: &SocketIo<A>) {
     for socket in io.sockets() {
-        if let Some(Queue(tx)) = socket.extensions.get::<Queue>() {
+        if let Some(Queue(tx)) = socket.extensions.get::<Queue<A>>() {
             let _ = tx.send(Job::Disconnect).await;
         }
     }
@@ -170,15 +188,15 @@ struct Enqueue;
 /// Marker type for our [`MessageHandler`] implementation.
 struct Enqueued;
 
-impl MessageHandler<socketioxide::adapter::LocalAdapter, Enqueued> for Enqueue {
-    fn call(&self, s: Arc<Socket>, mut data: Value, ack_id: Option<i64>) {
+impl<A: Adapter> MessageHandler<A, Enqueued> for Enqueue {
+    fn call(&self, s: Arc<Socket<A>>, mut data: Value, ack_id: Option<i64>) {
         let Ok(Event(name)) = Event::from_message_parts(&s, &mut data, &ack_id) else {
             return;
         };
         let Some(kind) = EventKind::from_name(&name) else {
             return;
         };
-        let Some(Queue(tx)) = s.extensions.get::<Queue>() else {
+        let Some(Queue(tx)) = s.extensions.get::<Queue<A>>() else {
             return;
         };
         let event = Box::new(handlers::decode(kind, &s, &mut data, &ack_id));
@@ -187,12 +205,16 @@ impl MessageHandler<socketioxide::adapter::LocalAdapter, Enqueued> for Enqueue {
             tx.try_send(Job::Event { kind, event, ack })
         {
             let err = AppError::new(ErrorCode::RateLimited, "Too many events at once; slow down");
-            reply::<()>(&SocketRef::from(s), ack, kind, Err(err));
+            reply::<A, ()>(&SocketRef::from(s), ack, kind, Err(err));
         }
     }
 }
 
-async fn run_queue(state: AppState, socket: SocketRef, mut rx: mpsc::Receiver<Job>) {
+async fn run_queue<A: Adapter>(
+    state: AppState,
+    socket: SocketRef<A>,
+    mut rx: mpsc::Receiver<Job<A>>,
+) {
     let mut joined = handlers::Memberships::default();
     while let Some(job) = rx.recv().await {
         match job {
@@ -210,7 +232,7 @@ async fn run_queue(state: AppState, socket: SocketRef, mut rx: mpsc::Receiver<Jo
                 crate::telemetry::event_handled(kind, started.elapsed().as_secs_f64());
                 match result {
                     Ok(body) => reply(&socket, ack, kind, Ok(body)),
-                    Err(err) => reply::<()>(&socket, ack, kind, Err(err)),
+                    Err(err) => reply::<A, ()>(&socket, ack, kind, Err(err)),
                 }
             }
             Job::Disconnect => {
@@ -221,14 +243,14 @@ async fn run_queue(state: AppState, socket: SocketRef, mut rx: mpsc::Receiver<Jo
             }
         }
     }
-    socket.extensions.remove::<Queue>();
+    socket.extensions.remove::<Queue<A>>();
 }
 
 /// Answers an event: the ack, and for errors also `session-error` (which old clients
 /// listen to, since they send no ack).
-pub(crate) fn reply<T: Serialize>(
-    socket: &SocketRef,
-    ack: AckSender,
+pub(crate) fn reply<A: Adapter, T: Serialize>(
+    socket: &SocketRef<A>,
+    ack: AckSender<A>,
     kind: EventKind,
     result: Result<T, AppError>,
 ) {

@@ -12,7 +12,7 @@ use std::{
 use crate::protocol::{Message, Recipient, UserId};
 
 /// Bytes counted per message on top of its ciphertext: ids, type, bookkeeping.
-const MESSAGE_OVERHEAD: usize = 128;
+pub(super) const MESSAGE_OVERHEAD: usize = 128;
 
 /// What appending a message did.
 #[derive(Debug)]

@@ -1,25 +1,30 @@
-//! The in-memory session store: every room's state, behind operations that each check
-//! membership, identity and limits while holding the room's lock, so that no two events
-//! can interleave inside one room.
+//! Session state, behind one interface with two implementations: [`MemoryStore`] (one
+//! process, the default) and [`RedisStore`] (any number of nodes sharing a Redis).
 //!
-//! The store knows connections only by their Socket.IO id ([`ConnId`]); it never emits.
-//! Handlers turn what an operation returns into events.
+//! Every operation checks membership, identity and limits atomically: under the room's
+//! lock in memory, inside one Lua script in Redis. The store knows connections only by
+//! their Socket.IO id ([`ConnId`]); it never emits. Handlers turn what an operation
+//! returns into events, unaware of which store answered.
 
 mod history;
+mod memory;
+pub mod redis;
 mod session;
 
-use std::time::{Duration, Instant};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use dashmap::{DashMap, mapref::entry::Entry};
+use serde_json::value::RawValue;
 use socketioxide::socket::Sid;
 
 pub use history::{Appended, History, message_cost};
+pub use memory::MemoryStore;
+pub use redis::RedisStore;
 pub use session::{Lifecycle, Member, Session};
 
 use crate::{
     protocol::{
-        AppError, ChatMode, DisplayName, ErrorCode, Message, Opaque, PublicKeyEntry, Recipient,
-        SessionId, UserId, now_ms,
+        AppError, ChatMode, DisplayName, Message, Opaque, PublicKeyEntry, Recipient, SessionId,
+        UserId,
     },
     secret::Secret,
 };
@@ -35,6 +40,18 @@ pub struct StoreLimits {
     pub max_group_members: usize,
     pub history_max_messages: usize,
     pub history_max_bytes: usize,
+}
+
+impl From<&crate::config::Config> for StoreLimits {
+    fn from(config: &crate::config::Config) -> Self {
+        StoreLimits {
+            session_ttl: config.session_ttl,
+            max_sessions: config.max_sessions,
+            max_group_members: config.max_group_members,
+            history_max_messages: config.history_max_messages,
+            history_max_bytes: config.history_max_bytes,
+        }
+    }
 }
 
 /// A join request, validated but not yet authorised.
@@ -60,9 +77,19 @@ pub struct Joined {
     /// The userId was not present before: the others get `user-joined`.
     pub new_member: bool,
     pub display_name: DisplayName,
-    pub history: Vec<std::sync::Arc<Message>>,
+    pub history: HistoryView,
     pub group_key: Option<Box<serde_json::value::RawValue>>,
     pub keys: Vec<PublicKeyEntry>,
+}
+
+/// The history a joiner may read, as its store holds it. Both serialise as a JSON array
+/// of messages (`messages-history`).
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum HistoryView {
+    Memory(Vec<Arc<Message>>),
+    /// Message JSON as Redis holds it.
+    Raw(Vec<Box<RawValue>>),
 }
 
 /// What a connection leaving a session changed.
@@ -94,6 +121,8 @@ pub struct StoreStats {
 pub enum ReserveError {
     Exists,
     LimitReached,
+    /// The shared store (Redis) could not be reached.
+    Unavailable,
 }
 
 /// A row of the admin listing (`GET /sessions`); holds no key.
@@ -110,270 +139,193 @@ pub struct SessionSummary {
     pub idle_secs: u64,
 }
 
-pub struct SessionStore {
-    sessions: DashMap<SessionId, Session>,
-    limits: StoreLimits,
+/// A message as its sender's event describes it; the store adds who sent it.
+#[derive(Debug)]
+pub struct MessageDraft {
+    pub id: Arc<str>,
+    pub to: Option<Recipient>,
+    pub encrypted: Opaque,
+    pub kind: Arc<str>,
+    pub timestamp: u64,
 }
 
-impl SessionStore {
-    pub fn new(limits: StoreLimits) -> Self {
-        SessionStore {
-            sessions: DashMap::new(),
-            limits,
+impl MessageDraft {
+    pub fn into_message(self, from: &UserId, name: &DisplayName) -> Message {
+        Message {
+            id: self.id,
+            from: from.clone(),
+            to: self.to,
+            encrypted: self.encrypted,
+            timestamp: self.timestamp,
+            kind: self.kind,
+            sender_display_name: name.clone(),
+        }
+    }
+}
+
+/// The session store the handlers use: in memory, or in Redis when `REDIS_URL` is set.
+pub enum Store {
+    Memory(MemoryStore),
+    Redis(RedisStore),
+}
+
+impl Store {
+    pub fn limits(&self) -> &StoreLimits {
+        match self {
+            Store::Memory(s) => s.limits(),
+            Store::Redis(s) => s.limits(),
         }
     }
 
-    pub fn limits(&self) -> &StoreLimits {
-        &self.limits
-    }
-
-    /// Sessions held, including reserved and empty ones.
-    pub fn len(&self) -> usize {
-        self.sessions.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
+    /// Whether the store can serve (Redis answers a PING).
+    pub async fn ping(&self) -> bool {
+        match self {
+            Store::Memory(_) => true,
+            Store::Redis(s) => s.ping().await,
+        }
     }
 
     /// Counts over every session (for `/health` and `/metrics`).
-    pub fn stats(&self) -> StoreStats {
-        let mut stats = StoreStats::default();
-        for s in self.sessions.iter() {
-            stats.sessions += 1;
-            stats.active += usize::from(s.has_present_members());
-            stats.history_bytes += s.history.bytes();
-            match s.mode {
-                ChatMode::Group => stats.group += 1,
-                ChatMode::Private => stats.private += 1,
-                ChatMode::Password => stats.password += 1,
-            }
+    pub async fn stats(&self) -> Result<StoreStats, AppError> {
+        match self {
+            Store::Memory(s) => Ok(s.stats()),
+            Store::Redis(s) => s.stats().await,
         }
-        stats
     }
 
     /// Creates a reserved session: known key and mode, creator not yet joined.
-    pub fn reserve(&self, id: SessionId, key: Secret, mode: ChatMode) -> Result<(), ReserveError> {
-        let full = self.sessions.len() >= self.limits.max_sessions;
-        let now = Instant::now();
-        match self.sessions.entry(id) {
-            Entry::Occupied(mut e) => {
-                if !e.get().is_expired(now, self.limits.session_ttl) {
-                    return Err(ReserveError::Exists);
-                }
-                e.insert(Session::reserved(key, mode, now));
-            }
-            Entry::Vacant(e) => {
-                if full {
-                    return Err(ReserveError::LimitReached);
-                }
-                e.insert(Session::reserved(key, mode, now));
-            }
+    pub async fn reserve(
+        &self,
+        id: SessionId,
+        key: Secret,
+        mode: ChatMode,
+    ) -> Result<(), ReserveError> {
+        match self {
+            Store::Memory(s) => s.reserve(id, key, mode),
+            Store::Redis(s) => s.reserve(&id, &key, mode).await,
         }
-        Ok(())
     }
 
     /// Authorises and performs a join (see the README's join rules).
-    pub fn join(&self, req: JoinRequest) -> Result<Joined, AppError> {
-        let full = self.sessions.len() >= self.limits.max_sessions;
-        let now = Instant::now();
-        let mut session = match self.sessions.entry(req.session.clone()) {
-            Entry::Occupied(e) if e.get().is_expired(now, self.limits.session_ttl) => {
-                if !req.is_creator {
-                    e.remove();
-                    return Err(AppError::new(
-                        ErrorCode::SessionExpired,
-                        "This session has expired",
-                    ));
-                }
-                let mut e = e;
-                e.insert(self.new_session_for_creator(&req, now)?);
-                e.into_ref()
-            }
-            Entry::Occupied(e) => e.into_ref(),
-            Entry::Vacant(e) => {
-                if !req.is_creator {
-                    return Err(AppError::new(
-                        ErrorCode::SessionNotFound,
-                        "Session not found",
-                    ));
-                }
-                if full {
-                    return Err(AppError::new(
-                        ErrorCode::LimitReached,
-                        "The server holds too many sessions",
-                    ));
-                }
-                e.insert(self.new_session_for_creator(&req, now)?)
-            }
-        };
-        session.join(req, &self.limits, now)
+    pub async fn join(&self, req: JoinRequest) -> Result<Joined, AppError> {
+        match self {
+            Store::Memory(s) => s.join(req),
+            Store::Redis(s) => s.join(req).await,
+        }
     }
 
-    fn new_session_for_creator(
-        &self,
-        req: &JoinRequest,
-        now: Instant,
-    ) -> Result<Session, AppError> {
-        let key = req
-            .credential
-            .clone()
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| AppError::bad_request("A creator must give an authKey"))?;
-        Ok(Session::reserved(
-            key,
-            req.chat_mode.unwrap_or_default(),
-            now,
-        ))
-    }
-
-    /// Runs `op` on a session the connection has joined, as its bound user, after
-    /// checking that a claimed userId (`from`, `userId`, `downloadedBy`) is that user.
-    pub fn with_member<T>(
+    /// The connection's user and display name, checking a claimed userId.
+    pub async fn member(
         &self,
         id: &SessionId,
         conn: ConnId,
         claimed: Option<&UserId>,
-        op: impl FnOnce(&mut Session, &UserId) -> Result<T, AppError>,
-    ) -> Result<T, AppError> {
-        let mut session = self
-            .sessions
-            .get_mut(id)
-            .ok_or_else(AppError::not_in_session)?;
-        let user = session.bound_user(conn)?.clone();
-        if claimed.is_some_and(|c| *c != user) {
-            return Err(AppError::forbidden(
-                "This connection joined as another user",
-            ));
+    ) -> Result<(UserId, DisplayName), AppError> {
+        match self {
+            Store::Memory(s) => s.member(id, conn, claimed),
+            Store::Redis(s) => s.member(id, conn, claimed).await,
         }
-        session.touch(Instant::now());
-        op(&mut session, &user)
+    }
+
+    /// Stores the member's public key (and name); returns the present members' keys.
+    pub async fn save_public_key(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        claimed: Option<&UserId>,
+        key: Opaque,
+        name: Option<DisplayName>,
+    ) -> Result<Vec<PublicKeyEntry>, AppError> {
+        match self {
+            Store::Memory(s) => s.save_public_key(id, conn, claimed, key, name),
+            Store::Redis(s) => s.save_public_key(id, conn, claimed, key, name).await,
+        }
+    }
+
+    /// The other present members' public keys.
+    pub async fn peer_keys(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        claimed: Option<&UserId>,
+    ) -> Result<Vec<PublicKeyEntry>, AppError> {
+        match self {
+            Store::Memory(s) => s.peer_keys(id, conn, claimed),
+            Store::Redis(s) => s.peer_keys(id, conn, claimed).await,
+        }
     }
 
     /// Stores a message from a member. See [`History::append`].
-    pub fn append_message(
+    pub async fn append_message(
         &self,
         id: &SessionId,
         conn: ConnId,
         claimed_from: Option<&UserId>,
-        build: impl FnOnce(&UserId, &DisplayName) -> Message,
+        draft: MessageDraft,
     ) -> Result<Appended, AppError> {
-        let limits = &self.limits;
-        self.with_member(id, conn, claimed_from, |session, user| {
-            let message = build(user, &session.display_name_of(user));
-            if message_cost(&message) > limits.history_max_bytes {
-                return Err(AppError::too_large(
-                    "This message",
-                    limits.history_max_bytes,
-                ));
-            }
-            Ok(session.history.append(
-                message,
-                limits.history_max_messages,
-                limits.history_max_bytes,
-            ))
-        })
+        match self {
+            Store::Memory(s) => s.append_message(id, conn, claimed_from, |from, name| {
+                draft.into_message(from, name)
+            }),
+            Store::Redis(s) => s.append_message(id, conn, claimed_from, draft).await,
+        }
     }
 
-    /// The connection leaves the session (`leave-session`). The member leaves with its
-    /// last connection, and the session is deleted when no member is left.
-    pub fn leave(
+    /// The creator replaces the group's wrapped keys.
+    pub async fn set_group_keys(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        keys: &BTreeMap<UserId, Box<RawValue>>,
+    ) -> Result<(), AppError> {
+        match self {
+            Store::Memory(s) => s.set_group_keys(id, conn, keys),
+            Store::Redis(s) => s.set_group_keys(id, conn, keys).await,
+        }
+    }
+
+    /// `leave-session`. See [`MemoryStore::leave`].
+    pub async fn leave(
         &self,
         id: &SessionId,
         conn: ConnId,
         claimed: Option<&UserId>,
     ) -> Result<Left, AppError> {
-        let Entry::Occupied(mut e) = self.sessions.entry(id.clone()) else {
-            return Err(AppError::not_in_session());
-        };
-        let user = e.get().bound_user(conn)?.clone();
-        if claimed.is_some_and(|c| *c != user) {
-            return Err(AppError::forbidden(
-                "This connection joined as another user",
-            ));
+        match self {
+            Store::Memory(s) => s.leave(id, conn, claimed),
+            Store::Redis(s) => s.leave(id, conn, claimed).await,
         }
-        let mut left = e
-            .get_mut()
-            .remove_conn(conn, true, Instant::now())
-            .ok_or_else(AppError::not_in_session)?;
-        if !e.get().has_present_members() {
-            e.remove();
-            left.session_deleted = true;
+    }
+
+    /// The connection is gone. `Ok(None)`: it was not in the session.
+    pub async fn disconnect(&self, id: &SessionId, conn: ConnId) -> Result<Option<Left>, AppError> {
+        match self {
+            Store::Memory(s) => Ok(s.disconnect(id, conn)),
+            Store::Redis(s) => s.disconnect(id, conn).await,
         }
-        Ok(left)
     }
 
-    /// The connection is gone. Its member becomes absent with its last connection; an
-    /// emptied session stays (for reconnects) until it expires.
-    pub fn disconnect(&self, id: &SessionId, conn: ConnId) -> Option<Left> {
-        self.sessions
-            .get_mut(id)?
-            .remove_conn(conn, false, Instant::now())
-    }
-
-    /// `close-session`: the creator deletes the session. Returns the userIds that were
-    /// members, so their rooms can be emptied.
-    pub fn close(&self, id: &SessionId, conn: ConnId) -> Result<Vec<UserId>, AppError> {
-        let Entry::Occupied(e) = self.sessions.entry(id.clone()) else {
-            return Err(AppError::not_in_session());
-        };
-        let user = e.get().bound_user(conn)?;
-        if !e.get().is_creator(user) {
-            return Err(AppError::forbidden(
-                "Only the session's creator may close it",
-            ));
+    /// `close-session`: returns the userIds that were members.
+    pub async fn close(&self, id: &SessionId, conn: ConnId) -> Result<Vec<UserId>, AppError> {
+        match self {
+            Store::Memory(s) => s.close(id, conn),
+            Store::Redis(s) => s.close(id, conn).await,
         }
-        let session = e.remove();
-        Ok(session.members.into_keys().collect())
     }
 
-    /// Deletes every session with no connected member and no activity for the TTL.
-    /// Returns how many were deleted.
-    pub fn reap(&self) -> usize {
-        let now = Instant::now();
-        let before = self.sessions.len();
-        self.sessions
-            .retain(|_, s| !s.is_expired(now, self.limits.session_ttl));
-        before.saturating_sub(self.sessions.len())
+    /// Deletes expired sessions; returns how many. (Redis expires keys itself; this
+    /// only prunes its index.)
+    pub async fn reap(&self) -> usize {
+        match self {
+            Store::Memory(s) => s.reap(),
+            Store::Redis(s) => s.reap().await,
+        }
     }
 
-    pub fn summaries(&self) -> Vec<SessionSummary> {
-        let now = Instant::now();
-        self.sessions
-            .iter()
-            .map(|e| {
-                let s = e.value();
-                SessionSummary {
-                    session_id: e.key().clone(),
-                    chat_mode: s.mode,
-                    reserved: matches!(s.lifecycle, Lifecycle::Reserved),
-                    members: s.present_count(),
-                    public_keys: s.public_keys().len(),
-                    messages: s.history.len(),
-                    history_bytes: s.history.bytes(),
-                    idle_secs: now.duration_since(s.last_activity).as_secs(),
-                }
-            })
-            .collect()
-    }
-}
-
-/// Builds a stored message (the handler's side of [`SessionStore::append_message`]).
-pub fn new_message(
-    id: std::sync::Arc<str>,
-    from: &UserId,
-    name: &DisplayName,
-    to: Option<Recipient>,
-    encrypted: Opaque,
-    kind: std::sync::Arc<str>,
-) -> Message {
-    Message {
-        id,
-        from: from.clone(),
-        to,
-        encrypted,
-        timestamp: now_ms(),
-        kind,
-        sender_display_name: name.clone(),
+    pub async fn summaries(&self) -> Result<Vec<SessionSummary>, AppError> {
+        match self {
+            Store::Memory(s) => Ok(s.summaries()),
+            Store::Redis(s) => s.summaries().await,
+        }
     }
 }

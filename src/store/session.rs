@@ -7,7 +7,7 @@ use std::{
 
 use serde_json::value::RawValue;
 
-use super::{ConnId, History, JoinRequest, Joined, Left, StoreLimits};
+use super::{ConnId, History, HistoryView, JoinRequest, Joined, Left, StoreLimits};
 use crate::{
     protocol::{
         AppError, ChatMode, DisplayName, ErrorCode, Opaque, PublicKeyEntry, UserId, now_ms,
@@ -222,7 +222,7 @@ impl Session {
             is_creator: self.is_creator(&req.user),
             new_member: !already_present,
             display_name,
-            history: self.history.visible_to(&req.user),
+            history: HistoryView::Memory(self.history.visible_to(&req.user)),
             group_key: self.group_keys.get(&req.user).cloned(),
             keys: self.public_keys(),
         })

@@ -1,0 +1,333 @@
+//! Several nodes on one Redis (`REDIS_URL`).
+//!
+//! - Broadcasts go through socketioxide-redis, over [`PubSub`]: a pub/sub driver on
+//!   redis' `ConnectionManager`, which reconnects and resubscribes after Redis restarts
+//!   (the adapter's own driver keeps one connection that never comes back).
+//! - Session state lives in the [`RedisStore`](crate::store::RedisStore).
+//! - Each node holds a lease (`<prefix>node:<id>`, renewed every third of
+//!   `NODE_LEASE_SECS`) and lists the connections it bound (`<prefix>n:<id>:c`). When
+//!   a lease lapses (the node was killed), the first node to notice claims the dead
+//!   node and unbinds its connections, so the others hear `user-left`. A node that
+//!   finds its own lease claimed (it was cut off from Redis too long) closes its
+//!   sockets: their clients reconnect and join again.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use redis::{
+    AsyncCommands, Client, PushInfo, PushKind, Value,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use socketioxide::{SocketIo, adapter::Adapter};
+use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
+use tokio::sync::mpsc;
+
+use crate::{config::Config, protocol::SessionId, state::AppState, store::Store};
+
+/// socketioxide-redis' adapter over [`PubSub`].
+pub type ClusterAdapter =
+    socketioxide_redis::CustomRedisAdapter<socketioxide::adapter::Emitter, PubSub>;
+
+/// How long a start waits for Redis before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The connections a node needs, made at start (a failure stops the start).
+pub struct Cluster {
+    pub commands: ConnectionManager,
+    pub pubsub: PubSub,
+    pub node: Arc<str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach Redis at REDIS_URL: {0}")]
+pub struct ConnectError(String);
+
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(2))
+}
+
+/// The URL with `protocol=resp3`, which pub/sub pushes need.
+fn resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}
+
+impl Cluster {
+    pub async fn connect(url: &str) -> Result<Self, ConnectError> {
+        // The error text may quote the URL, which may hold a password: not shown.
+        let client = Client::open(resp3(url))
+            .map_err(|e| ConnectError(format!("invalid URL ({:?})", e.kind())))?;
+        let connect = async {
+            let commands =
+                ConnectionManager::new_with_config(client.clone(), manager_config()).await?;
+            let pubsub = PubSub::new(client).await?;
+            Ok::<_, redis::RedisError>((commands, pubsub))
+        };
+        let (mut commands, pubsub) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| ConnectError(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| ConnectError(format!("{:?}: {}", e.kind(), e.detail().unwrap_or(""))))?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut commands)
+            .await
+            .map_err(|e| ConnectError(format!("PING failed: {:?}", e.kind())))?;
+        let node = format!("{:016x}", crate::logging::random_u64()).into();
+        Ok(Cluster {
+            commands,
+            pubsub,
+            node,
+        })
+    }
+}
+
+type Handlers = Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>;
+
+/// A socketioxide-redis [`Driver`] on a reconnecting, resubscribing connection.
+#[derive(Clone)]
+pub struct PubSub {
+    conn: ConnectionManager,
+    handlers: Handlers,
+}
+
+impl PubSub {
+    async fn new(client: Client) -> Result<Self, redis::RedisError> {
+        let handlers: Handlers = Arc::default();
+        let routes = handlers.clone();
+        let config = manager_config()
+            .set_automatic_resubscription()
+            .set_push_sender(move |push: PushInfo| {
+                route(push, &routes);
+                Ok::<(), std::convert::Infallible>(())
+            });
+        let conn = ConnectionManager::new_with_config(client, config).await?;
+        Ok(PubSub { conn, handlers })
+    }
+}
+
+/// Hands a pushed pub/sub message to the stream subscribed to its channel.
+fn route(push: PushInfo, handlers: &Handlers) {
+    if !matches!(push.kind, PushKind::Message | PushKind::SMessage) {
+        return;
+    }
+    let mut data = push.data.into_iter();
+    let (Some(Value::BulkString(chan)), Some(Value::BulkString(message))) =
+        (data.next(), data.next())
+    else {
+        return;
+    };
+    let Ok(chan) = String::from_utf8(chan) else {
+        return;
+    };
+    let Ok(handlers) = handlers.read() else {
+        return;
+    };
+    if let Some(tx) = handlers.get(&chan)
+        && tx.try_send((chan, message)).is_err()
+    {
+        tracing::warn!("Redis pub/sub backlog full; a broadcast was dropped");
+    }
+}
+
+impl Driver for PubSub {
+    type Error = redis::RedisError;
+
+    async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
+        self.conn.clone().publish::<_, _, Value>(chan, val).await?;
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        chan: String,
+        size: usize,
+    ) -> Result<MessageStream<ChanItem>, Self::Error> {
+        let (tx, rx) = mpsc::channel(size);
+        if let Ok(mut handlers) = self.handlers.write() {
+            handlers.insert(chan.clone(), tx);
+        }
+        self.conn.clone().subscribe(chan).await?;
+        Ok(MessageStream::new(rx))
+    }
+
+    async fn unsubscribe(&self, chan: String) -> Result<(), Self::Error> {
+        if let Ok(mut handlers) = self.handlers.write() {
+            handlers.remove(&chan);
+        }
+        self.conn.clone().unsubscribe(chan).await
+    }
+
+    async fn num_serv(&self, chan: &str) -> Result<u16, Self::Error> {
+        let (_, count): (String, u16) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(chan)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(count)
+    }
+}
+
+/// Keys of the node registry.
+struct Keys {
+    nodes: String,
+    prefix: String,
+}
+
+impl Keys {
+    fn lease(&self, node: &str) -> String {
+        format!("{}node:{node}", self.prefix)
+    }
+    fn conns(&self, node: &str) -> String {
+        format!("{}n:{node}:c", self.prefix)
+    }
+}
+
+/// Renews this node's lease and sweeps dead nodes, until the process stops.
+pub async fn run_lease<A: Adapter>(
+    state: AppState,
+    io: SocketIo<A>,
+    mut conn: ConnectionManager,
+    config: Config,
+) {
+    let Store::Redis(store) = &state.store else {
+        return;
+    };
+    let node = store.node().to_owned();
+    let keys = Keys {
+        nodes: format!("{}nodes", config.redis_prefix),
+        prefix: config.redis_prefix.clone(),
+    };
+    let lease_ms = config.node_lease.as_millis() as u64;
+    let mut tick = tokio::time::interval(config.node_lease / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut registered = false;
+    loop {
+        tick.tick().await;
+        match renew(&mut conn, &keys, &node, lease_ms, registered).await {
+            Ok(Renewal::Renewed) => registered = true,
+            Ok(Renewal::Lost) => {
+                tracing::warn!(
+                    "this node's lease was claimed while Redis was out of reach; closing its sockets so clients join again"
+                );
+                io.local().disconnect().await.ok();
+                registered = true;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot renew this node's lease");
+                continue;
+            }
+        }
+        if let Err(e) = sweep(&state, &io, &mut conn, &keys, &node).await {
+            tracing::warn!(error = %e, "cannot sweep dead nodes");
+        }
+    }
+}
+
+enum Renewal {
+    Renewed,
+    /// Another node claimed ours as dead: its bindings are gone.
+    Lost,
+}
+
+async fn renew(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    node: &str,
+    lease_ms: u64,
+    registered: bool,
+) -> redis::RedisResult<Renewal> {
+    let (added,): (u32,) = redis::pipe()
+        .cmd("SET")
+        .arg(keys.lease(node))
+        .arg(1)
+        .arg("PX")
+        .arg(lease_ms)
+        .ignore()
+        .sadd(&keys.nodes, node)
+        .query_async(conn)
+        .await?;
+    Ok(if registered && added == 1 {
+        Renewal::Lost
+    } else {
+        Renewal::Renewed
+    })
+}
+
+/// Claims every node whose lease lapsed and unbinds its connections.
+async fn sweep<A: Adapter>(
+    state: &AppState,
+    io: &SocketIo<A>,
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    me: &str,
+) -> redis::RedisResult<()> {
+    let Store::Redis(store) = &state.store else {
+        return Ok(());
+    };
+    let nodes: Vec<String> = conn.smembers(&keys.nodes).await?;
+    for dead in nodes.iter().filter(|n| n.as_str() != me) {
+        let alive: bool = conn.exists(keys.lease(dead)).await?;
+        // SREM answers 1 to one node only: the claim.
+        if alive || conn.srem::<_, _, u32>(&keys.nodes, dead).await? == 0 {
+            continue;
+        }
+        let entries: Vec<String> = conn.smembers(keys.conns(dead)).await?;
+        tracing::warn!(
+            node = dead,
+            connections = entries.len(),
+            "a node's lease lapsed; dropping its members"
+        );
+        for entry in &entries {
+            let Some((session, sid)) = entry.split_once('|') else {
+                continue;
+            };
+            let Ok(session) = SessionId::parse(session) else {
+                continue;
+            };
+            match store.disconnect_on(&session, sid, dead).await {
+                Ok(Some(left)) => {
+                    crate::socket::announce_left(|room| io.to(room), &session, &left).await;
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    // Put the claim back: the next sweep, here or elsewhere, retries.
+                    let _: u32 = conn.sadd(&keys.nodes, dead).await?;
+                    return Ok(());
+                }
+            }
+        }
+        let _: u32 = conn.del(keys.conns(dead)).await?;
+    }
+    Ok(())
+}
+
+/// At shutdown, after every local socket left: this node leaves the registry.
+pub async fn deregister(mut conn: ConnectionManager, config: &Config, node: &str) {
+    let keys = Keys {
+        nodes: format!("{}nodes", config.redis_prefix),
+        prefix: config.redis_prefix.clone(),
+    };
+    let result: redis::RedisResult<()> = redis::pipe()
+        .srem(&keys.nodes, node)
+        .ignore()
+        .del(keys.lease(node))
+        .ignore()
+        .del(keys.conns(node))
+        .ignore()
+        .query_async(&mut conn)
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot leave the node registry; others will sweep this node when its lease lapses");
+    }
+}

@@ -1,0 +1,41 @@
+-- send-message: stores one copy per (id, sender, recipient) and trims the history to
+-- its bounds, oldest first. ARGV: 3 conn, 4 claimed userId, 5 message id, 6 recipient
+-- ('' = none, 'all', or a userId), 7 the message's JSON up to its last field (this
+-- script adds "from" and "senderDisplayName"), 8 its cost in bytes without the sender
+-- id, 9 max messages, 10 max bytes, 11 timestamp, 12 now ms.
+-- Returns {'OK', user, name, first_of_id} or {'DUPLICATE', timestamp} or {code}.
+--
+-- A history entry is "cost\nid\nfrom\nto\n<json>": ids hold no control characters, so
+-- trimming and visibility read the header without decoding the JSON.
+local user, err = bound_user(ARGV[3], ARGV[4])
+if not user then return { err } end
+local id, to = ARGV[5], ARGV[6]
+local cost = tonumber(ARGV[8]) + #user
+local max_bytes = tonumber(ARGV[10])
+if cost > max_bytes then return { 'TOO_LARGE' } end
+local triple = 't\n' .. id .. '\n' .. user .. '\n' .. to
+local seen = redis.call('HGET', DEDUP, triple)
+if seen then return { 'DUPLICATE', seen } end
+local per_id = 'n\n' .. id .. '\n' .. user
+local first_of_id = 0
+if redis.call('HINCRBY', DEDUP, per_id, 1) == 1 then first_of_id = 1 end
+redis.call('HSET', DEDUP, triple, ARGV[11])
+
+local m = get_member(user)
+local name = ''
+if m then name = m.n end
+local json = ARGV[7] .. ',"from":"' .. user .. '","senderDisplayName":' .. cjson.encode(name) .. '}'
+redis.call('RPUSH', HIST, cost .. '\n' .. id .. '\n' .. user .. '\n' .. to .. '\n' .. json)
+local bytes = redis.call('HINCRBY', META, 'hb', cost)
+local max_messages = tonumber(ARGV[9])
+while redis.call('LLEN', HIST) > max_messages or bytes > max_bytes do
+  local old = redis.call('LPOP', HIST)
+  if not old then break end
+  local c, oid, ofrom, oto = old:match('^(%d+)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n')
+  bytes = redis.call('HINCRBY', META, 'hb', -tonumber(c))
+  redis.call('HDEL', DEDUP, 't\n' .. oid .. '\n' .. ofrom .. '\n' .. oto)
+  local key = 'n\n' .. oid .. '\n' .. ofrom
+  if redis.call('HINCRBY', DEDUP, key, -1) <= 0 then redis.call('HDEL', DEDUP, key) end
+end
+redis.call('HSET', META, 'last', ARGV[12])
+return { 'OK', user, name, first_of_id }

@@ -1,0 +1,128 @@
+-- Shared by every script (prepended at compile time). The same rules as the in-memory
+-- store (src/store/session.rs), for one session, atomically.
+--
+-- ARGV[1] is the key prefix, ARGV[2] the session id; key names are built here, so the
+-- scripts target a standalone Redis (or one that is not sharded by key).
+--
+-- A session is six keys under "<prefix>s:<id>": the meta hash (key hashes, mode,
+-- state, creator, last activity), ":m" members (userId -> JSON), ":c" connections
+-- (connection id -> userId), ":g" wrapped group keys, ":h" history (a list of message
+-- JSON) and ":d" its dedup index ("id\nfrom\nto" -> timestamp). ":x" is a tombstone
+-- that outlives an expired session, so a late joiner hears SESSION_EXPIRED.
+local P, SID = ARGV[1], ARGV[2]
+local BASE = P .. 's:' .. SID
+local META, MEMBERS, CONNS = BASE, BASE .. ':m', BASE .. ':c'
+local GKEYS, HIST, DEDUP, TOMB = BASE .. ':g', BASE .. ':h', BASE .. ':d', BASE .. ':x'
+local DATA = { META, MEMBERS, CONNS, GKEYS, HIST, DEDUP }
+
+local function index_key(mode) return P .. 'idx:' .. mode end
+local MODES = { 'group', 'private', 'password' }
+
+-- Sessions not yet expired (the index keeps expired ones until the reaper prunes them).
+local function session_count(now)
+  local total = 0
+  for _, mode in ipairs(MODES) do
+    total = total + redis.call('ZCOUNT', index_key(mode), '(' .. now, '+inf')
+  end
+  return total
+end
+
+local function node_key(node) return P .. 'n:' .. node .. ':c' end
+
+-- Persistent while a member is connected; otherwise expires `ttl` ms after now. The
+-- index holds each session's expiry (+inf while occupied), for counts and pruning.
+local function settle(mode, now, ttl)
+  if redis.call('HLEN', CONNS) > 0 then
+    for _, k in ipairs(DATA) do redis.call('PERSIST', k) end
+    redis.call('ZADD', index_key(mode), '+inf', SID)
+  else
+    for _, k in ipairs(DATA) do redis.call('PEXPIRE', k, ttl) end
+    redis.call('ZADD', index_key(mode), now + ttl, SID)
+  end
+  redis.call('SET', TOMB, '1', 'PX', ttl * 2)
+end
+
+local function delete_session(mode)
+  for _, k in ipairs(DATA) do redis.call('DEL', k) end
+  redis.call('DEL', TOMB)
+  redis.call('ZREM', index_key(mode), SID)
+end
+
+local function get_member(user)
+  local j = redis.call('HGET', MEMBERS, user)
+  if j then return cjson.decode(j) end
+  return nil
+end
+
+local function put_member(user, m)
+  redis.call('HSET', MEMBERS, user, cjson.encode(m))
+end
+
+-- The user `conn` joined as, or nil and the error code.
+local function bound_user(conn, claimed)
+  local user = redis.call('HGET', CONNS, conn)
+  if not user then return nil, 'NOT_IN_SESSION' end
+  if claimed ~= '' and claimed ~= user then return nil, 'FORBIDDEN_OTHER_USER' end
+  return user
+end
+
+-- Present members' keys, flat: userId, displayName, publicKey, joinedAt, ...
+local function public_keys()
+  local out = {}
+  local all = redis.call('HGETALL', MEMBERS)
+  for i = 1, #all, 2 do
+    local m = cjson.decode(all[i + 1])
+    if m.p > 0 and m.k ~= '' then
+      out[#out + 1] = all[i]
+      out[#out + 1] = m.n
+      out[#out + 1] = m.k
+      out[#out + 1] = m.j
+    end
+  end
+  return out
+end
+
+local function present_count()
+  local n = 0
+  for _, j in ipairs(redis.call('HVALS', MEMBERS)) do
+    if cjson.decode(j).p > 0 then n = n + 1 end
+  end
+  return n
+end
+
+-- Unbinds `conn`. With `forget`, a member whose last connection left is removed with
+-- its group key (an explicit leave); otherwise it is kept as absent, at most
+-- `max_absent` of them (the longest gone are forgotten first).
+-- Returns nil, or user, member_gone (0/1).
+local function remove_conn(conn, node, forget, now, max_absent)
+  redis.call('SREM', node_key(node), SID .. '|' .. conn)
+  local user = redis.call('HGET', CONNS, conn)
+  if not user then return nil end
+  redis.call('HDEL', CONNS, conn)
+  redis.call('HSET', META, 'last', now)
+  local m = get_member(user)
+  if not m then return user, 0 end
+  m.p = math.max(m.p - 1, 0)
+  if m.p > 0 then
+    put_member(user, m)
+    return user, 0
+  end
+  if forget then
+    redis.call('HDEL', MEMBERS, user)
+    redis.call('HDEL', GKEYS, user)
+    return user, 1
+  end
+  m.l = now
+  put_member(user, m)
+  local absent = {}
+  local all = redis.call('HGETALL', MEMBERS)
+  for i = 1, #all, 2 do
+    local a = cjson.decode(all[i + 1])
+    if a.p == 0 then absent[#absent + 1] = { tonumber(a.l) or 0, all[i] } end
+  end
+  if #absent > max_absent then
+    table.sort(absent, function(x, y) return x[1] < y[1] end)
+    for i = 1, #absent - max_absent do redis.call('HDEL', MEMBERS, absent[i][2]) end
+  end
+  return user, 1
+end

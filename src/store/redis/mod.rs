@@ -1,0 +1,647 @@
+//! The Redis session store: the same operations as [`MemoryStore`](super::MemoryStore),
+//! shared by every node of a deployment.
+//!
+//! Each operation is one Lua script (in `lua/`, each prefixed with `lua/common.lua`), so
+//! a check and the change it guards run atomically across nodes: two nodes racing a
+//! third person into a private room still admit one. Credentials are stored as SHA-256
+//! digests, compared inside the script: Redis never holds a room's key.
+//!
+//! A failed round trip answers `UNAVAILABLE`; the connection manager reconnects on its
+//! own, so service resumes when Redis returns.
+
+mod value;
+
+use std::{collections::BTreeMap, sync::Arc, time::Instant};
+
+use redis::{Script, aio::ConnectionManager};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use self::value::{Reply, Row};
+use super::{
+    Appended, ConnId, HistoryView, JoinRequest, Joined, Left, MessageDraft, ReserveError,
+    SessionSummary, StoreLimits, StoreStats,
+};
+use crate::{
+    protocol::{
+        AppError, ChatMode, DisplayName, ErrorCode, Opaque, PublicKeyEntry, Recipient, SessionId,
+        UserId, now_ms,
+    },
+    secret::Secret,
+};
+
+/// How many absent members a session remembers (as in memory).
+const MAX_ABSENT_MEMBERS: usize = 64;
+/// Rows `GET /sessions` lists per mode.
+const SUMMARY_LIMIT: usize = 1000;
+
+macro_rules! script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("lua/common.lua"),
+            include_str!(concat!("lua/", $file))
+        ))
+    };
+}
+
+/// The scripts, hashed once (`EVALSHA`, loaded again after a Redis restart).
+struct Scripts {
+    reserve: Script,
+    join: Script,
+    member: Script,
+    save_key: Script,
+    append: Script,
+    set_group_keys: Script,
+    leave: Script,
+    close: Script,
+    stats: Script,
+    summaries: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            reserve: script!("reserve.lua"),
+            join: script!("join.lua"),
+            member: script!("member.lua"),
+            save_key: script!("save_key.lua"),
+            append: script!("append.lua"),
+            set_group_keys: script!("set_group_keys.lua"),
+            leave: script!("leave.lua"),
+            close: script!("close.lua"),
+            stats: script!("stats.lua"),
+            summaries: script!("summaries.lua"),
+        }
+    }
+}
+
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+    /// This node's id: the connections it binds are listed under it, for its lease.
+    node: Arc<str>,
+    limits: StoreLimits,
+    scripts: Scripts,
+}
+
+/// The hex SHA-256 of a credential, as stored and compared in Redis.
+fn digest(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+/// The recipient as the history header writes it.
+fn recipient_key(to: &Option<Recipient>) -> &str {
+    match to {
+        None => "",
+        Some(Recipient::All) => "all",
+        Some(Recipient::User(u)) => u.as_str(),
+    }
+}
+
+/// A script's refusal, as the in-memory store words it.
+fn refusal(code: &str, limits: &StoreLimits) -> AppError {
+    use ErrorCode as E;
+    match code {
+        "SESSION_NOT_FOUND" => AppError::new(E::SessionNotFound, "Session not found"),
+        "SESSION_EXPIRED" => AppError::new(E::SessionExpired, "This session has expired"),
+        "NO_CREATOR_KEY" => AppError::bad_request("A creator must give an authKey"),
+        "LIMIT_REACHED_SESSIONS" => {
+            AppError::new(E::LimitReached, "The server holds too many sessions")
+        }
+        "LIMIT_REACHED_GROUP" => AppError::new(
+            E::LimitReached,
+            format!(
+                "A group session holds at most {} members",
+                limits.max_group_members
+            ),
+        ),
+        "INVALID_KEY" => AppError::new(E::InvalidKey, "Invalid session key"),
+        "INVALID_PASSWORD" => AppError::new(E::InvalidPassword, "Wrong password"),
+        "SESSION_NOT_ACTIVE" => AppError::new(
+            E::SessionNotActive,
+            "The session's creator has not joined yet",
+        ),
+        "SESSION_FULL" => AppError::new(
+            E::SessionFull,
+            "This private session already has two people",
+        ),
+        "FORBIDDEN_CONN_BOUND" => {
+            AppError::forbidden("This connection already joined as another user")
+        }
+        "FORBIDDEN_OTHER_USER" => AppError::forbidden("This connection joined as another user"),
+        "FORBIDDEN_NOT_CREATOR_KEY" => {
+            AppError::forbidden("Only the session's creator may set its key")
+        }
+        "FORBIDDEN_NOT_CREATOR_CLOSE" => {
+            AppError::forbidden("Only the session's creator may close it")
+        }
+        "TOO_LARGE" => AppError::too_large("This message", limits.history_max_bytes),
+        "NOT_IN_SESSION" => AppError::not_in_session(),
+        other => {
+            tracing::error!(reply = other, "unexpected reply from a Redis script");
+            AppError::unavailable()
+        }
+    }
+}
+
+impl RedisStore {
+    pub fn new(conn: ConnectionManager, prefix: &str, node: Arc<str>, limits: StoreLimits) -> Self {
+        RedisStore {
+            conn,
+            prefix: prefix.into(),
+            node,
+            limits,
+            scripts: Scripts::new(),
+        }
+    }
+
+    pub fn limits(&self) -> &StoreLimits {
+        &self.limits
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// PING, answered within a second.
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(1), ping).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Runs `script` for session `id` with `args` after the prefix and id.
+    async fn run(
+        &self,
+        script: &Script,
+        id: &str,
+        args: &[&[u8]],
+    ) -> Result<redis::Value, AppError> {
+        let mut call = script.prepare_invoke();
+        call.arg(&*self.prefix).arg(id);
+        for a in args {
+            call.arg(*a);
+        }
+        let started = Instant::now();
+        let result = call.invoke_async(&mut self.conn.clone()).await;
+        crate::telemetry::redis_round_trip(started.elapsed().as_secs_f64(), result.is_ok());
+        result.map_err(|e| {
+            tracing::warn!(error = %e, "Redis call failed");
+            AppError::unavailable()
+        })
+    }
+
+    /// Runs a script whose reply starts with `OK` or a refusal code.
+    async fn run_ok(&self, script: &Script, id: &str, args: &[&[u8]]) -> Result<Reply, AppError> {
+        let reply = Reply::new(self.run(script, id, args).await?)?;
+        match reply.status() {
+            "OK" => Ok(reply),
+            code => Err(refusal(code, &self.limits)),
+        }
+    }
+
+    /// Counts, and with `prune` drops expired sessions from the index.
+    async fn counts(&self, prune: bool) -> Result<(StoreStats, usize), AppError> {
+        let now = now_ms().to_string();
+        let prune: &[u8] = if prune { b"1" } else { b"0" };
+        let value = self
+            .run(&self.scripts.stats, "", &[now.as_bytes(), prune])
+            .await?;
+        let mut r = Reply::new(value)?;
+        // The first count came back as the status.
+        let group = r.status().parse().map_err(|_| AppError::unavailable())?;
+        let (private, password, active, pruned) = (r.int()?, r.int()?, r.int()?, r.int()?);
+        let stats = StoreStats {
+            sessions: group + private + password,
+            active,
+            group,
+            private,
+            password,
+            // Histories live in Redis; its INFO memory tells their size.
+            history_bytes: 0,
+        };
+        Ok((stats, pruned))
+    }
+
+    pub async fn stats(&self) -> Result<StoreStats, AppError> {
+        Ok(self.counts(false).await?.0)
+    }
+
+    pub async fn reserve(
+        &self,
+        id: &SessionId,
+        key: &Secret,
+        mode: ChatMode,
+    ) -> Result<(), ReserveError> {
+        let (kh, ph) = (digest(key.expose()), digest(key.password_part()));
+        let (now, ttl) = (
+            now_ms().to_string(),
+            ms(self.limits.session_ttl).to_string(),
+        );
+        let max = self.limits.max_sessions.to_string();
+        let args: [&[u8]; 6] = [
+            kh.as_bytes(),
+            ph.as_bytes(),
+            mode.as_str().as_bytes(),
+            now.as_bytes(),
+            ttl.as_bytes(),
+            max.as_bytes(),
+        ];
+        let reply = self
+            .run(&self.scripts.reserve, id.as_str(), &args)
+            .await
+            .map_err(|_| ReserveError::Unavailable)?;
+        match Reply::new(reply).map(|r| r.status().to_owned()).as_deref() {
+            Ok("OK") => Ok(()),
+            Ok("EXISTS") => Err(ReserveError::Exists),
+            Ok("LIMIT_REACHED") => Err(ReserveError::LimitReached),
+            _ => Err(ReserveError::Unavailable),
+        }
+    }
+
+    pub async fn join(&self, req: JoinRequest) -> Result<Joined, AppError> {
+        let credential = req.credential.as_ref().filter(|c| !c.is_empty());
+        let kh = credential.map(|c| digest(c.expose())).unwrap_or_default();
+        let joiner_ph = credential
+            .and_then(Secret::joiner_password)
+            .map(digest)
+            .unwrap_or_default();
+        let created_ph = credential
+            .map(|c| digest(c.password_part()))
+            .unwrap_or_default();
+        let conn = req.conn.to_string();
+        let name = req.display_name.as_ref().map(DisplayName::as_str);
+        let public_key = req.public_key.as_ref().map_or("", |k| k.get());
+        let (now, ttl) = (
+            now_ms().to_string(),
+            ms(self.limits.session_ttl).to_string(),
+        );
+        let max_group = self.limits.max_group_members.to_string();
+        let max_sessions = self.limits.max_sessions.to_string();
+        let max_absent = MAX_ABSENT_MEMBERS.to_string();
+        let args: [&[u8]; 16] = [
+            req.user.as_str().as_bytes(),
+            conn.as_bytes(),
+            self.node.as_bytes(),
+            if req.is_creator { b"1" } else { b"0" },
+            kh.as_bytes(),
+            joiner_ph.as_bytes(),
+            created_ph.as_bytes(),
+            req.chat_mode.unwrap_or_default().as_str().as_bytes(),
+            if name.is_some() { b"1" } else { b"0" },
+            name.unwrap_or_default().as_bytes(),
+            public_key.as_bytes(),
+            now.as_bytes(),
+            ttl.as_bytes(),
+            max_group.as_bytes(),
+            max_sessions.as_bytes(),
+            max_absent.as_bytes(),
+        ];
+        let mut r = self
+            .run_ok(&self.scripts.join, req.session.as_str(), &args)
+            .await?;
+        let mode: ChatMode = match r.string()?.as_str() {
+            "private" => ChatMode::Private,
+            "password" => ChatMode::Password,
+            _ => ChatMode::Group,
+        };
+        let is_creator = r.int()? == 1;
+        let new_member = r.int()? == 1;
+        let display_name = r.display_name()?;
+        let has_group_key = r.int()? == 1;
+        let group_key = r.string()?;
+        let group_key = match has_group_key {
+            true => Some(RawValue::from_string(group_key).map_err(|_| AppError::unavailable())?),
+            false => None,
+        };
+        let history = visible_history(r.rows()?, &req.user)?;
+        let keys = public_keys(r.rows()?)?;
+        Ok(Joined {
+            mode,
+            is_creator,
+            new_member,
+            display_name,
+            history: HistoryView::Raw(history),
+            group_key,
+            keys,
+        })
+    }
+
+    async fn member_and_keys(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        claimed: Option<&UserId>,
+        with_keys: bool,
+    ) -> Result<(UserId, DisplayName, Vec<PublicKeyEntry>), AppError> {
+        let conn = conn.to_string();
+        let claimed = claimed.map_or("", UserId::as_str);
+        let flag: &[u8] = if with_keys { b"1" } else { b"0" };
+        let args: [&[u8]; 3] = [conn.as_bytes(), claimed.as_bytes(), flag];
+        let mut r = self
+            .run_ok(&self.scripts.member, id.as_str(), &args)
+            .await?;
+        let user = r.user()?;
+        let name = r.display_name()?;
+        let keys = public_keys(r.rows()?)?;
+        Ok((user, name, keys))
+    }
+
+    pub async fn member(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        claimed: Option<&UserId>,
+    ) -> Result<(UserId, DisplayName), AppError> {
+        let (user, name, _) = self.member_and_keys(id, conn, claimed, false).await?;
+        Ok((user, name))
+    }
+
+    pub async fn peer_keys(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        claimed: Option<&UserId>,
+    ) -> Result<Vec<PublicKeyEntry>, AppError> {
+        let (user, _, mut keys) = self.member_and_keys(id, conn, claimed, true).await?;
+        keys.retain(|k| k.user_id != user);
+        Ok(keys)
+    }
+
+    pub async fn save_public_key(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        claimed: Option<&UserId>,
+        key: Opaque,
+        name: Option<DisplayName>,
+    ) -> Result<Vec<PublicKeyEntry>, AppError> {
+        let conn = conn.to_string();
+        let claimed = claimed.map_or("", UserId::as_str);
+        let now = now_ms().to_string();
+        let args: [&[u8]; 6] = [
+            conn.as_bytes(),
+            claimed.as_bytes(),
+            key.get().as_bytes(),
+            if name.is_some() { b"1" } else { b"0" },
+            name.as_ref().map_or("", DisplayName::as_str).as_bytes(),
+            now.as_bytes(),
+        ];
+        let mut r = self
+            .run_ok(&self.scripts.save_key, id.as_str(), &args)
+            .await?;
+        public_keys(r.rows()?)
+    }
+
+    pub async fn append_message(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        claimed_from: Option<&UserId>,
+        draft: MessageDraft,
+    ) -> Result<Appended, AppError> {
+        // The JSON up to its last field; the script adds the sender and its name.
+        let mut head = serde_json::to_string(&DraftFields(&draft))
+            .map_err(|_| AppError::bad_request("message cannot be encoded"))?;
+        head.pop(); // the closing brace
+        // The in-memory cost, less the sender id, which only the script knows.
+        let cost = draft.encrypted.get().len()
+            + draft.id.len()
+            + draft.kind.len()
+            + super::history::MESSAGE_OVERHEAD;
+        let conn = conn.to_string();
+        let claimed = claimed_from.map_or("", UserId::as_str);
+        let (cost, max_messages, max_bytes, timestamp, now) = (
+            cost.to_string(),
+            self.limits.history_max_messages.to_string(),
+            self.limits.history_max_bytes.to_string(),
+            draft.timestamp.to_string(),
+            now_ms().to_string(),
+        );
+        let args: [&[u8]; 10] = [
+            conn.as_bytes(),
+            claimed.as_bytes(),
+            draft.id.as_bytes(),
+            recipient_key(&draft.to).as_bytes(),
+            head.as_bytes(),
+            cost.as_bytes(),
+            max_messages.as_bytes(),
+            max_bytes.as_bytes(),
+            timestamp.as_bytes(),
+            now.as_bytes(),
+        ];
+        let mut r = Reply::new(self.run(&self.scripts.append, id.as_str(), &args).await?)?;
+        match r.status() {
+            "OK" => {}
+            "DUPLICATE" => {
+                let timestamp = r.string()?.parse().unwrap_or_default();
+                return Ok(Appended::Duplicate { timestamp });
+            }
+            code => return Err(refusal(code, &self.limits)),
+        }
+        let from = r.user()?;
+        let name = r.display_name()?;
+        let first_of_id = r.int()? == 1;
+        Ok(Appended::Stored {
+            message: Arc::new(draft.into_message(&from, &name)),
+            first_of_id,
+        })
+    }
+
+    pub async fn set_group_keys(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        keys: &BTreeMap<UserId, Box<RawValue>>,
+    ) -> Result<(), AppError> {
+        let conn = conn.to_string();
+        let now = now_ms().to_string();
+        let mut args: Vec<&[u8]> = vec![conn.as_bytes(), now.as_bytes()];
+        for (user, key) in keys {
+            args.push(user.as_str().as_bytes());
+            args.push(key.get().as_bytes());
+        }
+        self.run_ok(&self.scripts.set_group_keys, id.as_str(), &args)
+            .await?;
+        Ok(())
+    }
+
+    /// Unbinds `conn` (bound through `node`): an explicit leave when `forget`.
+    async fn remove_conn(
+        &self,
+        id: &SessionId,
+        conn: &str,
+        claimed: Option<&UserId>,
+        forget: bool,
+        node: &str,
+    ) -> Result<Left, AppError> {
+        let claimed = claimed.map_or("", UserId::as_str);
+        let (now, ttl) = (
+            now_ms().to_string(),
+            ms(self.limits.session_ttl).to_string(),
+        );
+        let max_absent = MAX_ABSENT_MEMBERS.to_string();
+        let args: [&[u8]; 7] = [
+            conn.as_bytes(),
+            claimed.as_bytes(),
+            if forget { b"1" } else { b"0" },
+            node.as_bytes(),
+            now.as_bytes(),
+            ttl.as_bytes(),
+            max_absent.as_bytes(),
+        ];
+        let mut r = self.run_ok(&self.scripts.leave, id.as_str(), &args).await?;
+        Ok(Left {
+            user: r.user()?,
+            member_gone: r.int()? == 1,
+            session_deleted: r.int()? == 1,
+            keys: public_keys(r.rows()?)?,
+        })
+    }
+
+    pub async fn leave(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        claimed: Option<&UserId>,
+    ) -> Result<Left, AppError> {
+        let node = self.node.clone();
+        self.remove_conn(id, &conn.to_string(), claimed, true, &node)
+            .await
+    }
+
+    pub async fn disconnect(&self, id: &SessionId, conn: ConnId) -> Result<Option<Left>, AppError> {
+        let node = self.node.clone();
+        self.disconnect_on(id, &conn.to_string(), &node).await
+    }
+
+    /// A connection of `node` (this one, or a dead one being swept) is gone.
+    pub async fn disconnect_on(
+        &self,
+        id: &SessionId,
+        conn: &str,
+        node: &str,
+    ) -> Result<Option<Left>, AppError> {
+        match self.remove_conn(id, conn, None, false, node).await {
+            Ok(left) => Ok(Some(left)),
+            Err(e) if e.error == ErrorCode::NotInSession => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn close(&self, id: &SessionId, conn: ConnId) -> Result<Vec<UserId>, AppError> {
+        let conn = conn.to_string();
+        let mut r = self
+            .run_ok(&self.scripts.close, id.as_str(), &[conn.as_bytes()])
+            .await?;
+        r.rows()?.map(|mut row| row.user()).collect()
+    }
+
+    /// Redis expires sessions itself; this prunes them from the index and counts them.
+    pub async fn reap(&self) -> usize {
+        self.counts(true).await.map_or(0, |(_, pruned)| pruned)
+    }
+
+    pub async fn summaries(&self) -> Result<Vec<SessionSummary>, AppError> {
+        let now = now_ms();
+        let (now_s, limit) = (now.to_string(), SUMMARY_LIMIT.to_string());
+        let args: [&[u8]; 2] = [now_s.as_bytes(), limit.as_bytes()];
+        let mut r = Reply::new(self.run(&self.scripts.summaries, "", &args).await?)?;
+        let mut out = Vec::new();
+        while !r.is_empty() {
+            let session_id = SessionId::parse(&r.string()?).map_err(|_| AppError::unavailable())?;
+            let chat_mode = match r.string()?.as_str() {
+                "private" => ChatMode::Private,
+                "password" => ChatMode::Password,
+                _ => ChatMode::Group,
+            };
+            let reserved = r.string()? == "r";
+            let (members, public_keys, messages) = (r.int()?, r.int()?, r.int()?);
+            let history_bytes = r.string()?.parse().unwrap_or_default();
+            let last: u64 = r.string()?.parse().unwrap_or_default();
+            out.push(SessionSummary {
+                session_id,
+                chat_mode,
+                reserved,
+                members,
+                public_keys,
+                messages,
+                history_bytes,
+                idle_secs: now.saturating_sub(last) / 1000,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The fields of a message its sender chose, serialised in the relay's field names.
+struct DraftFields<'a>(&'a MessageDraft);
+
+impl serde::Serialize for DraftFields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let d = self.0;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("id", &d.id)?;
+        if let Some(to) = &d.to {
+            map.serialize_entry("to", to)?;
+        }
+        map.serialize_entry("encrypted", &d.encrypted)?;
+        map.serialize_entry("timestamp", &d.timestamp)?;
+        map.serialize_entry("type", &d.kind)?;
+        map.end()
+    }
+}
+
+/// The history entries `user` may read: to everyone, to it, or from it.
+fn visible_history(
+    rows: impl Iterator<Item = Row>,
+    user: &UserId,
+) -> Result<Vec<Box<RawValue>>, AppError> {
+    let mut out = Vec::new();
+    for row in rows {
+        let entry = row.into_string()?;
+        let mut parts = entry.splitn(5, '\n');
+        let (_cost, _id, from, to, json) = (
+            parts.next(),
+            parts.next(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        if to.is_empty() || to == "all" || to == user.as_str() || from == user.as_str() {
+            out.push(RawValue::from_string(json.to_owned()).map_err(|_| AppError::unavailable())?);
+        }
+    }
+    Ok(out)
+}
+
+/// Flat `userId, name, key, joinedAt` quadruples into entries.
+fn public_keys(mut rows: impl Iterator<Item = Row>) -> Result<Vec<PublicKeyEntry>, AppError> {
+    let mut out = Vec::new();
+    while let Some(mut user) = rows.next() {
+        let (Some(mut name), Some(key), Some(joined)) = (rows.next(), rows.next(), rows.next())
+        else {
+            return Err(AppError::unavailable());
+        };
+        let key = RawValue::from_string(key.into_string()?).map_err(|_| AppError::unavailable())?;
+        out.push(PublicKeyEntry {
+            user_id: user.user()?,
+            display_name: name.display_name()?,
+            public_key: Opaque::from(key),
+            joined_at: joined.into_string()?.parse().unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
