@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of blindrelay: the Rust unit and integration tests, the compatibility
-# suite with the official socket.io-client against the real binary, and the web client's
+# suite with the official socket.io-client against the real binary (in memory, then
+# again on Redis), the multi-node tests on a private redis-server, and the web client's
 # end-to-end tests in headless Chromium.
 # Installs what it needs on a fresh Debian machine (run as root there).
 set -euo pipefail
@@ -10,11 +11,16 @@ missing=()
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if ((${#missing[@]})); then
   echo "installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
 echo "== cargo test"
 cargo build --locked
@@ -24,7 +30,7 @@ cargo test --locked
 
 echo "== benchmark smoke run (the load generator against a debug server)"
 cargo build --locked --features bench --bin blindrelay-bench
-smoke_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+smoke_port=$(free_port)
 PORT=$smoke_port HOST=127.0.0.1 RUST_LOG=warn target/debug/blindrelay &
 smoke_pid=$!
 trap 'kill $smoke_pid 2>/dev/null || true' EXIT
@@ -36,9 +42,29 @@ target/debug/blindrelay-bench --url "http://127.0.0.1:$smoke_port" --smoke --ser
 kill -TERM $smoke_pid && wait $smoke_pid || true
 trap - EXIT
 
-echo "== socket.io-client compatibility suite"
+echo "== socket.io-client compatibility suite (in memory), and the multi-node tests on Redis"
 (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 BLINDRELAY_BIN="$PWD/target/debug/blindrelay" npm --prefix tests/js test
+
+echo "== the same compatibility suite against Redis-backed nodes"
+# A private redis-server on a free port, never a system one.
+redis_port=$(free_port)
+redis_dir=$(mktemp -d)
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$redis_dir" --save '' --appendonly no \
+  --daemonize yes --pidfile "$redis_dir/redis.pid" --logfile "$redis_dir/redis.log"
+trap 'kill "$(cat "$redis_dir/redis.pid" 2>/dev/null)" 2>/dev/null || true' EXIT
+for _ in $(seq 200); do # until it answers (10 s at most)
+  [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break
+  sleep 0.05
+done
+(
+  cd tests/js
+  # cluster.test.mjs starts its own Redis and ran above.
+  REDIS_URL="redis://127.0.0.1:$redis_port" BLINDRELAY_BIN="$PWD/../../target/debug/blindrelay" \
+    node --test $(ls ./*.test.mjs | grep -v cluster)
+)
+kill "$(cat "$redis_dir/redis.pid")"
+trap - EXIT
 
 echo "== web client end-to-end (Chromium)"
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)

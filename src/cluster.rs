@@ -10,10 +10,17 @@
 //!   node and unbinds its connections, so the others hear `user-left`. A node that
 //!   finds its own lease claimed (it was cut off from Redis too long) closes its
 //!   sockets: their clients reconnect and join again.
+//! - While this node's pub/sub link is down, store operations answer `UNAVAILABLE`
+//!   (a change stored but not broadcast would reach nobody). When the link returns,
+//!   every local socket is sent its sessions' keys and history again, since
+//!   broadcasts published meanwhile never arrived.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -94,25 +101,71 @@ impl Cluster {
 
 type Handlers = Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>;
 
+/// Whether the pub/sub link is up. It goes down when the connection drops or a
+/// command on it fails, and up again when a PING answers (after resubscribing).
+#[derive(Clone, Default)]
+pub struct BusHealth(Arc<AtomicBool>);
+
+impl BusHealth {
+    pub fn is_up(&self) -> bool {
+        !self.0.load(Ordering::Relaxed)
+    }
+
+    fn set_down(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Marks it up; true when it was down (broadcasts may have been missed).
+    fn set_up(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
+}
+
 /// A socketioxide-redis [`Driver`] on a reconnecting, resubscribing connection.
 #[derive(Clone)]
 pub struct PubSub {
     conn: ConnectionManager,
     handlers: Handlers,
+    pub health: BusHealth,
 }
 
 impl PubSub {
     async fn new(client: Client) -> Result<Self, redis::RedisError> {
         let handlers: Handlers = Arc::default();
-        let routes = handlers.clone();
+        let health = BusHealth::default();
+        let (routes, down) = (handlers.clone(), health.clone());
         let config = manager_config()
             .set_automatic_resubscription()
             .set_push_sender(move |push: PushInfo| {
+                if push.kind == PushKind::Disconnection {
+                    down.set_down();
+                }
                 route(push, &routes);
                 Ok::<(), std::convert::Infallible>(())
             });
         let conn = ConnectionManager::new_with_config(client, config).await?;
-        Ok(PubSub { conn, handlers })
+        Ok(PubSub {
+            conn,
+            handlers,
+            health,
+        })
+    }
+}
+
+impl PubSub {
+    /// A PING on the subscribed connection: after Redis comes back, the connection
+    /// manager reconnects (and resubscribes) on the next command, and a node that only
+    /// receives broadcasts might otherwise send none for a long time.
+    /// True when the link just came back: this node may have missed broadcasts.
+    async fn keepalive(&self) -> bool {
+        let cmd = redis::cmd("PING");
+        match cmd.query_async::<Value>(&mut self.conn.clone()).await {
+            Ok(_) => self.health.set_up(),
+            Err(_) => {
+                self.health.set_down();
+                false
+            }
+        }
     }
 }
 
@@ -144,8 +197,11 @@ impl Driver for PubSub {
     type Error = redis::RedisError;
 
     async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
-        self.conn.clone().publish::<_, _, Value>(chan, val).await?;
-        Ok(())
+        let sent = self.conn.clone().publish::<_, _, Value>(chan, val).await;
+        if sent.is_err() {
+            self.health.set_down();
+        }
+        sent.map(|_| ())
     }
 
     async fn subscribe(
@@ -198,6 +254,7 @@ pub async fn run_lease<A: Adapter>(
     state: AppState,
     io: SocketIo<A>,
     mut conn: ConnectionManager,
+    pubsub: PubSub,
     config: Config,
 ) {
     let Store::Redis(store) = &state.store else {
@@ -209,11 +266,22 @@ pub async fn run_lease<A: Adapter>(
         prefix: config.redis_prefix.clone(),
     };
     let lease_ms = config.node_lease.as_millis() as u64;
-    let mut tick = tokio::time::interval(config.node_lease / 3);
+    // At least every second: the pub/sub link's PING also tells when it is back.
+    let mut tick = tokio::time::interval((config.node_lease / 3).min(Duration::from_secs(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut registered = false;
+    // Since when renewals have succeeded without a break. After an outage every lease
+    // may have lapsed; a node sweeps only once the others have had a full lease period
+    // to renew theirs, so that no live node is taken for dead.
+    let mut healthy_since: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
+        if pubsub.keepalive().await {
+            tracing::warn!(
+                "Redis pub/sub is back; sending keys and history to local clients again"
+            );
+            crate::socket::resync_all(&io).await;
+        }
         match renew(&mut conn, &keys, &node, lease_ms, registered).await {
             Ok(Renewal::Renewed) => registered = true,
             Ok(Renewal::Lost) => {
@@ -221,12 +289,16 @@ pub async fn run_lease<A: Adapter>(
                     "this node's lease was claimed while Redis was out of reach; closing its sockets so clients join again"
                 );
                 io.local().disconnect().await.ok();
-                registered = true;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot renew this node's lease");
+                healthy_since = None;
                 continue;
             }
+        }
+        let since = *healthy_since.get_or_insert_with(tokio::time::Instant::now);
+        if since.elapsed() < config.node_lease {
+            continue;
         }
         if let Err(e) = sweep(&state, &io, &mut conn, &keys, &node).await {
             tracing::warn!(error = %e, "cannot sweep dead nodes");

@@ -76,11 +76,12 @@ pub async fn serve(
         .map_err(std::io::Error::other)?;
     let store = store::RedisStore::new(
         cluster.commands.clone(),
+        cluster.pubsub.health.clone(),
         &config.redis_prefix,
         cluster.node.clone(),
         store::StoreLimits::from(&config),
     );
-    let state = AppState::with_store(config.clone(), store::Store::Redis(store));
+    let state = AppState::with_store(config.clone(), store::Store::Redis(Box::new(store)));
     let adapter = socketioxide_redis::RedisAdapterCtr::new_with_driver(
         cluster.pubsub.clone(),
         socketioxide_redis::RedisAdapterConfig::new()
@@ -128,6 +129,7 @@ async fn run<A: socketioxide::adapter::Adapter>(
             state.clone(),
             io.clone(),
             c.commands.clone(),
+            c.pubsub.clone(),
             config.clone(),
         ))
     });

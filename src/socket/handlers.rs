@@ -477,6 +477,22 @@ async fn close<A: Adapter>(
     ok()
 }
 
+/// Sends the socket its sessions' keys and history again (see [`super::resync_all`]).
+pub async fn resync<A: Adapter>(state: &AppState, socket: &SocketRef<A>, joined: &Memberships) {
+    for session in &joined.0 {
+        match state.store.resync(session, socket.id).await {
+            Ok(Some((keys, history))) => {
+                let _ = socket.emit("messages-history", &history);
+                let _ = socket.emit("public-keys-updated", &keys);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::info!(socket = %socket.id, session = %SessionTag::of(session), error = e.error.as_str(), "resync failed")
+            }
+        }
+    }
+}
+
 /// How long a disconnect that could not be recorded is retried.
 const DISCONNECT_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(600);
 

@@ -110,6 +110,8 @@ enum Job<A: Adapter> {
         event: Box<Result<handlers::ClientEvent, AppError>>,
         ack: AckSender<A>,
     },
+    /// Send the joined sessions' keys and history again (broadcasts were missed).
+    Resync,
     Disconnect,
 }
 
@@ -181,6 +183,16 @@ pub async fn disconnect_all<A: Adapter>(io: &SocketIo<A>) {
     }
 }
 
+/// After this node missed broadcasts: every local socket is sent its sessions' keys
+/// and history again, in its queue's order.
+pub async fn resync_all<A: Adapter>(io: &SocketIo<A>) {
+    for socket in io.local().sockets() {
+        if let Some(Queue(tx)) = socket.extensions.get::<Queue<A>>() {
+            let _ = tx.try_send(Job::Resync);
+        }
+    }
+}
+
 /// Pushes an event onto its socket's queue, synchronously and so in arrival order.
 #[derive(Clone)]
 struct Enqueue;
@@ -235,6 +247,7 @@ async fn run_queue<A: Adapter>(
                     Err(err) => reply::<A, ()>(&socket, ack, kind, Err(err)),
                 }
             }
+            Job::Resync => handlers::resync(&state, &socket, &joined).await,
             Job::Disconnect => {
                 Box::pin(handlers::disconnect(&state, &socket, &mut joined)).await;
                 state.connections.fetch_sub(1, Ordering::Relaxed);

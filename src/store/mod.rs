@@ -166,7 +166,8 @@ impl MessageDraft {
 /// The session store the handlers use: in memory, or in Redis when `REDIS_URL` is set.
 pub enum Store {
     Memory(MemoryStore),
-    Redis(RedisStore),
+    /// Boxed: it holds its scripts and connection, far larger than the map handle.
+    Redis(Box<RedisStore>),
 }
 
 impl Store {
@@ -252,6 +253,22 @@ impl Store {
         match self {
             Store::Memory(s) => s.peer_keys(id, conn, claimed),
             Store::Redis(s) => s.peer_keys(id, conn, claimed).await,
+        }
+    }
+
+    /// After this node missed broadcasts (Redis was out of reach): the present keys and
+    /// the history the connection may read. `None` in memory, where nothing is missed.
+    pub async fn resync(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+    ) -> Result<Option<(Vec<PublicKeyEntry>, HistoryView)>, AppError> {
+        match self {
+            Store::Memory(_) => Ok(None),
+            Store::Redis(s) => {
+                let (keys, history) = s.resync(id, conn).await?;
+                Ok(Some((keys, HistoryView::Raw(history))))
+            }
         }
     }
 

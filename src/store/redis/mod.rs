@@ -77,6 +77,9 @@ impl Scripts {
 
 pub struct RedisStore {
     conn: ConnectionManager,
+    /// Whether this node's pub/sub link works: without it, a change could be stored
+    /// but not broadcast, so operations wait for it.
+    bus: crate::cluster::BusHealth,
     prefix: Arc<str>,
     /// This node's id: the connections it binds are listed under it, for its lease.
     node: Arc<str>,
@@ -152,9 +155,16 @@ fn refusal(code: &str, limits: &StoreLimits) -> AppError {
 }
 
 impl RedisStore {
-    pub fn new(conn: ConnectionManager, prefix: &str, node: Arc<str>, limits: StoreLimits) -> Self {
+    pub fn new(
+        conn: ConnectionManager,
+        bus: crate::cluster::BusHealth,
+        prefix: &str,
+        node: Arc<str>,
+        limits: StoreLimits,
+    ) -> Self {
         RedisStore {
             conn,
+            bus,
             prefix: prefix.into(),
             node,
             limits,
@@ -170,8 +180,11 @@ impl RedisStore {
         &self.node
     }
 
-    /// PING, answered within a second.
+    /// PING, answered within a second, and the pub/sub link up.
     pub async fn ping(&self) -> bool {
+        if !self.bus.is_up() {
+            return false;
+        }
         let mut conn = self.conn.clone();
         let cmd = redis::cmd("PING");
         let ping = cmd.query_async::<String>(&mut conn);
@@ -188,6 +201,9 @@ impl RedisStore {
         id: &str,
         args: &[&[u8]],
     ) -> Result<redis::Value, AppError> {
+        if !self.bus.is_up() {
+            return Err(AppError::unavailable());
+        }
         let mut call = script.prepare_invoke();
         call.arg(&*self.prefix).arg(id);
         for a in args {
@@ -338,16 +354,22 @@ impl RedisStore {
         })
     }
 
-    async fn member_and_keys(
+    /// What a connection may read of its session: user, name, and as `view` asks, the
+    /// present members' keys and the history visible to it.
+    async fn view(
         &self,
         id: &SessionId,
         conn: ConnId,
         claimed: Option<&UserId>,
-        with_keys: bool,
-    ) -> Result<(UserId, DisplayName, Vec<PublicKeyEntry>), AppError> {
+        view: View,
+    ) -> Result<(UserId, DisplayName, Vec<PublicKeyEntry>, Vec<Box<RawValue>>), AppError> {
         let conn = conn.to_string();
         let claimed = claimed.map_or("", UserId::as_str);
-        let flag: &[u8] = if with_keys { b"1" } else { b"0" };
+        let flag: &[u8] = match view {
+            View::Member => b"0",
+            View::Keys => b"1",
+            View::Everything => b"2",
+        };
         let args: [&[u8]; 3] = [conn.as_bytes(), claimed.as_bytes(), flag];
         let mut r = self
             .run_ok(&self.scripts.member, id.as_str(), &args)
@@ -355,7 +377,8 @@ impl RedisStore {
         let user = r.user()?;
         let name = r.display_name()?;
         let keys = public_keys(r.rows()?)?;
-        Ok((user, name, keys))
+        let history = visible_history(r.rows()?, &user)?;
+        Ok((user, name, keys, history))
     }
 
     pub async fn member(
@@ -364,7 +387,7 @@ impl RedisStore {
         conn: ConnId,
         claimed: Option<&UserId>,
     ) -> Result<(UserId, DisplayName), AppError> {
-        let (user, name, _) = self.member_and_keys(id, conn, claimed, false).await?;
+        let (user, name, _, _) = self.view(id, conn, claimed, View::Member).await?;
         Ok((user, name))
     }
 
@@ -374,9 +397,20 @@ impl RedisStore {
         conn: ConnId,
         claimed: Option<&UserId>,
     ) -> Result<Vec<PublicKeyEntry>, AppError> {
-        let (user, _, mut keys) = self.member_and_keys(id, conn, claimed, true).await?;
+        let (user, _, mut keys, _) = self.view(id, conn, claimed, View::Keys).await?;
         keys.retain(|k| k.user_id != user);
         Ok(keys)
+    }
+
+    /// The present members' keys and the history the connection may read, to send
+    /// again after this node missed broadcasts.
+    pub async fn resync(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+    ) -> Result<(Vec<PublicKeyEntry>, Vec<Box<RawValue>>), AppError> {
+        let (_, _, keys, history) = self.view(id, conn, None, View::Everything).await?;
+        Ok((keys, history))
     }
 
     pub async fn save_public_key(
@@ -583,6 +617,13 @@ impl RedisStore {
         }
         Ok(out)
     }
+}
+
+/// What [`RedisStore::view`] reads.
+enum View {
+    Member,
+    Keys,
+    Everything,
 }
 
 /// The fields of a message its sender chose, serialised in the relay's field names.

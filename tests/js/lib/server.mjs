@@ -22,7 +22,7 @@ const SERVER_VARS = [
   'PORT', 'HOST', 'CLIENT_URL', 'SESSION_TTL_SECS', 'REAPER_INTERVAL_SECS',
   'MAX_PAYLOAD_BYTES', 'HISTORY_MAX_MESSAGES', 'HISTORY_MAX_BYTES', 'MAX_SESSIONS',
   'MAX_GROUP_MEMBERS', 'ADMIN_TOKEN', 'METRICS_TOKEN', 'SHUTDOWN_GRACE_SECS', 'DEBUG',
-  'LOG_FORMAT', 'STATIC_DIR', 'RUST_LOG', 'HEALTHCHECK_URL',
+  'LOG_FORMAT', 'STATIC_DIR', 'RUST_LOG', 'HEALTHCHECK_URL', 'REDIS_PREFIX', 'NODE_LEASE_SECS',
 ];
 
 const servers = new Set();
@@ -61,6 +61,9 @@ export async function startServer(env = {}, { readyTimeoutMs = 15000 } = {}) {
     CLIENT_URL: '*',
     // Teardown of the per-file servers: keep the drain linger short.
     SHUTDOWN_GRACE_SECS: '2',
+    // With REDIS_URL in the environment (the suite's Redis run), each server gets its
+    // own key prefix unless the test shares one on purpose (several nodes, one cluster).
+    ...(process.env.REDIS_URL ? { REDIS_PREFIX: `test-${uid('p')}:` } : {}),
     ...env,
   };
   for (const [k, v] of Object.entries(merged)) if (v === undefined) delete merged[k];

@@ -1,7 +1,7 @@
 -- GET /sessions: up to ARGV[4] sessions. ARGV: 3 now ms, 4 limit.
--- Returns flat rows: id, mode, state, present members, keys, messages, bytes, last.
+-- Returns 'OK' then flat rows: id, mode, state, present members, keys, messages, bytes, last.
 local now, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
-local out = {}
+local out = { 'OK' }
 for _, mode in ipairs(MODES) do
   local idx = index_key(mode)
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', idx, '(' .. now, '+inf', 'LIMIT', 0, limit)) do
