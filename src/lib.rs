@@ -124,6 +124,12 @@ async fn run<A: socketioxide::adapter::Adapter>(
         );
 
     let reaper = tokio::spawn(reaper::run(state.clone(), config.reaper_interval));
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        "blindrelay {} listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+
     let lease = cluster.as_ref().map(|c| {
         tokio::spawn(cluster::run_lease(
             state.clone(),
@@ -133,11 +139,8 @@ async fn run<A: socketioxide::adapter::Adapter>(
             config.clone(),
         ))
     });
-    let addr = listener.local_addr()?;
-    tracing::info!(
-        "blindrelay {} listening on http://{addr}",
-        env!("CARGO_PKG_VERSION")
-    );
+    // Stopped before the node leaves the registry, or its next renewal would rejoin it.
+    let lease_abort = lease.as_ref().map(tokio::task::JoinHandle::abort_handle);
 
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let draining = state.clone();
@@ -153,6 +156,9 @@ async fn run<A: socketioxide::adapter::Adapter>(
         let _ = io.emit("server-shutdown", &notice).await;
         socket::disconnect_all(&io).await;
         io.close().await;
+        if let Some(lease) = &lease_abort {
+            lease.abort();
+        }
         if let Some(c) = &cluster {
             cluster::deregister(c.commands.clone(), &draining.config, &c.node).await;
         }

@@ -1,0 +1,189 @@
+// The README's PM2 deployment, for real: PM2 from npm runs ecosystem.config.js with two
+// nodes on one Redis; both serve; `pm2 reload` restarts them one after the other without
+// a moment where neither answers, and clients that reconnect keep talking; a crashed
+// node is restarted; `pm2 stop` stops both. PM2 runs with its own PM2_HOME, so a PM2 of
+// the machine is never touched.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { io } from 'socket.io-client';
+import {
+  REPO, BIN, request, freePort, uid, nextEvent, createSession, cleanup,
+} from './lib/server.mjs';
+import { startRedis } from './lib/redis.mjs';
+
+const run = promisify(execFile);
+const PM2 = path.join(REPO, 'tests', 'js', 'node_modules', '.bin', 'pm2');
+const ECOSYSTEM = path.join(REPO, 'ecosystem.config.js');
+
+let redis;
+let env;
+/** Reconnecting clients made here (the harness's own clients never reconnect). */
+const members = [];
+let ports;
+let logDir;
+
+/** Two consecutive free ports (node i listens on PORT + i). */
+async function twoFreePorts() {
+  for (;;) {
+    const p = await freePort();
+    const free = await new Promise((resolve) => {
+      const s = net.createServer().once('error', () => resolve(false));
+      s.listen(p + 1, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (free) return [p, p + 1];
+  }
+}
+
+function pm2(...args) {
+  return run(PM2, args, { env, cwd: REPO, timeout: 60000 });
+}
+
+/** PM2 acts on two apps of a process file at once unless told otherwise. */
+function oneAtATime(...args) {
+  return run(PM2, args, { env: { ...env, PM2_CONCURRENT_ACTIONS: '1' }, cwd: REPO, timeout: 60000 });
+}
+
+async function jlist() {
+  const { stdout } = await pm2('jlist');
+  return JSON.parse(stdout.slice(stdout.indexOf('[')));
+}
+
+async function healthy(port) {
+  try {
+    return (await request('GET', `http://127.0.0.1:${port}/health`, { timeoutMs: 500 })).status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** Until every port answers /health (bounded). */
+async function allHealthy(timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await Promise.all(ports.map(healthy))).every(Boolean)) {
+    if (Date.now() > deadline) throw new Error(`nodes not healthy within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+before(async () => {
+  redis = await startRedis();
+  ports = await twoFreePorts();
+  logDir = mkdtempSync(path.join(os.tmpdir(), 'blindrelay-pm2-logs-'));
+  env = {
+    ...process.env,
+    PM2_HOME: mkdtempSync(path.join(os.tmpdir(), 'blindrelay-pm2-')),
+    BLINDRELAY_NODES: '2',
+    BLINDRELAY_BIN: BIN,
+    BLINDRELAY_LOG_DIR: logDir,
+    PORT: String(ports[0]),
+    HOST: '127.0.0.1',
+    CLIENT_URL: '*',
+    REDIS_URL: redis.url,
+    REDIS_PREFIX: `pm2-${uid('p')}:`,
+    NODE_LEASE_SECS: '2',
+    SHUTDOWN_GRACE_SECS: '4',
+  };
+  await pm2('start', ECOSYSTEM);
+  await allHealthy();
+});
+
+after(async () => {
+  for (const m of members) m.close();
+  await cleanup();
+  if (env) await pm2('kill').catch(() => {});
+  await redis?.stop();
+});
+
+/** A member that rejoins whenever socket.io-client reconnects it, as apps do. */
+async function member(port, link, userId) {
+  const socket = io(`http://127.0.0.1:${port}`, {
+    transports: ['websocket'], forceNew: true, reconnectionDelay: 200, reconnectionDelayMax: 500,
+  });
+  members.push(socket);
+  let joins = 0;
+  socket.on('connect', () => {
+    socket.emit('join-session', { sessionId: link, userId, publicKey: `pk-${userId}` }, () => { joins += 1; });
+  });
+  await nextEvent(socket, 'messages-history', 5000);
+  return { socket, joins: () => joins };
+}
+
+test('PM2 runs two nodes; pm2 reload restarts them in turn without dropping the service', async () => {
+  const apps = await jlist();
+  assert.deepEqual(apps.map((a) => [a.name, a.pm2_env.status]).sort(),
+    [['blindrelay-1', 'online'], ['blindrelay-2', 'online']]);
+
+  // A room across the two nodes, through its members' own reconnecting clients.
+  const c = await createSession(`http://127.0.0.1:${ports[0]}`, {}, assert);
+  const alice = await member(ports[0], c.link, 'alice');
+  const bob = await member(ports[1], c.link, 'bob');
+
+  // Probe both nodes through the reload: at every probe one of them must answer.
+  let probing = true;
+  const gaps = [];
+  let probes = 0;
+  const prober = (async () => {
+    while (probing) {
+      const up = await Promise.all(ports.map(healthy));
+      probes += 1;
+      if (!up.some(Boolean)) gaps.push(Date.now());
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  const restartsBefore = (await jlist()).map((a) => a.pm2_env.restart_time);
+  await oneAtATime('reload', ECOSYSTEM);
+  await allHealthy();
+  probing = false;
+  await prober;
+
+  assert.ok(probes > 20, `probed ${probes} times`);
+  assert.deepEqual(gaps, [], 'a moment where neither node answered');
+  const restartsAfter = (await jlist()).map((a) => a.pm2_env.restart_time);
+  assert.ok(restartsAfter.every((n, i) => n > restartsBefore[i]), `restarts ${restartsBefore} -> ${restartsAfter}`);
+
+  // Both members were moved off their draining node, reconnected and rejoined; the
+  // room lives on in Redis, so they still talk.
+  const deadline = Date.now() + 15000;
+  while (alice.joins() < 2 || bob.joins() < 2) {
+    if (Date.now() > deadline) throw new Error(`rejoins: alice ${alice.joins()}, bob ${bob.joins()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const got = nextEvent(alice.socket, 'new-message', 5000, (m) => m.id === 'after-reload');
+  bob.socket.emit('send-message', { sessionId: c.sessionId, encrypted: 'still', clientMessageId: 'after-reload' });
+  assert.equal((await got).encrypted, 'still');
+  alice.socket.close();
+  bob.socket.close();
+});
+
+test('PM2 restarts a crashed node; logs go to the configured files; pm2 stop stops both', async () => {
+  const [first] = (await jlist()).filter((a) => a.name === 'blindrelay-1');
+  const before = first.pm2_env.restart_time;
+  process.kill(first.pid, 'SIGKILL');
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    const [now] = (await jlist()).filter((a) => a.name === 'blindrelay-1');
+    if (now.pm2_env.restart_time > before && now.pm2_env.status === 'online' && now.pid !== first.pid) break;
+    if (Date.now() > deadline) throw new Error('PM2 did not restart the killed node');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await allHealthy();
+
+  const logs = readdirSync(logDir).sort();
+  assert.deepEqual(logs, [
+    'blindrelay-1.err.log', 'blindrelay-1.out.log', 'blindrelay-2.err.log', 'blindrelay-2.out.log',
+  ]);
+  const out = readFileSync(path.join(logDir, 'blindrelay-1.out.log'), 'utf8')
+    + readFileSync(path.join(logDir, 'blindrelay-1.err.log'), 'utf8');
+  assert.match(out, /listening on http:\/\/127\.0\.0\.1/);
+
+  await pm2('stop', ECOSYSTEM);
+  assert.deepEqual((await jlist()).map((a) => a.pm2_env.status), ['stopped', 'stopped']);
+  assert.deepEqual(await Promise.all(ports.map(healthy)), [false, false]);
+});
