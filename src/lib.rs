@@ -15,8 +15,10 @@
 //! - [`serve`]: puts them together on a listener.
 
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 pub mod http;
+pub mod limits;
 pub mod logging;
 pub mod protocol;
 pub mod reaper;
@@ -64,6 +66,10 @@ pub async fn serve(
         .max_payload(config.max_payload_bytes as u64)
         .ws_max_message_size(config.max_payload_bytes)
         .ws_max_frame_size(config.max_payload_bytes)
+        // A transport that never connects the namespace is closed after this.
+        .connect_timeout(config.abuse.connect_timeout)
+        // Packets waiting for a slow reader; a full buffer gets it disconnected.
+        .max_buffer_size(config.abuse.max_buffered_packets)
         .build_layer();
     socket::register(&io, state.clone());
 
@@ -83,6 +89,7 @@ pub async fn serve(
         );
 
     let reaper = tokio::spawn(reaper::run(state.clone(), config.reaper_interval));
+    let sweeper = tokio::spawn(limits::sweep(state.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(
         "blindrelay {} listening on http://{addr}",
@@ -131,6 +138,7 @@ pub async fn serve(
         }
     };
     reaper.abort();
+    sweeper.abort();
     tracing::info!("stopped");
     result
 }

@@ -20,6 +20,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub store: SessionStore,
+    /// Per-address abuse limits (see `limits`).
+    pub guard: crate::limits::Guard,
     pub started: Instant,
     /// Connected Socket.IO sockets.
     pub connections: AtomicUsize,
@@ -40,6 +42,7 @@ impl AppState {
             history_max_bytes: config.history_max_bytes,
         });
         AppState(Arc::new(Inner {
+            guard: crate::limits::Guard::new(&config.abuse),
             config,
             store,
             started: Instant::now(),

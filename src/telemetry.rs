@@ -19,6 +19,8 @@ pub const MESSAGES_RELAYED_TOTAL: &str = "blindrelay_messages_relayed_total";
 pub const BYTES_RELAYED_TOTAL: &str = "blindrelay_bytes_relayed_total";
 pub const SESSIONS_REAPED_TOTAL: &str = "blindrelay_sessions_reaped_total";
 pub const EVENT_DURATION: &str = "blindrelay_event_duration_seconds";
+pub const REFUSED_TOTAL: &str = "blindrelay_refused_total";
+pub const HISTORY_EVICTED_TOTAL: &str = "blindrelay_history_evicted_total";
 
 /// The process-wide recorder (the `metrics` macros write to one global recorder, so
 /// several servers in one test process share it).
@@ -55,6 +57,14 @@ fn describe() {
     describe_counter!(
         SESSIONS_REAPED_TOTAL,
         "Sessions deleted after their inactivity lifetime"
+    );
+    describe_counter!(
+        REFUSED_TOTAL,
+        "Things refused or cut off by an abuse limit, by kind (SECURITY.md)"
+    );
+    describe_counter!(
+        HISTORY_EVICTED_TOTAL,
+        "Messages dropped from the largest histories to keep HISTORY_TOTAL_MAX_BYTES"
     );
     describe_histogram!(
         EVENT_DURATION,
@@ -123,4 +133,10 @@ pub fn event_handled(event: EventKind, seconds: f64) {
     if let Some(h) = HANDLES.get(event as usize) {
         h.record(seconds);
     }
+}
+
+/// Counts one thing refused (or a socket cut off) by an abuse limit; `kind` names the
+/// limit (`socket_events`, `ip_connects`, `session_lockout`, `slow_reader`, ...).
+pub fn refused(kind: &'static str) {
+    counter!(REFUSED_TOTAL, "kind" => kind).increment(1);
 }
