@@ -40,6 +40,7 @@ impl AppState {
             max_group_members: config.max_group_members,
             history_max_messages: config.history_max_messages,
             history_max_bytes: config.history_max_bytes,
+            history_total_max_bytes: config.abuse.history_total_max_bytes,
         });
         AppState(Arc::new(Inner {
             guard: crate::limits::Guard::new(&config.abuse),

@@ -5,6 +5,7 @@
 //! The store knows connections only by their Socket.IO id ([`ConnId`]); it never emits.
 //! Handlers turn what an operation returns into events.
 
+mod budget;
 mod history;
 mod session;
 
@@ -35,6 +36,8 @@ pub struct StoreLimits {
     pub max_group_members: usize,
     pub history_max_messages: usize,
     pub history_max_bytes: usize,
+    /// Bytes of history over all sessions (0 = unbounded); see `budget.rs`.
+    pub history_total_max_bytes: usize,
 }
 
 /// A join request, validated but not yet authorised.
@@ -113,6 +116,8 @@ pub struct SessionSummary {
 pub struct SessionStore {
     sessions: DashMap<SessionId, Session>,
     limits: StoreLimits,
+    /// History bytes of all sessions, kept by each [`History`] (see `budget.rs`).
+    history_total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SessionStore {
@@ -120,6 +125,7 @@ impl SessionStore {
         SessionStore {
             sessions: DashMap::new(),
             limits,
+            history_total: Default::default(),
         }
     }
 
@@ -259,7 +265,7 @@ impl SessionStore {
         build: impl FnOnce(&UserId, &DisplayName) -> Message,
     ) -> Result<Appended, AppError> {
         let limits = &self.limits;
-        self.with_member(id, conn, claimed_from, |session, user| {
+        let appended = self.with_member(id, conn, claimed_from, |session, user| {
             let message = build(user, &session.display_name_of(user));
             if message_cost(&message) > limits.history_max_bytes {
                 return Err(AppError::too_large(
@@ -267,12 +273,16 @@ impl SessionStore {
                     limits.history_max_bytes,
                 ));
             }
+            session.history.track(&self.history_total);
             Ok(session.history.append(
                 message,
                 limits.history_max_messages,
                 limits.history_max_bytes,
             ))
-        })
+        })?;
+        // After the room's lock is released: the trim takes other rooms' locks.
+        self.enforce_history_budget();
+        Ok(appended)
     }
 
     /// The connection leaves the session (`leave-session`). The member leaves with its
