@@ -49,6 +49,9 @@ macro_rules! settings {
         }
 
         impl Settings {
+            /// Every environment variable a setting reads.
+            pub const VARS: &[&str] = &[$($var),*];
+
             /// The value given for environment variable `var`, by flag or environment.
             pub fn get(&self, var: &str) -> Option<String> {
                 match var {
@@ -189,6 +192,60 @@ mod tests {
         assert_eq!(config.max_sessions, 7);
         let cli = Cli::try_parse_from(["blindrelay", "--port", "x"]).unwrap();
         assert_eq!(cli.config().unwrap_err().var, "PORT");
+    }
+
+    #[test]
+    fn every_setting_is_documented_in_the_readme_and_env_example() {
+        let readme = include_str!("../README.md");
+        let example = include_str!("../.env.example");
+        for var in Settings::VARS {
+            assert!(
+                readme.contains(&format!("| `{var}` |")),
+                "{var} has no row in README.md's configuration tables"
+            );
+            assert!(
+                example.lines().any(|l| l.starts_with(&format!("{var}="))),
+                "{var} is missing from .env.example"
+            );
+        }
+    }
+
+    #[test]
+    fn abuse_limits_parse_from_flags_and_the_environment() {
+        let cli = Cli::try_parse_from([
+            "blindrelay",
+            "--socket-events-per-sec",
+            "0",
+            "--trusted-proxies",
+            "10.0.0.0/8, ::1",
+            "--max-payload-bytes",
+            "1000",
+            "--join-lockout-secs",
+            "7",
+        ])
+        .unwrap();
+        let abuse = cli.config().unwrap().abuse;
+        assert_eq!(abuse.socket_events_per_sec, 0);
+        assert_eq!(abuse.trusted_proxies.len(), 2);
+        assert_eq!(
+            abuse.socket_bytes_burst, 1000,
+            "the byte burst follows MAX_PAYLOAD_BYTES"
+        );
+        assert_eq!(abuse.join_lockout, std::time::Duration::from_secs(7));
+        for (flag, var) in [
+            ("--trusted-proxies", "TRUSTED_PROXIES"),
+            ("--socket-events-burst", "SOCKET_EVENTS_BURST"),
+            ("--max-buffered-packets", "MAX_BUFFERED_PACKETS"),
+            ("--join-timeout-secs", "JOIN_TIMEOUT_SECS"),
+        ] {
+            let value = if var == "TRUSTED_PROXIES" {
+                "proxy.local"
+            } else {
+                "0"
+            };
+            let cli = Cli::try_parse_from(["blindrelay", flag, value]).unwrap();
+            assert_eq!(cli.config().unwrap_err().var, var);
+        }
     }
 
     #[test]
