@@ -205,16 +205,24 @@ impl MessageHandler<socketioxide::adapter::LocalAdapter, Enqueued> for Enqueue {
         let Some(Queue(tx)) = s.extensions.get::<Queue>() else {
             return;
         };
-        let event = Box::new(handlers::decode(kind, &s, &mut data, &ack_id));
-        let Ok(ack) = AckSender::from_message_parts(&s, &mut data, &ack_id);
-        if let Err(mpsc::error::TrySendError::Full(Job::Event { ack, .. })) =
-            tx.try_send(Job::Event { kind, event, ack })
-        {
+        let full = |s: Arc<Socket>, ack| {
             let err = AppError::new(ErrorCode::RateLimited, "Too many events at once; slow down");
             let socket = SocketRef::from(s);
             if reply::<()>(&socket, ack, kind, Err(err)) {
                 guard::cut_off(&socket);
             }
+        };
+        // A full queue refuses the event before its payload is decoded.
+        if tx.capacity() == 0 {
+            let Ok(ack) = AckSender::from_message_parts(&s, &mut data, &ack_id);
+            return full(s, ack);
+        }
+        let event = Box::new(handlers::decode(kind, &s, &mut data, &ack_id));
+        let Ok(ack) = AckSender::from_message_parts(&s, &mut data, &ack_id);
+        if let Err(mpsc::error::TrySendError::Full(Job::Event { ack, .. })) =
+            tx.try_send(Job::Event { kind, event, ack })
+        {
+            full(s, ack);
         }
     }
 }
