@@ -49,6 +49,9 @@ macro_rules! settings {
         }
 
         impl Settings {
+            /// Every environment variable a setting reads.
+            pub const VARS: &[&str] = &[$($var),*];
+
             /// The value given for environment variable `var`, by flag or environment.
             pub fn get(&self, var: &str) -> Option<String> {
                 match var {
@@ -99,6 +102,44 @@ settings! {
     redis_prefix => "REDIS_PREFIX",
     /// With Redis: seconds before a dead node's members are dropped [default: 15]
     node_lease_secs => "NODE_LEASE_SECS",
+    /// Events one socket may send per second; 0 = no limit [default: 30]
+    socket_events_per_sec => "SOCKET_EVENTS_PER_SEC",
+    /// Events one socket may send in a burst [default: 200]
+    socket_events_burst => "SOCKET_EVENTS_BURST",
+    /// Bytes one socket may send per second; 0 = no limit [default: 1048576]
+    socket_bytes_per_sec => "SOCKET_BYTES_PER_SEC",
+    /// Bytes one socket may send in a burst, the largest event that can pass [default: MAX_PAYLOAD_BYTES]
+    socket_bytes_burst => "SOCKET_BYTES_BURST",
+    /// New Socket.IO connections per client address per second; 0 = no limit [default: 10]
+    ip_connects_per_sec => "IP_CONNECTS_PER_SEC",
+    /// New Socket.IO connections per client address in a burst [default: 100]
+    ip_connects_burst => "IP_CONNECTS_BURST",
+    /// POST /api/reserve-session per client address per second; 0 = no limit [default: 2]
+    ip_reserves_per_sec => "IP_RESERVES_PER_SEC",
+    /// POST /api/reserve-session per client address in a burst [default: 30]
+    ip_reserves_burst => "IP_RESERVES_BURST",
+    /// Failed joins per client address per minute; 0 = no limit [default: 30]
+    ip_join_failures_per_min => "IP_JOIN_FAILURES_PER_MIN",
+    /// Failed joins per client address in a burst [default: 30]
+    ip_join_failures_burst => "IP_JOIN_FAILURES_BURST",
+    /// Wrong keys/passwords for one session from one address before a lockout; 0 = off [default: 5]
+    join_failures_per_session => "JOIN_FAILURES_PER_SESSION",
+    /// Seconds an (address, session) pair stays locked out [default: 300]
+    join_lockout_secs => "JOIN_LOCKOUT_SECS",
+    /// Connected sockets at most; 0 = no limit [default: 20000]
+    max_connections => "MAX_CONNECTIONS",
+    /// Connected sockets per client address at most; 0 = no limit [default: 256]
+    max_connections_per_ip => "MAX_CONNECTIONS_PER_IP",
+    /// Bytes of history of all sessions together; 0 = no limit [default: 536870912]
+    history_total_max_bytes => "HISTORY_TOTAL_MAX_BYTES",
+    /// Seconds a socket may stay connected without joining a session [default: 60]
+    join_timeout_secs => "JOIN_TIMEOUT_SECS",
+    /// Seconds a transport may take to connect the Socket.IO namespace [default: 10]
+    connect_timeout_secs => "CONNECT_TIMEOUT_SECS",
+    /// Packets buffered for one socket before it is cut off as a slow reader [default: 128]
+    max_buffered_packets => "MAX_BUFFERED_PACKETS",
+    /// Proxies whose X-Forwarded-For is believed: IPs and CIDRs, comma-separated [default: none]
+    trusted_proxies => "TRUSTED_PROXIES",
 }
 
 impl Cli {
@@ -157,6 +198,60 @@ mod tests {
         assert_eq!(config.max_sessions, 7);
         let cli = Cli::try_parse_from(["blindrelay", "--port", "x"]).unwrap();
         assert_eq!(cli.config().unwrap_err().var, "PORT");
+    }
+
+    #[test]
+    fn every_setting_is_documented_in_the_readme_and_env_example() {
+        let readme = include_str!("../README.md");
+        let example = include_str!("../.env.example");
+        for var in Settings::VARS {
+            assert!(
+                readme.contains(&format!("| `{var}` |")),
+                "{var} has no row in README.md's configuration tables"
+            );
+            assert!(
+                example.lines().any(|l| l.starts_with(&format!("{var}="))),
+                "{var} is missing from .env.example"
+            );
+        }
+    }
+
+    #[test]
+    fn abuse_limits_parse_from_flags_and_the_environment() {
+        let cli = Cli::try_parse_from([
+            "blindrelay",
+            "--socket-events-per-sec",
+            "0",
+            "--trusted-proxies",
+            "10.0.0.0/8, ::1",
+            "--max-payload-bytes",
+            "1000",
+            "--join-lockout-secs",
+            "7",
+        ])
+        .unwrap();
+        let abuse = cli.config().unwrap().abuse;
+        assert_eq!(abuse.socket_events_per_sec, 0);
+        assert_eq!(abuse.trusted_proxies.len(), 2);
+        assert_eq!(
+            abuse.socket_bytes_burst, 1000,
+            "the byte burst follows MAX_PAYLOAD_BYTES"
+        );
+        assert_eq!(abuse.join_lockout, std::time::Duration::from_secs(7));
+        for (flag, var) in [
+            ("--trusted-proxies", "TRUSTED_PROXIES"),
+            ("--socket-events-burst", "SOCKET_EVENTS_BURST"),
+            ("--max-buffered-packets", "MAX_BUFFERED_PACKETS"),
+            ("--join-timeout-secs", "JOIN_TIMEOUT_SECS"),
+        ] {
+            let value = if var == "TRUSTED_PROXIES" {
+                "proxy.local"
+            } else {
+                "0"
+            };
+            let cli = Cli::try_parse_from(["blindrelay", flag, value]).unwrap();
+            assert_eq!(cli.config().unwrap_err().var, var);
+        }
     }
 
     #[test]

@@ -54,6 +54,95 @@ pub struct Config {
     pub redis_prefix: String,
     /// With Redis: how long a node that stopped renewing its lease keeps its members.
     pub node_lease: Duration,
+    /// Limits against abuse (see SECURITY.md); a rate or cap of 0 turns it off.
+    pub abuse: AbuseLimits,
+}
+
+/// The limits that keep one client from hurting the others (issue #7). Rates are a
+/// sustained rate with a burst (a token bucket); a rate of 0 turns that limit off.
+#[derive(Debug, Clone)]
+pub struct AbuseLimits {
+    /// Events one socket may send per second, and in a burst.
+    pub socket_events_per_sec: u32,
+    pub socket_events_burst: u32,
+    /// Bytes of events one socket may send per second, and in a burst (the largest
+    /// single event that can pass; defaults to `MAX_PAYLOAD_BYTES`).
+    pub socket_bytes_per_sec: u32,
+    pub socket_bytes_burst: u32,
+    /// New Socket.IO connections per client address, per second and in a burst.
+    pub ip_connects_per_sec: u32,
+    pub ip_connects_burst: u32,
+    /// `POST /api/reserve-session` per client address, per second and in a burst.
+    pub ip_reserves_per_sec: u32,
+    pub ip_reserves_burst: u32,
+    /// Failed joins (unknown session, wrong key or password) per client address, per
+    /// minute and in a burst; beyond them every join from that address is refused.
+    pub ip_join_failures_per_min: u32,
+    pub ip_join_failures_burst: u32,
+    /// Wrong keys or passwords for one session from one address before that pair is
+    /// locked out for `join_lockout`.
+    pub join_failures_per_session: u32,
+    pub join_lockout: Duration,
+    /// Connected sockets at most, in all and per client address.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Bytes of history of all sessions together; beyond it the largest histories
+    /// lose their oldest messages first.
+    pub history_total_max_bytes: usize,
+    /// A socket that has joined no session after this long is disconnected.
+    pub join_timeout: Duration,
+    /// An Engine.IO connection that has not connected the Socket.IO namespace after
+    /// this long is closed.
+    pub connect_timeout: Duration,
+    /// Packets waiting to be written to one socket; a socket whose buffer is full is
+    /// disconnected (a reader too slow for what it is sent).
+    pub max_buffered_packets: usize,
+    /// Peers whose `X-Forwarded-For` is believed (reverse proxies, load balancers).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl AbuseLimits {
+    /// The defaults; `max_payload_bytes` sizes the byte burst, so one largest
+    /// allowed message (a 5 MiB file, base64 in one message) always passes.
+    pub fn defaults(max_payload_bytes: usize) -> Self {
+        AbuseLimits {
+            socket_events_per_sec: 30,
+            socket_events_burst: 200,
+            socket_bytes_per_sec: 1024 * 1024,
+            socket_bytes_burst: u32::try_from(max_payload_bytes).unwrap_or(u32::MAX),
+            ip_connects_per_sec: 10,
+            ip_connects_burst: 100,
+            ip_reserves_per_sec: 2,
+            ip_reserves_burst: 30,
+            ip_join_failures_per_min: 30,
+            ip_join_failures_burst: 30,
+            join_failures_per_session: 5,
+            join_lockout: Duration::from_secs(300),
+            max_connections: 20_000,
+            max_connections_per_ip: 256,
+            history_total_max_bytes: 512 * 1024 * 1024,
+            join_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            max_buffered_packets: 128,
+            trusted_proxies: Vec::new(),
+        }
+    }
+
+    /// No limit at all but the timeouts and the buffer (for benchmarks and tests).
+    pub fn off() -> Self {
+        AbuseLimits {
+            socket_events_per_sec: 0,
+            socket_bytes_per_sec: 0,
+            ip_connects_per_sec: 0,
+            ip_reserves_per_sec: 0,
+            ip_join_failures_per_min: 0,
+            join_failures_per_session: 0,
+            max_connections: 0,
+            max_connections_per_ip: 0,
+            history_total_max_bytes: 0,
+            ..Self::defaults(u32::MAX as usize)
+        }
+    }
 }
 
 /// A setting that could not be used.
@@ -86,6 +175,7 @@ impl Default for Config {
             redis_url: None,
             redis_prefix: "blindrelay:".into(),
             node_lease: Duration::from_secs(15),
+            abuse: AbuseLimits::defaults(20 * 1024 * 1024),
         }
     }
 }
@@ -99,7 +189,7 @@ impl Config {
                 .filter(|v| !v.is_empty())
         };
         let d = Config::default();
-        Ok(Config {
+        let config = Config {
             host: parse_or(get("HOST"), "HOST", d.host)?,
             port: parse_or(get("PORT"), "PORT", d.port)?,
             client_origins: match get("CLIENT_URL") {
@@ -181,7 +271,80 @@ impl Config {
                 Some(v) => v,
             },
             node_lease: secs(get("NODE_LEASE_SECS"), "NODE_LEASE_SECS", d.node_lease)?,
+            abuse: AbuseLimits::default(),
+        };
+        Ok(Config {
+            abuse: abuse_limits(&get, config.max_payload_bytes)?,
+            ..config
         })
+    }
+}
+
+fn abuse_limits(
+    get: &impl Fn(&str) -> Option<String>,
+    max_payload_bytes: usize,
+) -> Result<AbuseLimits, ConfigError> {
+    let d = AbuseLimits::defaults(max_payload_bytes);
+    let rate = |var: &'static str, default: u32| parse_or(get(var), var, default);
+    let burst = |var: &'static str, default: u32| -> Result<u32, ConfigError> {
+        let n = parse_or(get(var), var, default)?;
+        if n == 0 {
+            return Err(ConfigError {
+                var,
+                reason: "must be greater than 0 (set the rate to 0 to turn the limit off)".into(),
+            });
+        }
+        Ok(n)
+    };
+    let cap = |var: &'static str, default: usize| parse_or(get(var), var, default);
+    Ok(AbuseLimits {
+        socket_events_per_sec: rate("SOCKET_EVENTS_PER_SEC", d.socket_events_per_sec)?,
+        socket_events_burst: burst("SOCKET_EVENTS_BURST", d.socket_events_burst)?,
+        socket_bytes_per_sec: rate("SOCKET_BYTES_PER_SEC", d.socket_bytes_per_sec)?,
+        socket_bytes_burst: burst("SOCKET_BYTES_BURST", d.socket_bytes_burst)?,
+        ip_connects_per_sec: rate("IP_CONNECTS_PER_SEC", d.ip_connects_per_sec)?,
+        ip_connects_burst: burst("IP_CONNECTS_BURST", d.ip_connects_burst)?,
+        ip_reserves_per_sec: rate("IP_RESERVES_PER_SEC", d.ip_reserves_per_sec)?,
+        ip_reserves_burst: burst("IP_RESERVES_BURST", d.ip_reserves_burst)?,
+        ip_join_failures_per_min: rate("IP_JOIN_FAILURES_PER_MIN", d.ip_join_failures_per_min)?,
+        ip_join_failures_burst: burst("IP_JOIN_FAILURES_BURST", d.ip_join_failures_burst)?,
+        join_failures_per_session: rate("JOIN_FAILURES_PER_SESSION", d.join_failures_per_session)?,
+        join_lockout: secs(
+            get("JOIN_LOCKOUT_SECS"),
+            "JOIN_LOCKOUT_SECS",
+            d.join_lockout,
+        )?,
+        max_connections: cap("MAX_CONNECTIONS", d.max_connections)?,
+        max_connections_per_ip: cap("MAX_CONNECTIONS_PER_IP", d.max_connections_per_ip)?,
+        history_total_max_bytes: cap("HISTORY_TOTAL_MAX_BYTES", d.history_total_max_bytes)?,
+        join_timeout: secs(
+            get("JOIN_TIMEOUT_SECS"),
+            "JOIN_TIMEOUT_SECS",
+            d.join_timeout,
+        )?,
+        connect_timeout: secs(
+            get("CONNECT_TIMEOUT_SECS"),
+            "CONNECT_TIMEOUT_SECS",
+            d.connect_timeout,
+        )?,
+        max_buffered_packets: positive(
+            get("MAX_BUFFERED_PACKETS"),
+            "MAX_BUFFERED_PACKETS",
+            d.max_buffered_packets,
+        )?,
+        trusted_proxies: match get("TRUSTED_PROXIES") {
+            None => d.trusted_proxies,
+            Some(v) => crate::client_ip::parse_trusted(&v).map_err(|reason| ConfigError {
+                var: "TRUSTED_PROXIES",
+                reason,
+            })?,
+        },
+    })
+}
+
+impl Default for AbuseLimits {
+    fn default() -> Self {
+        Self::defaults(20 * 1024 * 1024)
     }
 }
 

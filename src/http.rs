@@ -25,7 +25,12 @@ pub fn routes(state: AppState) -> Router {
         .route("/health", get(health))
         .route(
             "/api/reserve-session",
-            post(reserve).layer(axum::extract::DefaultBodyLimit::max(RESERVE_BODY_LIMIT)),
+            post(reserve)
+                .layer(axum::extract::DefaultBodyLimit::max(RESERVE_BODY_LIMIT))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    crate::limits::reserve_gate,
+                )),
         )
         .route("/sessions", get(sessions))
         .route("/ready", get(ready))

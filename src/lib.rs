@@ -17,9 +17,11 @@
 //! - [`serve`]: puts them together on a listener.
 
 pub mod cli;
+pub mod client_ip;
 pub mod cluster;
 pub mod config;
 pub mod http;
+pub mod limits;
 pub mod logging;
 pub mod protocol;
 pub mod reaper;
@@ -64,7 +66,11 @@ pub async fn serve(
         .ping_timeout(Duration::from_secs(60))
         .max_payload(config.max_payload_bytes as u64)
         .ws_max_message_size(config.max_payload_bytes)
-        .ws_max_frame_size(config.max_payload_bytes);
+        .ws_max_frame_size(config.max_payload_bytes)
+        // A transport that never connects the namespace is closed after this.
+        .connect_timeout(config.abuse.connect_timeout)
+        // Packets waiting for a slow reader; a full buffer gets it disconnected.
+        .max_buffer_size(config.abuse.max_buffered_packets);
     let Some(url) = &config.redis_url else {
         let state = AppState::new(config.clone());
         let (layer, io) = builder.build_layer();
@@ -124,6 +130,7 @@ async fn run<A: socketioxide::adapter::Adapter>(
         );
 
     let reaper = tokio::spawn(reaper::run(state.clone(), config.reaper_interval));
+    let sweeper = tokio::spawn(limits::sweep(state.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(
         "blindrelay {} listening on http://{addr}",
@@ -193,6 +200,7 @@ async fn run<A: socketioxide::adapter::Adapter>(
     if let Some(lease) = lease {
         lease.abort();
     }
+    sweeper.abort();
     tracing::info!("stopped");
     result
 }

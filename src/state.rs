@@ -20,6 +20,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub store: Store,
+    /// Per-address abuse limits (see `limits`).
+    pub guard: crate::limits::Guard,
     pub started: Instant,
     /// Connected Socket.IO sockets.
     pub connections: AtomicUsize,
@@ -39,6 +41,7 @@ impl AppState {
 
     pub fn with_store(config: Config, store: Store) -> Self {
         AppState(Arc::new(Inner {
+            guard: crate::limits::Guard::new(&config.abuse),
             config,
             store,
             started: Instant::now(),

@@ -26,6 +26,8 @@ pub const REDIS_ERRORS_TOTAL: &str = "blindrelay_redis_errors_total";
 const BUCKETS: &[f64] = &[
     0.000_05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25,
 ];
+pub const REFUSED_TOTAL: &str = "blindrelay_refused_total";
+pub const HISTORY_EVICTED_TOTAL: &str = "blindrelay_history_evicted_total";
 
 /// The process-wide recorder (the `metrics` macros write to one global recorder, so
 /// several servers in one test process share it).
@@ -58,6 +60,14 @@ fn describe() {
     describe_counter!(
         SESSIONS_REAPED_TOTAL,
         "Sessions deleted after their inactivity lifetime"
+    );
+    describe_counter!(
+        REFUSED_TOTAL,
+        "Things refused or cut off by an abuse limit, by kind (SECURITY.md)"
+    );
+    describe_counter!(
+        HISTORY_EVICTED_TOTAL,
+        "Messages dropped from the largest histories to keep HISTORY_TOTAL_MAX_BYTES"
     );
     describe_histogram!(
         EVENT_DURATION,
@@ -145,4 +155,10 @@ pub fn redis_round_trip(seconds: f64, ok: bool) {
     if !ok {
         HANDLES.1.increment(1);
     }
+}
+
+/// Counts one thing refused (or a socket cut off) by an abuse limit; `kind` names the
+/// limit (`socket_events`, `ip_connects`, `session_lockout`, `slow_reader`, ...).
+pub fn refused(kind: &'static str) {
+    counter!(REFUSED_TOTAL, "kind" => kind).increment(1);
 }

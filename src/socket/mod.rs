@@ -12,6 +12,7 @@
 //! and an event sent at once would find no handler). The worker starts in the connect
 //! handler, once the connection is established; events wait in the queue until then.
 
+mod guard;
 mod handlers;
 
 pub use handlers::announce_left;
@@ -140,17 +141,26 @@ where
     A: Adapter + socketioxide_core::adapter::DefinedAdapter,
 {
     use socketioxide::handler::ConnectHandler;
+    let (admit_state, queue_state) = (state.clone(), state.clone());
     let on_connect = async move |socket: SocketRef<A>| start_worker(socket, state);
-    io.ns("/", on_connect.with(install_queue::<A>))
+    let install = async move |socket: SocketRef<A>| install_queue(socket, queue_state);
+    let admit = async move |socket: SocketRef<A>| guard::admit(socket, admit_state);
+    // The last middleware added runs first: the limits before anything is allocated.
+    io.ns("/", on_connect.with(install).with(admit))
 }
 
 /// Connect middleware: the queue and handlers, in place before the client may send.
-async fn install_queue<A: Adapter>(socket: SocketRef<A>) -> Result<(), std::convert::Infallible> {
+fn install_queue<A: Adapter>(
+    socket: SocketRef<A>,
+    state: AppState,
+) -> Result<(), std::convert::Infallible> {
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
     socket.extensions.insert(Queue::<A>(tx));
     let pending = PendingWorker(Arc::new(std::sync::Mutex::new(Some(rx))));
     socket.extensions.insert(pending);
-    socket.on_fallback(Enqueue);
+    let limits = guard::SocketGuard::new(&state.config.abuse);
+    socket.extensions.insert(limits.clone());
+    socket.on_fallback(Enqueue { limits });
     socket.on_disconnect(async |socket: SocketRef<A>| {
         if let Some(Queue(tx)) = socket.extensions.get::<Queue<A>>() {
             // Waits for room in a full queue: the disconnect must be handled.
@@ -194,30 +204,58 @@ pub async fn resync_all<A: Adapter>(io: &SocketIo<A>) {
 }
 
 /// Pushes an event onto its socket's queue, synchronously and so in arrival order.
+/// Events beyond the socket's budget are refused here, before they are decoded.
 #[derive(Clone)]
-struct Enqueue;
+struct Enqueue {
+    limits: guard::SocketGuard,
+}
 
 /// Marker type for our [`MessageHandler`] implementation.
 struct Enqueued;
 
 impl<A: Adapter> MessageHandler<A, Enqueued> for Enqueue {
     fn call(&self, s: Arc<Socket<A>>, mut data: Value, ack_id: Option<i64>) {
+        if self.limits.is_cut_off() {
+            return;
+        }
+        // Unknown events count too: they cost the server a read and a parse.
+        let over_budget = self.limits.take(guard::value_len(&data)).err();
         let Ok(Event(name)) = Event::from_message_parts(&s, &mut data, &ack_id) else {
             return;
         };
         let Some(kind) = EventKind::from_name(&name) else {
             return;
         };
+        if let Some(refusal) = over_budget {
+            let Ok(ack) = AckSender::from_message_parts(&s, &mut data, &ack_id);
+            let socket = SocketRef::from(s);
+            self.limits.refused(&socket, &refusal);
+            if send_error(&socket, ack, kind, &refusal.into_app_error()) {
+                guard::cut_off(&socket);
+            }
+            return;
+        }
         let Some(Queue(tx)) = s.extensions.get::<Queue<A>>() else {
             return;
         };
+        let full = |s: Arc<Socket<A>>, ack| {
+            let err = AppError::new(ErrorCode::RateLimited, "Too many events at once; slow down");
+            let socket = SocketRef::from(s);
+            if reply::<A, ()>(&socket, ack, kind, Err(err)) {
+                guard::cut_off(&socket);
+            }
+        };
+        // A full queue refuses the event before its payload is decoded.
+        if tx.capacity() == 0 {
+            let Ok(ack) = AckSender::from_message_parts(&s, &mut data, &ack_id);
+            return full(s, ack);
+        }
         let event = Box::new(handlers::decode(kind, &s, &mut data, &ack_id));
         let Ok(ack) = AckSender::from_message_parts(&s, &mut data, &ack_id);
         if let Err(mpsc::error::TrySendError::Full(Job::Event { ack, .. })) =
             tx.try_send(Job::Event { kind, event, ack })
         {
-            let err = AppError::new(ErrorCode::RateLimited, "Too many events at once; slow down");
-            reply::<A, ()>(&SocketRef::from(s), ack, kind, Err(err));
+            full(s, ack);
         }
     }
 }
@@ -228,13 +266,46 @@ async fn run_queue<A: Adapter>(
     mut rx: mpsc::Receiver<Job<A>>,
 ) {
     let mut joined = handlers::Memberships::default();
-    while let Some(job) = rx.recv().await {
+    let limits = socket.extensions.get::<guard::SocketGuard>();
+    let client = socket.extensions.get::<guard::Client>();
+    let cut_off = || limits.as_ref().is_some_and(guard::SocketGuard::is_cut_off);
+    // A socket must join a session within JOIN_TIMEOUT_SECS (once is enough).
+    let mut ever_joined = false;
+    let join_deadline = tokio::time::sleep(state.config.abuse.join_timeout);
+    tokio::pin!(join_deadline);
+    loop {
+        let job = tokio::select! {
+            job = rx.recv() => match job {
+                Some(job) => job,
+                None => break,
+            },
+            () = &mut join_deadline, if !ever_joined => {
+                ever_joined = true;
+                guard::join_timed_out(&socket);
+                continue;
+            }
+        };
         match job {
             // Events read before the transport closed are moot once it has.
-            Job::Event { .. } if !socket.connected() => {}
+            Job::Event { .. } if !socket.connected() || cut_off() => {}
             Job::Event { kind, event, ack } => {
                 let started = Instant::now();
                 let result = match *event {
+                    Ok(handlers::ClientEvent::JoinSession(p)) => {
+                        let gated = guard::JoinGate::check(&state, client.as_ref(), &socket, &p);
+                        match gated {
+                            Err(err) => Err(err),
+                            Ok(gate) => {
+                                let event = handlers::ClientEvent::JoinSession(p);
+                                let result =
+                                    Box::pin(handlers::handle(&state, &socket, &mut joined, event))
+                                        .await;
+                                gate.done(&state, &result);
+                                ever_joined |= result.is_ok();
+                                result
+                            }
+                        }
+                    }
                     // Boxed so the idle task keeps none of the handlers' state.
                     Ok(event) => {
                         Box::pin(handlers::handle(&state, &socket, &mut joined, event)).await
@@ -242,49 +313,74 @@ async fn run_queue<A: Adapter>(
                     Err(err) => Err(err),
                 };
                 crate::telemetry::event_handled(kind, started.elapsed().as_secs_f64());
-                match result {
+                let full = match result {
                     Ok(body) => reply(&socket, ack, kind, Ok(body)),
                     Err(err) => reply::<A, ()>(&socket, ack, kind, Err(err)),
+                };
+                if full {
+                    guard::cut_off(&socket);
                 }
             }
             Job::Resync => handlers::resync(&state, &socket, &joined).await,
             Job::Disconnect => {
-                Box::pin(handlers::disconnect(&state, &socket, &mut joined)).await;
-                state.connections.fetch_sub(1, Ordering::Relaxed);
-                tracing::info!(socket = %socket.id, "disconnected");
+                finish(&state, &socket, &mut joined).await;
                 break;
             }
+        }
+        // A reader too slow for what it is sent leaves its sessions now; its transport
+        // is closed as soon as it can be (see `guard::cut_off`).
+        if cut_off() {
+            finish(&state, &socket, &mut joined).await;
+            break;
         }
     }
     socket.extensions.remove::<Queue<A>>();
 }
 
+/// The socket is gone (or cut off): it leaves its sessions.
+async fn finish<A: Adapter>(
+    state: &AppState,
+    socket: &SocketRef<A>,
+    joined: &mut handlers::Memberships,
+) {
+    Box::pin(handlers::disconnect(state, socket, joined)).await;
+    state.connections.fetch_sub(1, Ordering::Relaxed);
+    tracing::info!(socket = %socket.id, "disconnected");
+}
+
 /// Answers an event: the ack, and for errors also `session-error` (which old clients
-/// listen to, since they send no ack).
+/// listen to, since they send no ack). True when the socket's outgoing buffer was full
+/// (a reader too slow for what it is sent).
 pub(crate) fn reply<A: Adapter, T: Serialize>(
     socket: &SocketRef<A>,
     ack: AckSender<A>,
     kind: EventKind,
     result: Result<T, AppError>,
-) {
+) -> bool {
     match result {
-        Ok(body) => {
-            let _ = ack.send(&OkAck::new(body));
-        }
+        Ok(body) => guard::buffer_full(&ack.send(&OkAck::new(body))),
         Err(err) => {
-            let code = err.error.as_str();
-            tracing::info!(socket = %socket.id, event = kind.name(), error = code, "refused");
-            metrics::counter!(crate::telemetry::ERRORS_TOTAL, "event" => kind.name(), "code" => code)
-                .increment(1);
-            if kind == EventKind::JoinSession {
-                metrics::counter!(crate::telemetry::JOIN_FAILURES_TOTAL, "code" => code)
-                    .increment(1);
-            }
-            let _ = ack.send(&ErrorAck {
-                ok: false,
-                err: &err,
-            });
-            let _ = socket.emit("session-error", &err);
+            tracing::info!(socket = %socket.id, event = kind.name(), error = err.error.as_str(), "refused");
+            send_error(socket, ack, kind, &err)
         }
     }
+}
+
+/// The error half of [`reply`], without its log line (a flood of refusals is logged
+/// once per streak by the caller). True when the outgoing buffer was full.
+fn send_error<A: Adapter>(
+    socket: &SocketRef<A>,
+    ack: AckSender<A>,
+    kind: EventKind,
+    err: &AppError,
+) -> bool {
+    let code = err.error.as_str();
+    metrics::counter!(crate::telemetry::ERRORS_TOTAL, "event" => kind.name(), "code" => code)
+        .increment(1);
+    if kind == EventKind::JoinSession {
+        metrics::counter!(crate::telemetry::JOIN_FAILURES_TOTAL, "code" => code).increment(1);
+    }
+    let acked = ack.send(&ErrorAck { ok: false, err });
+    let emitted = socket.emit("session-error", err);
+    guard::buffer_full(&acked) || guard::buffer_full(&emitted)
 }

@@ -6,7 +6,10 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use crate::protocol::{Message, Recipient, UserId};
@@ -37,6 +40,17 @@ pub struct History {
     entries: VecDeque<Arc<Message>>,
     bytes: usize,
     index: HashMap<IdKey, Copies>,
+    /// The store's count of history bytes over all sessions (`HISTORY_TOTAL_MAX_BYTES`),
+    /// kept in step with `bytes`, down to zero when the history is dropped.
+    total: Option<Arc<AtomicUsize>>,
+}
+
+impl Drop for History {
+    fn drop(&mut self) {
+        if let Some(total) = &self.total {
+            total.fetch_sub(self.bytes, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The size a message counts for against `HISTORY_MAX_BYTES`.
@@ -57,6 +71,25 @@ impl History {
         self.bytes
     }
 
+    /// Counts this history's bytes in `total` from now on (idempotent).
+    pub fn track(&mut self, total: &Arc<AtomicUsize>) {
+        if self.total.is_none() {
+            total.fetch_add(self.bytes, Ordering::Relaxed);
+            self.total = Some(total.clone());
+        }
+    }
+
+    /// Drops the oldest message; false when there was none.
+    pub fn drop_oldest(&mut self) -> bool {
+        match self.entries.pop_front() {
+            Some(old) => {
+                self.forget(&old);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Appends `message` unless its triple is stored, then drops the oldest entries
     /// until both bounds hold. The caller has checked that one message fits `max_bytes`.
     pub fn append(&mut self, message: Message, max_messages: usize, max_bytes: usize) -> Appended {
@@ -68,7 +101,11 @@ impl History {
         let first_of_id = copies.is_empty();
         copies.push((message.to.clone(), message.timestamp));
         let message = Arc::new(message);
-        self.bytes += message_cost(&message);
+        let cost = message_cost(&message);
+        self.bytes += cost;
+        if let Some(total) = &self.total {
+            total.fetch_add(cost, Ordering::Relaxed);
+        }
         self.entries.push_back(message.clone());
         while self.entries.len() > max_messages || self.bytes > max_bytes {
             let Some(old) = self.entries.pop_front() else {
@@ -83,7 +120,11 @@ impl History {
     }
 
     fn forget(&mut self, old: &Message) {
-        self.bytes -= message_cost(old);
+        let cost = message_cost(old);
+        self.bytes -= cost;
+        if let Some(total) = &self.total {
+            total.fetch_sub(cost, Ordering::Relaxed);
+        }
         let key = (old.id.clone(), old.from.clone());
         if let Some(copies) = self.index.get_mut(&key) {
             copies.retain(|(r, _)| *r != old.to);
@@ -185,5 +226,24 @@ mod tests {
         }
         assert_eq!(h.len(), 2);
         assert!(h.bytes() <= one * 2);
+    }
+
+    #[test]
+    fn a_tracked_history_keeps_the_total_in_step_until_dropped() {
+        let total = Arc::new(AtomicUsize::new(0));
+        let mut h = History::default();
+        h.append(msg("m0", "a", None, "before"), 10, 1 << 20);
+        h.track(&total);
+        h.track(&total);
+        assert_eq!(total.load(Ordering::Relaxed), h.bytes());
+        for i in 1..5 {
+            h.append(msg(&format!("m{i}"), "a", None, "x"), 3, 1 << 20);
+        }
+        assert_eq!(total.load(Ordering::Relaxed), h.bytes());
+        assert!(h.drop_oldest());
+        assert_eq!(h.len(), 2);
+        assert_eq!(total.load(Ordering::Relaxed), h.bytes());
+        drop(h);
+        assert_eq!(total.load(Ordering::Relaxed), 0);
     }
 }

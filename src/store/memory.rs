@@ -20,8 +20,11 @@ use crate::{
 };
 
 pub struct MemoryStore {
-    sessions: DashMap<SessionId, Session>,
-    limits: StoreLimits,
+    pub(super) sessions: DashMap<SessionId, Session>,
+    pub(super) limits: StoreLimits,
+    /// History bytes of all sessions, kept by each [`History`](super::History) (see
+    /// `budget.rs`).
+    pub(super) history_total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl MemoryStore {
@@ -29,6 +32,7 @@ impl MemoryStore {
         MemoryStore {
             sessions: DashMap::new(),
             limits,
+            history_total: Default::default(),
         }
     }
 
@@ -232,7 +236,7 @@ impl MemoryStore {
         build: impl FnOnce(&UserId, &DisplayName) -> Message,
     ) -> Result<Appended, AppError> {
         let limits = &self.limits;
-        self.with_member(id, conn, claimed_from, |session, user| {
+        let appended = self.with_member(id, conn, claimed_from, |session, user| {
             let message = build(user, &session.display_name_of(user));
             if message_cost(&message) > limits.history_max_bytes {
                 return Err(AppError::too_large(
@@ -240,12 +244,16 @@ impl MemoryStore {
                     limits.history_max_bytes,
                 ));
             }
+            session.history.track(&self.history_total);
             Ok(session.history.append(
                 message,
                 limits.history_max_messages,
                 limits.history_max_bytes,
             ))
-        })
+        })?;
+        // After the room's lock is released: the trim takes other rooms' locks.
+        self.enforce_history_budget();
+        Ok(appended)
     }
 
     /// The connection leaves the session (`leave-session`). The member leaves with its

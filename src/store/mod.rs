@@ -6,6 +6,7 @@
 //! their Socket.IO id ([`ConnId`]); it never emits. Handlers turn what an operation
 //! returns into events, unaware of which store answered.
 
+mod budget;
 mod history;
 mod memory;
 pub mod redis;
@@ -40,6 +41,8 @@ pub struct StoreLimits {
     pub max_group_members: usize,
     pub history_max_messages: usize,
     pub history_max_bytes: usize,
+    /// Bytes of history over all sessions (0 = unbounded); see `budget.rs`.
+    pub history_total_max_bytes: usize,
 }
 
 impl From<&crate::config::Config> for StoreLimits {
@@ -50,6 +53,7 @@ impl From<&crate::config::Config> for StoreLimits {
             max_group_members: config.max_group_members,
             history_max_messages: config.history_max_messages,
             history_max_bytes: config.history_max_bytes,
+            history_total_max_bytes: config.abuse.history_total_max_bytes,
         }
     }
 }

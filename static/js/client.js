@@ -118,11 +118,17 @@ export class RoomClient extends EventTarget {
       // The server closed the connection itself: Socket.IO does not retry on its own then.
       if (reason === 'io server disconnect') socket.connect();
     });
-    socket.on('connect_error', () => {
+    socket.on('connect_error', (err) => {
       if (this.closed) return;
+      // The server refused the connection itself (a limit, SECURITY.md): its message
+      // starts with the code, and Socket.IO does not retry on its own then.
+      const refused = /^(RATE_LIMITED|LIMIT_REACHED): /.exec(err?.message ?? '')?.[1];
       if (!this.everJoined && !socket.active) {
-        this.failFirstJoin(new CodedError('CONNECTION'));
+        this.failFirstJoin(new CodedError(refused ?? 'CONNECTION'));
         return;
+      }
+      if (refused && !socket.active) {
+        setTimeout(() => { if (!this.closed && !socket.active) socket.connect(); }, 5_000);
       }
       if (!this.everJoined && !this.toldUnreachable) {
         // Socket.IO keeps retrying; say so once.

@@ -10,7 +10,9 @@ import {
 } from './lib/server.mjs';
 
 let srv;
-before(async () => { srv = await startServer(); });
+// R8's barrage sends thousands of malformed events from one socket, to see each answered
+// BAD_REQUEST: the per-socket event budget (tested in abuse.test.mjs) is off here.
+before(async () => { srv = await startServer({ SOCKET_EVENTS_PER_SEC: '0' }); });
 after(cleanup);
 
 const hex = () => randomBytes(16).toString('hex');

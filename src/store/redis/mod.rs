@@ -238,14 +238,14 @@ impl RedisStore {
         // The first count came back as the status.
         let group = r.status().parse().map_err(|_| AppError::unavailable())?;
         let (private, password, active, pruned) = (r.int()?, r.int()?, r.int()?, r.int()?);
+        let history_bytes = r.int()?;
         let stats = StoreStats {
             sessions: group + private + password,
             active,
             group,
             private,
             password,
-            // Histories live in Redis; its INFO memory tells their size.
-            history_bytes: 0,
+            history_bytes,
         };
         Ok((stats, pruned))
     }
@@ -456,14 +456,15 @@ impl RedisStore {
             + super::history::MESSAGE_OVERHEAD;
         let conn = conn.to_string();
         let claimed = claimed_from.map_or("", UserId::as_str);
-        let (cost, max_messages, max_bytes, timestamp, now) = (
+        let (cost, max_messages, max_bytes, timestamp, now, budget) = (
             cost.to_string(),
             self.limits.history_max_messages.to_string(),
             self.limits.history_max_bytes.to_string(),
             draft.timestamp.to_string(),
             now_ms().to_string(),
+            self.limits.history_total_max_bytes.to_string(),
         );
-        let args: [&[u8]; 10] = [
+        let args: [&[u8]; 11] = [
             conn.as_bytes(),
             claimed.as_bytes(),
             draft.id.as_bytes(),
@@ -474,6 +475,7 @@ impl RedisStore {
             max_bytes.as_bytes(),
             timestamp.as_bytes(),
             now.as_bytes(),
+            budget.as_bytes(),
         ];
         let mut r = Reply::new(self.run(&self.scripts.append, id.as_str(), &args).await?)?;
         match r.status() {
@@ -487,6 +489,10 @@ impl RedisStore {
         let from = r.user()?;
         let name = r.display_name()?;
         let first_of_id = r.int()? == 1;
+        let evicted = r.int()?;
+        if evicted > 0 {
+            metrics::counter!(crate::telemetry::HISTORY_EVICTED_TOTAL).increment(evicted as u64);
+        }
         Ok(Appended::Stored {
             message: Arc::new(draft.into_message(&from, &name)),
             first_of_id,

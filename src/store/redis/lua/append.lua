@@ -2,8 +2,10 @@
 -- its bounds, oldest first. ARGV: 3 conn, 4 claimed userId, 5 message id, 6 recipient
 -- ('' = none, 'all', or a userId), 7 the message's JSON up to its last field (this
 -- script adds "from" and "senderDisplayName"), 8 its cost in bytes without the sender
--- id, 9 max messages, 10 max bytes, 11 timestamp, 12 now ms.
--- Returns {'OK', user, name, first_of_id} or {'DUPLICATE', timestamp} or {code}.
+-- id, 9 max messages, 10 max bytes, 11 timestamp, 12 now ms, 13 HISTORY_TOTAL_MAX_BYTES
+-- (0 = none): beyond it the largest histories of the deployment lose their oldest
+-- messages first, down to 90 %.
+-- Returns {'OK', user, name, first_of_id, evicted} or {'DUPLICATE', timestamp} or {code}.
 --
 -- A history entry is "cost\nid\nfrom\nto\n<json>": ids hold no control characters, so
 -- trimming and visibility read the header without decoding the JSON.
@@ -29,13 +31,36 @@ redis.call('RPUSH', HIST, cost .. '\n' .. id .. '\n' .. user .. '\n' .. to .. '\
 local bytes = redis.call('HINCRBY', META, 'hb', cost)
 local max_messages = tonumber(ARGV[9])
 while redis.call('LLEN', HIST) > max_messages or bytes > max_bytes do
-  local old = redis.call('LPOP', HIST)
-  if not old then break end
-  local c, oid, ofrom, oto = old:match('^(%d+)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n')
-  bytes = redis.call('HINCRBY', META, 'hb', -tonumber(c))
-  redis.call('HDEL', DEDUP, 't\n' .. oid .. '\n' .. ofrom .. '\n' .. oto)
-  local key = 'n\n' .. oid .. '\n' .. ofrom
-  if redis.call('HINCRBY', DEDUP, key, -1) <= 0 then redis.call('HDEL', DEDUP, key) end
+  local c = drop_oldest(META)
+  if not c then break end
+  bytes = bytes - c
 end
 redis.call('HSET', META, 'last', ARGV[12])
-return { 'OK', user, name, first_of_id }
+account(SID, bytes)
+
+local budget, evicted = tonumber(ARGV[13]), 0
+local total = tonumber(redis.call('GET', HB_TOTAL) or '0')
+if budget > 0 and total > budget then
+  local target = budget - math.floor(budget / 10)
+  while total > target do
+    local top = redis.call('ZREVRANGE', HB_SIZE, 0, 1, 'WITHSCORES')
+    if #top == 0 then break end
+    local sid, left = top[1], tonumber(top[2])
+    local next_size = 0
+    if #top >= 4 then next_size = tonumber(top[4]) end
+    -- The largest history, down to the next largest (or until under the target).
+    while left > 0 and left >= next_size and total > target do
+      local c = drop_oldest(P .. 's:' .. sid)
+      if not c then
+        total = total - left -- expired meanwhile: only its count was left
+        left = 0
+      else
+        left = left - c
+        total = total - c
+        evicted = evicted + 1
+      end
+    end
+    account(sid, left)
+  end
+end
+return { 'OK', user, name, first_of_id, evicted }

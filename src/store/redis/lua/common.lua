@@ -16,6 +16,36 @@ local GKEYS, HIST, DEDUP, TOMB = BASE .. ':g', BASE .. ':h', BASE .. ':d', BASE 
 local DATA = { META, MEMBERS, CONNS, GKEYS, HIST, DEDUP }
 
 local function index_key(mode) return P .. 'idx:' .. mode end
+
+-- History bytes of the whole deployment (HISTORY_TOTAL_MAX_BYTES): the total, and each
+-- session's share in a sorted set, which is the truth the total follows.
+local HB_TOTAL, HB_SIZE = P .. 'hb:total', P .. 'hb:size'
+
+local function account(sid, after)
+  local before = tonumber(redis.call('ZSCORE', HB_SIZE, sid) or '0')
+  if after == before then return end
+  redis.call('INCRBY', HB_TOTAL, after - before)
+  if after > 0 then
+    redis.call('ZADD', HB_SIZE, after, sid)
+  else
+    redis.call('ZREM', HB_SIZE, sid)
+  end
+end
+
+-- Drops the oldest entry of the history of the session whose meta key is `base`;
+-- returns its cost, or nil when there is none (the session may have expired).
+local function drop_oldest(base)
+  local old = redis.call('LPOP', base .. ':h')
+  if not old then return nil end
+  local c, oid, ofrom, oto = old:match('^(%d+)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n')
+  c = tonumber(c)
+  redis.call('HINCRBY', base, 'hb', -c)
+  local dedup = base .. ':d'
+  redis.call('HDEL', dedup, 't\n' .. oid .. '\n' .. ofrom .. '\n' .. oto)
+  local key = 'n\n' .. oid .. '\n' .. ofrom
+  if redis.call('HINCRBY', dedup, key, -1) <= 0 then redis.call('HDEL', dedup, key) end
+  return c
+end
 local MODES = { 'group', 'private', 'password' }
 
 -- Sessions not yet expired (the index keeps expired ones until the reaper prunes them).
@@ -43,6 +73,7 @@ local function settle(mode, now, ttl)
 end
 
 local function delete_session(mode)
+  account(SID, 0)
   for _, k in ipairs(DATA) do redis.call('DEL', k) end
   redis.call('DEL', TOMB)
   redis.call('ZREM', index_key(mode), SID)

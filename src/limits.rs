@@ -1,0 +1,546 @@
+//! Limits that keep one client from hurting the others (SECURITY.md lists them all):
+//! per socket (events and bytes per second), per client address (new connections,
+//! reservations, failed joins, concurrent connections) and per (address, session)
+//! (wrong keys and passwords lock that pair out for a while).
+//!
+//! Token buckets are `governor`'s GCRA limiters; keyed ones live in a `DashMap` and
+//! are swept by [`sweep`] so that addresses seen once do not stay in memory.
+
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Json,
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use dashmap::DashMap;
+use governor::{
+    DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, clock::Clock,
+    middleware::StateInformationMiddleware,
+};
+
+use crate::{
+    client_ip,
+    config::AbuseLimits,
+    protocol::{AppError, ErrorCode, SessionId},
+    state::AppState,
+};
+
+pub use crate::telemetry::refused;
+
+/// Why something was refused: the code the client sees, a sentence, and when to retry.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub code: ErrorCode,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+    /// For the metric `blindrelay_refused_total{kind}`.
+    pub kind: &'static str,
+}
+
+impl Refused {
+    fn rate(kind: &'static str, message: impl Into<String>, retry_after: Duration) -> Self {
+        Refused {
+            code: ErrorCode::RateLimited,
+            message: message.into(),
+            retry_after: Some(retry_after),
+            kind,
+        }
+    }
+
+    pub fn into_app_error(self) -> AppError {
+        AppError::new(self.code, self.message)
+    }
+
+    /// Whole seconds to wait, at least 1 (for `Retry-After`).
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_after
+            .map_or(1, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
+            .max(1)
+    }
+}
+
+/// As Socket.IO's `connect_error` message: the code first, so clients can read it.
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+/// 429 (or 503 for a full server) with `Retry-After` and `{error, code, retryAfter}`.
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let status = match self.code {
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let secs = self.retry_after_secs();
+        let body = serde_json::json!({
+            "error": self.message,
+            "code": self.code.as_str(),
+            "retryAfter": secs,
+        });
+        let mut response = (status, Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        response
+    }
+}
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+/// A quota of `per` cells per `period`, bursting to `burst`; `None` when `per` is 0.
+fn quota(per: u32, period: Duration, burst: u32) -> Option<Quota> {
+    let per = NonZeroU32::new(per)?;
+    let interval = period / per.get();
+    Quota::with_period(interval.max(Duration::from_nanos(1))).map(|q| q.allow_burst(nz(burst)))
+}
+
+type Keyed = DefaultKeyedRateLimiter<IpAddr>;
+type KeyedWithState = governor::RateLimiter<
+    IpAddr,
+    governor::state::keyed::DefaultKeyedStateStore<IpAddr>,
+    governor::clock::DefaultClock,
+    StateInformationMiddleware,
+>;
+
+/// Strikes of wrong keys or passwords for one session from one address.
+#[derive(Debug, Clone, Copy)]
+struct Strikes {
+    count: u32,
+    last: Instant,
+    locked_until: Option<Instant>,
+}
+
+/// Concurrent connections, in all and per address.
+#[derive(Default)]
+struct Counts {
+    total: AtomicUsize,
+    per_ip: DashMap<IpAddr, usize>,
+}
+
+/// A connected socket's place under `MAX_CONNECTIONS` and `MAX_CONNECTIONS_PER_IP`;
+/// dropping it (with the socket) gives the place back.
+pub struct ConnectionPermit {
+    counts: Arc<Counts>,
+    key: IpAddr,
+}
+
+impl fmt::Debug for ConnectionPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionPermit").finish_non_exhaustive()
+    }
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        self.counts.total.fetch_sub(1, Ordering::Relaxed);
+        if let dashmap::Entry::Occupied(mut e) = self.counts.per_ip.entry(self.key) {
+            *e.get_mut() = e.get().saturating_sub(1);
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+    }
+}
+
+/// Every per-address limit, shared by the HTTP routes and the sockets.
+pub struct Guard {
+    limits: AbuseLimits,
+    connects: Option<Keyed>,
+    reserves: Option<Keyed>,
+    join_failures: Option<KeyedWithState>,
+    /// Addresses refused every join until then (too many failed joins).
+    blocked: DashMap<IpAddr, Instant>,
+    strikes: DashMap<(IpAddr, SessionId), Strikes>,
+    counts: Arc<Counts>,
+}
+
+impl Guard {
+    pub fn new(limits: &AbuseLimits) -> Self {
+        let sec = Duration::from_secs(1);
+        Guard {
+            connects: quota(limits.ip_connects_per_sec, sec, limits.ip_connects_burst)
+                .map(Keyed::keyed),
+            reserves: quota(limits.ip_reserves_per_sec, sec, limits.ip_reserves_burst)
+                .map(Keyed::keyed),
+            join_failures: quota(
+                limits.ip_join_failures_per_min,
+                Duration::from_secs(60),
+                limits.ip_join_failures_burst,
+            )
+            .map(|q| Keyed::keyed(q).with_middleware::<StateInformationMiddleware>()),
+            blocked: DashMap::new(),
+            strikes: DashMap::new(),
+            counts: Arc::default(),
+            limits: limits.clone(),
+        }
+    }
+
+    pub fn limits(&self) -> &AbuseLimits {
+        &self.limits
+    }
+
+    /// The client address of a request or a socket's handshake.
+    pub fn client_ip(
+        &self,
+        parts_ext: &axum::http::Extensions,
+        headers: &axum::http::HeaderMap,
+    ) -> IpAddr {
+        let peer = parts_ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        client_ip::resolve(peer, headers, &self.limits.trusted_proxies)
+    }
+
+    /// Connected sockets, as counted for `MAX_CONNECTIONS`.
+    pub fn connections(&self) -> usize {
+        self.counts.total.load(Ordering::Relaxed)
+    }
+
+    /// Admits a new Socket.IO connection from `ip`, or says why not.
+    pub fn admit(&self, ip: IpAddr) -> Result<ConnectionPermit, Refused> {
+        let key = client_ip::limit_key(ip);
+        if let Some(limiter) = &self.connects
+            && let Err(not_until) = limiter.check_key(&key)
+        {
+            let wait = not_until.wait_time_from(limiter.clock().now());
+            return Err(Refused::rate(
+                "ip_connects",
+                "Too many new connections from this address; retry later",
+                wait,
+            ));
+        }
+        let max = self.limits.max_connections;
+        let total = self.counts.total.fetch_add(1, Ordering::Relaxed);
+        if max > 0 && total >= max {
+            self.counts.total.fetch_sub(1, Ordering::Relaxed);
+            return Err(Refused {
+                code: ErrorCode::LimitReached,
+                message: "The server holds too many connections; retry later".into(),
+                retry_after: Some(Duration::from_secs(5)),
+                kind: "max_connections",
+            });
+        }
+        let per_ip_max = self.limits.max_connections_per_ip;
+        let mut here = self.counts.per_ip.entry(key).or_insert(0);
+        if per_ip_max > 0 && *here >= per_ip_max {
+            drop(here);
+            self.counts.total.fetch_sub(1, Ordering::Relaxed);
+            return Err(Refused::rate(
+                "ip_connections",
+                "Too many open connections from this address",
+                Duration::from_secs(5),
+            ));
+        }
+        *here += 1;
+        drop(here);
+        Ok(ConnectionPermit {
+            counts: self.counts.clone(),
+            key,
+        })
+    }
+
+    /// `POST /api/reserve-session` from `ip`.
+    pub fn check_reserve(&self, ip: IpAddr) -> Result<(), Refused> {
+        let Some(limiter) = &self.reserves else {
+            return Ok(());
+        };
+        limiter
+            .check_key(&client_ip::limit_key(ip))
+            .map_err(|not_until| {
+                Refused::rate(
+                    "ip_reserves",
+                    "Too many reservations from this address; retry later",
+                    not_until.wait_time_from(limiter.clock().now()),
+                )
+            })
+    }
+
+    /// Before a join: refused while the address, or the (address, session) pair, is
+    /// locked out by failed joins; even with the right key, so keys cannot be guessed.
+    pub fn check_join(&self, ip: IpAddr, session: &SessionId) -> Result<(), Refused> {
+        let key = client_ip::limit_key(ip);
+        let now = Instant::now();
+        if let Some(until) = self.blocked.get(&key).map(|u| *u)
+            && until > now
+        {
+            return Err(Refused::rate(
+                "ip_join_failures",
+                "Too many failed joins from this address; wait and retry",
+                until - now,
+            ));
+        }
+        if let Some(until) = self
+            .strikes
+            .get(&(key, session.clone()))
+            .and_then(|s| s.locked_until)
+            && until > now
+        {
+            return Err(Refused::rate(
+                "session_lockout",
+                "Too many wrong keys or passwords for this session; wait and retry",
+                until - now,
+            ));
+        }
+        Ok(())
+    }
+
+    /// After a join: counts a failure that could be guessing (an unknown session, a
+    /// wrong key or password); a success clears the pair's strikes.
+    pub fn join_result(&self, ip: IpAddr, session: &SessionId, outcome: Option<ErrorCode>) {
+        let key = client_ip::limit_key(ip);
+        let now = Instant::now();
+        let Some(code) = outcome else {
+            self.strikes.remove(&(key, session.clone()));
+            return;
+        };
+        if !matches!(
+            code,
+            ErrorCode::SessionNotFound | ErrorCode::InvalidKey | ErrorCode::InvalidPassword
+        ) {
+            return;
+        }
+        if let Some(limiter) = &self.join_failures {
+            let until = match limiter.check_key(&key) {
+                Ok(state) if state.remaining_burst_capacity() > 0 => None,
+                Ok(state) => Some(now + state.quota().replenish_interval()),
+                Err(not_until) => Some(now + not_until.wait_time_from(limiter.clock().now())),
+            };
+            if let Some(until) = until {
+                self.blocked.insert(key, until);
+            }
+        }
+        let per_session = self.limits.join_failures_per_session;
+        if per_session > 0 && matches!(code, ErrorCode::InvalidKey | ErrorCode::InvalidPassword) {
+            let lockout = self.limits.join_lockout;
+            let mut strikes = self
+                .strikes
+                .entry((key, session.clone()))
+                .or_insert(Strikes {
+                    count: 0,
+                    last: now,
+                    locked_until: None,
+                });
+            // Strikes older than a lockout are forgotten.
+            if now.duration_since(strikes.last) > lockout
+                || strikes.locked_until.is_some_and(|u| u <= now)
+            {
+                strikes.count = 0;
+                strikes.locked_until = None;
+            }
+            strikes.count += 1;
+            strikes.last = now;
+            if strikes.count >= per_session {
+                strikes.locked_until = Some(now + lockout);
+            }
+        }
+    }
+
+    /// Forgets what no longer limits anyone (run every minute).
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        let lockout = self.limits.join_lockout;
+        self.blocked.retain(|_, until| *until > now);
+        self.strikes.retain(|_, s| match s.locked_until {
+            Some(until) => until > now,
+            None => now.duration_since(s.last) <= lockout,
+        });
+        for limiter in [&self.connects, &self.reserves].into_iter().flatten() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        if let Some(limiter) = &self.join_failures {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        self.blocked.shrink_to_fit();
+        self.strikes.shrink_to_fit();
+    }
+}
+
+/// Sweeps the guard's tables every minute.
+pub async fn sweep(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        state.guard.sweep();
+    }
+}
+
+/// Axum middleware for `POST /api/reserve-session`: 429 beyond the per-address rate.
+pub async fn reserve_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let ip = state.guard.client_ip(req.extensions(), req.headers());
+    match state.guard.check_reserve(ip) {
+        Ok(()) => next.run(req).await,
+        Err(refusal) => {
+            refused(refusal.kind);
+            tracing::info!(kind = refusal.kind, "reservation refused");
+            refusal.into_response()
+        }
+    }
+}
+
+/// One socket's budget of events and bytes per second.
+pub struct SocketBudget {
+    events: Option<DefaultDirectRateLimiter>,
+    bytes: Option<DefaultDirectRateLimiter>,
+}
+
+impl SocketBudget {
+    pub fn new(limits: &AbuseLimits) -> Self {
+        let sec = Duration::from_secs(1);
+        SocketBudget {
+            events: quota(
+                limits.socket_events_per_sec,
+                sec,
+                limits.socket_events_burst,
+            )
+            .map(DefaultDirectRateLimiter::direct),
+            bytes: quota(limits.socket_bytes_per_sec, sec, limits.socket_bytes_burst)
+                .map(DefaultDirectRateLimiter::direct),
+        }
+    }
+
+    /// Takes one event of `bytes` from the budget, or says why it cannot pass.
+    pub fn take(&self, bytes: usize) -> Result<(), Refused> {
+        if let Some(events) = &self.events
+            && let Err(not_until) = events.check()
+        {
+            return Err(Refused::rate(
+                "socket_events",
+                "Too many events; slow down",
+                not_until.wait_time_from(events.clock().now()),
+            ));
+        }
+        if let Some(limiter) = &self.bytes {
+            let n = nz(u32::try_from(bytes).unwrap_or(u32::MAX));
+            match limiter.check_n(n) {
+                Ok(Ok(())) => {}
+                Ok(Err(not_until)) => {
+                    return Err(Refused::rate(
+                        "socket_bytes",
+                        "Too many bytes sent; slow down",
+                        not_until.wait_time_from(limiter.clock().now()),
+                    ));
+                }
+                Err(_insufficient) => {
+                    return Err(Refused::rate(
+                        "socket_bytes",
+                        "This event is larger than this server's byte budget per socket",
+                        Duration::from_secs(1),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> AbuseLimits {
+        AbuseLimits {
+            ip_join_failures_per_min: 1,
+            ip_join_failures_burst: 3,
+            join_failures_per_session: 2,
+            join_lockout: Duration::from_secs(60),
+            max_connections: 3,
+            max_connections_per_ip: 2,
+            ip_connects_per_sec: 0,
+            ..AbuseLimits::defaults(1 << 20)
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn wrong_keys_lock_the_pair_out_but_not_other_sessions_or_addresses() {
+        let g = Guard::new(&AbuseLimits {
+            ip_join_failures_per_min: 0,
+            ..limits()
+        });
+        let s1 = SessionId::parse("s1").unwrap();
+        let s2 = SessionId::parse("s2").unwrap();
+        let a = ip("192.0.2.1");
+        g.join_result(a, &s1, Some(ErrorCode::InvalidKey));
+        assert!(g.check_join(a, &s1).is_ok());
+        g.join_result(a, &s1, Some(ErrorCode::InvalidPassword));
+        let refused = g.check_join(a, &s1).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::RateLimited);
+        assert!(refused.retry_after_secs() > 50);
+        assert!(g.check_join(a, &s2).is_ok());
+        assert!(g.check_join(ip("192.0.2.2"), &s1).is_ok());
+        // Other failures are no guess at the key.
+        g.join_result(a, &s2, Some(ErrorCode::SessionFull));
+        g.join_result(a, &s2, Some(ErrorCode::SessionFull));
+        assert!(g.check_join(a, &s2).is_ok());
+    }
+
+    #[test]
+    fn failed_joins_beyond_the_burst_block_the_address() {
+        let g = Guard::new(&limits());
+        let a = ip("192.0.2.1");
+        for i in 0..3 {
+            let s = SessionId::parse(&format!("x{i}")).unwrap();
+            assert!(g.check_join(a, &s).is_ok(), "attempt {i}");
+            g.join_result(a, &s, Some(ErrorCode::SessionNotFound));
+        }
+        let s = SessionId::parse("other").unwrap();
+        assert_eq!(g.check_join(a, &s).unwrap_err().kind, "ip_join_failures");
+        assert!(g.check_join(ip("192.0.2.9"), &s).is_ok());
+    }
+
+    #[test]
+    fn connection_caps_count_permits_until_dropped() {
+        let g = Guard::new(&limits());
+        let a = ip("192.0.2.1");
+        let p1 = g.admit(a).unwrap();
+        let _p2 = g.admit(a).unwrap();
+        assert_eq!(g.admit(a).unwrap_err().kind, "ip_connections");
+        let _p3 = g.admit(ip("192.0.2.2")).unwrap();
+        let full = g.admit(ip("192.0.2.3")).unwrap_err();
+        assert_eq!(full.code, ErrorCode::LimitReached);
+        assert!(full.to_string().starts_with("LIMIT_REACHED"));
+        drop(p1);
+        assert_eq!(g.connections(), 2);
+        assert!(g.admit(a).is_ok());
+    }
+
+    #[test]
+    fn a_socket_budget_refuses_beyond_its_burst() {
+        let b = SocketBudget::new(&AbuseLimits {
+            socket_events_per_sec: 1,
+            socket_events_burst: 3,
+            socket_bytes_per_sec: 10,
+            socket_bytes_burst: 1000,
+            ..limits()
+        });
+        assert!(b.take(400).is_ok());
+        assert!(b.take(400).is_ok());
+        assert_eq!(b.take(400).unwrap_err().kind, "socket_bytes");
+        assert_eq!(b.take(1).unwrap_err().kind, "socket_events");
+        let big = SocketBudget::new(&AbuseLimits {
+            socket_bytes_burst: 1000,
+            ..limits()
+        });
+        assert_eq!(big.take(1001).unwrap_err().kind, "socket_bytes");
+    }
+}

@@ -1,0 +1,185 @@
+//! The abuse limits as they apply to Socket.IO connections: admission (per-address
+//! rate and caps), each socket's event and byte budget, the join gate (failed-join
+//! lockouts), the join timeout, and cutting off readers too slow for what they are sent.
+//! The limits themselves are in [`crate::limits`].
+
+use std::{
+    net::IpAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use socketioxide::{SendError, SocketError, adapter::Adapter, extract::SocketRef, handler::Value};
+
+use crate::{
+    limits::{ConnectionPermit, Refused, SocketBudget, refused},
+    logging::SessionTag,
+    protocol::{AppError, JoinSession, SessionId},
+    state::AppState,
+};
+
+/// Where a socket connected from, and its place under the connection caps (given back
+/// when the socket, and so this, is dropped).
+#[derive(Clone)]
+pub struct Client {
+    pub ip: IpAddr,
+    _permit: Arc<ConnectionPermit>,
+}
+
+/// Connect middleware: admits the connection under the per-address rate and the caps.
+/// A refusal reaches socket.io-client as `connect_error` whose message starts with
+/// the code (`RATE_LIMITED: ...` or `LIMIT_REACHED: ...`).
+pub fn admit<A: Adapter>(socket: SocketRef<A>, state: AppState) -> Result<(), Refused> {
+    let parts = socket.req_parts();
+    let ip = state.guard.client_ip(&parts.extensions, &parts.headers);
+    match state.guard.admit(ip) {
+        Ok(permit) => {
+            socket.extensions.insert(Client {
+                ip,
+                _permit: Arc::new(permit),
+            });
+            Ok(())
+        }
+        Err(refusal) => {
+            refused(refusal.kind);
+            tracing::info!(socket = %socket.id, kind = refusal.kind, "connection refused");
+            Err(refusal)
+        }
+    }
+}
+
+/// A socket's budget, and whether it has been cut off.
+#[derive(Clone)]
+pub struct SocketGuard(Arc<Inner>);
+
+struct Inner {
+    budget: SocketBudget,
+    cut_off: AtomicBool,
+    /// In a streak of refused events (logged once per streak).
+    limited: AtomicBool,
+}
+
+impl SocketGuard {
+    pub fn new(limits: &crate::config::AbuseLimits) -> Self {
+        SocketGuard(Arc::new(Inner {
+            budget: SocketBudget::new(limits),
+            cut_off: AtomicBool::new(false),
+            limited: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn is_cut_off(&self) -> bool {
+        self.0.cut_off.load(Ordering::Relaxed)
+    }
+
+    /// Takes an event of `bytes` from the budget.
+    pub fn take(&self, bytes: usize) -> Result<(), Refused> {
+        let result = self.0.budget.take(bytes);
+        if result.is_ok() {
+            self.0.limited.store(false, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Counts a refused event; logs the first of a streak.
+    pub fn refused<A: Adapter>(&self, socket: &SocketRef<A>, refusal: &Refused) {
+        refused(refusal.kind);
+        if !self.0.limited.swap(true, Ordering::Relaxed) {
+            tracing::info!(socket = %socket.id, kind = refusal.kind, "rate limited");
+        }
+    }
+}
+
+/// Bytes of an event as received: its text and any binary attachments.
+pub fn value_len(v: &Value) -> usize {
+    match v {
+        Value::Str(text, bins) => {
+            text.len() + bins.as_ref().map_or(0, |b| b.iter().map(|b| b.len()).sum())
+        }
+        Value::Bytes(b) => b.len(),
+    }
+}
+
+/// Whether a send failed because the socket's outgoing buffer is full.
+pub fn buffer_full(result: &Result<(), SendError>) -> bool {
+    matches!(
+        result,
+        Err(SendError::Socket(SocketError::InternalChannelFull))
+    )
+}
+
+/// Cuts off a reader too slow for what it is sent: its events are ignored, its queue
+/// worker leaves its sessions at once, and its transport is closed. socketioxide can
+/// only disconnect a socket by queueing a packet, which a full buffer refuses: so this
+/// retries until it goes through; Engine.IO's heartbeat, whose ping a full buffer refuses
+/// too, closes the transport within the ping interval at the latest.
+pub fn cut_off<A: Adapter>(socket: &SocketRef<A>) {
+    let Some(guard) = socket.extensions.get::<SocketGuard>() else {
+        return;
+    };
+    if guard.0.cut_off.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    refused("slow_reader");
+    tracing::info!(socket = %socket.id, "outgoing buffer full: disconnecting a slow reader");
+    if let Some(super::Queue(tx)) = socket.extensions.get::<super::Queue<A>>() {
+        // Wakes the worker if it is idle; a full queue wakes it anyway.
+        let _ = tx.try_send(super::Job::Disconnect);
+    }
+    disconnect_soon(socket.clone());
+}
+
+/// Disconnects `socket`, retrying while its outgoing buffer is full.
+fn disconnect_soon<A: Adapter>(socket: SocketRef<A>) {
+    tokio::spawn(async move {
+        for _ in 0..1200 {
+            match socket.clone().disconnect() {
+                Err(SocketError::InternalChannelFull) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                _ => return,
+            }
+        }
+    });
+}
+
+/// No session joined within `JOIN_TIMEOUT_SECS`: the socket is disconnected.
+pub fn join_timed_out<A: Adapter>(socket: &SocketRef<A>) {
+    refused("join_timeout");
+    tracing::info!(socket = %socket.id, "no session joined in time: disconnecting");
+    disconnect_soon(socket.clone());
+}
+
+/// A join let through the gate; [`JoinGate::done`] records how it went.
+pub struct JoinGate {
+    ip: IpAddr,
+    session: SessionId,
+}
+
+impl JoinGate {
+    /// Refuses a join from an address (or address and session) locked out by failed
+    /// joins, with `RATE_LIMITED`, even when it carries the right key.
+    pub fn check<A: Adapter>(
+        state: &AppState,
+        client: Option<&Client>,
+        socket: &SocketRef<A>,
+        p: &JoinSession,
+    ) -> Result<JoinGate, AppError> {
+        let ip = client.map_or(IpAddr::from([0, 0, 0, 0]), |c| c.ip);
+        let session = p.session_id.id.clone();
+        if let Err(refusal) = state.guard.check_join(ip, &session) {
+            refused(refusal.kind);
+            tracing::info!(socket = %socket.id, session = %SessionTag::of(&session), kind = refusal.kind, "join locked out");
+            return Err(refusal.into_app_error());
+        }
+        Ok(JoinGate { ip, session })
+    }
+
+    pub fn done<T>(self, state: &AppState, result: &Result<T, AppError>) {
+        let outcome = result.as_ref().err().map(|e| e.error);
+        state.guard.join_result(self.ip, &self.session, outcome);
+    }
+}
