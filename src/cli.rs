@@ -132,7 +132,7 @@ settings! {
     max_connections_per_ip => "MAX_CONNECTIONS_PER_IP",
     /// Bytes of history of all sessions together; 0 = no limit [default: 536870912]
     history_total_max_bytes => "HISTORY_TOTAL_MAX_BYTES",
-    /// Seconds a socket may stay connected without joining a session [default: 60]
+    /// Seconds a socket may stay connected without joining a session [default: 300]
     join_timeout_secs => "JOIN_TIMEOUT_SECS",
     /// Seconds a transport may take to connect the Socket.IO namespace [default: 10]
     connect_timeout_secs => "CONNECT_TIMEOUT_SECS",

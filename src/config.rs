@@ -121,7 +121,7 @@ impl AbuseLimits {
             max_connections: 20_000,
             max_connections_per_ip: 256,
             history_total_max_bytes: 512 * 1024 * 1024,
-            join_timeout: Duration::from_secs(60),
+            join_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
             max_buffered_packets: 128,
             trusted_proxies: Vec::new(),
