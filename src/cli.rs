@@ -136,7 +136,7 @@ settings! {
     join_timeout_secs => "JOIN_TIMEOUT_SECS",
     /// Seconds a transport may take to connect the Socket.IO namespace [default: 10]
     connect_timeout_secs => "CONNECT_TIMEOUT_SECS",
-    /// Packets buffered for one socket before it is cut off as a slow reader [default: 128]
+    /// Packets buffered for one socket before it is cut off as a slow reader [default: 512]
     max_buffered_packets => "MAX_BUFFERED_PACKETS",
     /// Proxies whose X-Forwarded-For is believed: IPs and CIDRs, comma-separated [default: none]
     trusted_proxies => "TRUSTED_PROXIES",

@@ -123,7 +123,7 @@ impl AbuseLimits {
             history_total_max_bytes: 512 * 1024 * 1024,
             join_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
-            max_buffered_packets: 128,
+            max_buffered_packets: 512,
             trusted_proxies: Vec::new(),
         }
     }

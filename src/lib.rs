@@ -146,7 +146,8 @@ async fn run<A: socketioxide::adapter::Adapter>(
             config.clone(),
         ))
     });
-    // Stopped before the node leaves the registry, or its next renewal would rejoin it.
+    // Stopped when the drain starts: before the namespace closes (the task emits through
+    // it) and before the node leaves the registry (its next renewal would rejoin it).
     let lease_abort = lease.as_ref().map(tokio::task::JoinHandle::abort_handle);
 
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -159,13 +160,15 @@ async fn run<A: socketioxide::adapter::Adapter>(
             connections = draining.connection_count(),
             "draining: telling clients, closing sockets"
         );
-        let notice = serde_json::json!({ "reconnectInMs": RECONNECT_HINT_MS });
-        let _ = io.emit("server-shutdown", &notice).await;
-        socket::disconnect_all(&io).await;
-        io.close().await;
+        // Before the namespace closes: the lease task emits and renews through it.
         if let Some(lease) = &lease_abort {
             lease.abort();
         }
+        // This node's clients only: with Redis, `io.emit` would reach every node's.
+        let notice = serde_json::json!({ "reconnectInMs": RECONNECT_HINT_MS });
+        let _ = io.local().emit("server-shutdown", &notice).await;
+        socket::disconnect_all(&io).await;
+        io.close().await;
         if let Some(c) = &cluster {
             cluster::deregister(c.commands.clone(), &draining.config, &c.node).await;
         }

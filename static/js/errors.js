@@ -15,6 +15,7 @@ export const ERROR_TEXT = {
   LIMIT_REACHED: 'The server is full (too many rooms or members). Try again later.',
   SESSION_EXPIRED: 'This room expired after a long time without activity. Create a new room.',
   RATE_LIMITED: 'Too many actions at once. Slow down and try again.',
+  UNAVAILABLE: 'The server cannot reach its storage just now. Try again in a moment.',
   // HTTP reservation
   SESSION_EXISTS: 'That room name is already taken. Try again.',
   // Client-side
