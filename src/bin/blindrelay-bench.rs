@@ -33,7 +33,7 @@ use clap::{ArgAction, Parser, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes, protocol::WebSocketConfig};
@@ -750,6 +750,25 @@ static RX_FRAMES: AtomicU64 = AtomicU64::new(0);
 /// Of which `public-keys-updated` events.
 static RX_KEYS_BYTES: AtomicU64 = AtomicU64::new(0);
 static RX_KEYS_FRAMES: AtomicU64 = AtomicU64::new(0);
+/// Woken at every public-keys-updated counted.
+static KEYS_NOTIFY: Notify = Notify::const_new();
+
+/// Waits until `target` public-keys-updated frames have been counted, `limit` at most.
+async fn await_keys_frames(target: u64, limit: Duration) -> bool {
+    timeout(limit, async {
+        loop {
+            let woken = KEYS_NOTIFY.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if RX_KEYS_FRAMES.load(Ordering::Relaxed) >= target {
+                return;
+            }
+            woken.await;
+        }
+    })
+    .await
+    .is_ok()
+}
 
 fn count_rx(t: &str) {
     let n = t.len() as u64;
@@ -758,6 +777,7 @@ fn count_rx(t: &str) {
     if t.starts_with("42[\"public-keys-updated\"") {
         RX_KEYS_BYTES.fetch_add(n, Ordering::Relaxed);
         RX_KEYS_FRAMES.fetch_add(1, Ordering::Relaxed);
+        KEYS_NOTIFY.notify_waiters();
     }
 }
 
@@ -2052,8 +2072,16 @@ async fn scenario_groupfill(
     let connect_lat = take_connect_lat(cfg);
     sleep(Duration::from_millis(200)).await;
 
-    // Latency of the join at each position (0 = the creator), over the groups.
+    // Latency of the join at each position (0 = the creator), over the groups: to its
+    // ack, and until every member present has the new key list.
     let mut by_pos: Vec<Hist> = (0..members).map(|_| Hist::default()).collect();
+    let mut seen_by_pos: Vec<Hist> = (0..members).map(|_| Hist::default()).collect();
+    let mut all_seen = Hist::default();
+    // Join k (1-based) sends public-keys-updated to the k members present: after each
+    // ack the next join waits for them (1 s at most; after a miss it stops waiting, for
+    // a server that sends no such list), so each join's bytes are its own.
+    let mut settle = true;
+    let mut keys_target = RX_KEYS_FRAMES.load(Ordering::Relaxed);
     let mut bytes_by_pos = vec![0u64; members];
     let mut all = Hist::default();
     let mut failure = None;
@@ -2064,7 +2092,7 @@ async fn scenario_groupfill(
     let before = probe(cfg);
     let t = Instant::now();
     'fill: for (g, room) in ids.iter().enumerate() {
-        for (m, pos_lat) in by_pos.iter_mut().enumerate() {
+        for m in 0..members {
             let Some(p) = conns[g * members + m].take() else {
                 continue;
             };
@@ -2084,8 +2112,18 @@ async fn scenario_groupfill(
                 break 'fill;
             }
             joins += 1;
-            pos_lat.record_ns(ns);
+            by_pos[m].record_ns(ns);
             all.record_ns(ns);
+            keys_target += m as u64 + 1;
+            if settle {
+                if await_keys_frames(keys_target, Duration::from_secs(1)).await {
+                    let ns = at.elapsed().as_nanos() as u64;
+                    seen_by_pos[m].record_ns(ns);
+                    all_seen.record_ns(ns);
+                } else {
+                    settle = false;
+                }
+            }
             let now = RX_BYTES.load(Ordering::Relaxed);
             bytes_by_pos[m] += now - last;
             last = now;
@@ -2128,6 +2166,8 @@ async fn scenario_groupfill(
                 "p50": h.pct(0.5),
                 "p99": h.pct(0.99),
                 "max": (h.n > 0).then_some(h.max),
+                "all_have_keys_p50": seen_by_pos[m].pct(0.5),
+                "all_have_keys_p99": seen_by_pos[m].pct(0.99),
                 "bytes_per_fill": per_group(bytes_by_pos[m]),
             })
         })
@@ -2147,6 +2187,18 @@ async fn scenario_groupfill(
         cpu["server_cpu_s"],
         per
     );
+    eprintln!(
+        "  until every member has the new key list, µs: p50 {} p90 {} p99 {} max {}{}",
+        f(all_seen.pct(0.5)),
+        f(all_seen.pct(0.9)),
+        f(all_seen.pct(0.99)),
+        f((all_seen.n > 0).then_some(all_seen.max)),
+        if settle {
+            ""
+        } else {
+            " (stopped waiting: a list went missing)"
+        }
+    );
     cpu_split_line(&cpu, &per, "join");
     eprintln!(
         "  received by all clients per fill: {} B in {} frames, of which public-keys-updated {} B in {} frames",
@@ -2156,22 +2208,24 @@ async fn scenario_groupfill(
         per_group(key_frames)
     );
     eprintln!(
-        "  {:>6} {:>8} {:>8} {:>8} {:>12}",
-        "join", "p50µs", "p99µs", "maxµs", "bytes/fill¹"
+        "  {:>6} {:>8} {:>8} {:>8} {:>10} {:>10} {:>12}",
+        "join", "ack p50", "ack p99", "ack max", "all p50¹", "all p99¹", "bytes/fill²"
     );
     for &m in &shown {
-        let h = &by_pos[m];
+        let (h, a) = (&by_pos[m], &seen_by_pos[m]);
         eprintln!(
-            "  {:>6} {:>8} {:>8} {:>8} {:>12}",
+            "  {:>6} {:>8} {:>8} {:>8} {:>10} {:>10} {:>12}",
             m + 1,
             f(h.pct(0.5)),
             f(h.pct(0.99)),
             f((h.n > 0).then_some(h.max)),
+            f(a.pct(0.5)),
+            f(a.pct(0.99)),
             per_group(bytes_by_pos[m])
         );
     }
     eprintln!(
-        "  ¹ bytes received by every client between this join's ack and the previous one's (broadcasts still in flight at an ack count for the next join)"
+        "  ¹ until every member present has received the new key list  ² received by all clients for this join"
     );
     if let Some(e) = &failure {
         eprintln!("    failed: {e}");
@@ -2190,6 +2244,8 @@ async fn scenario_groupfill(
         "joins": joins,
         "joins_per_s": rate(joins, fill_s),
         "join_latency_us": all.json(),
+        "all_have_keys_latency_us": all_seen.json(),
+        "waited_for_every_key_list": settle,
         "join_latency_by_position_us": positions,
         "server_cpu_us_per_join": per,
         "cpu": cpu,
