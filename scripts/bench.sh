@@ -10,10 +10,15 @@
 #                                              # groupfill), on every server
 #   SERVERS="memory redis" bash scripts/bench.sh   # a subset of: memory floor redis
 #   MICRO=0 bash scripts/bench.sh              # without the criterion run
+#   BENCH_FLAGS="--connections 10000" SCENARIO=idle bash scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scenario="${SCENARIO:-all}"
+# Extra generator flags for every server (e.g. BENCH_FLAGS="--connections 10000").
+extra="${BENCH_FLAGS:-}"
+# A failed scenario (exit 1 from the generator) does not stop the other servers.
+status=0
 servers="${SERVERS:-memory floor redis}"
 micro="${MICRO:-1}"
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"
@@ -76,14 +81,16 @@ run_against() { # name port "bench flags" command...
   wait_listening "$port"
   echo "== $name (pid $pid)" >&2
   target/release/blindrelay-bench --url "http://127.0.0.1:$port" --scenario "$scenario" \
-    --server-pid "$pid" $flags | tee "target/bench/$name.jsonl"
+    --server-pid "$pid" $flags $extra | tee "target/bench/$name.jsonl" || status=1
   stop "$pid"
 }
 
 # Two blindrelay nodes on one private redis-server (no persistence, its own temporary
 # directory, a free loopback port). Clients alternate between the nodes so that the
 # members of a room sit on different nodes; CPU and RSS are summed over the nodes, and
-# Redis's own CPU is reported beside them.
+# Redis's own CPU is reported beside them. Joins take longer here (each one runs a Lua
+# script and every broadcast crosses Redis): fanout 500's 500 concurrent joins need more
+# than the default 5 s ack timeout.
 run_redis_pair() {
   local dir redis_port redis_pid prefix ports=() pids=() urls=() i
   dir=$(mktemp -d)
@@ -111,8 +118,8 @@ run_redis_pair() {
   for i in "${ports[@]}"; do wait_listening "$i"; done
   echo "== redis-2node (nodes ${pids[*]}, redis-server $redis_pid on port $redis_port)" >&2
   target/release/blindrelay-bench --url "$(IFS=,; echo "${urls[*]}")" --scenario "$scenario" \
-    --server-pid "$(IFS=,; echo "${pids[*]}")" --redis-pid "$redis_pid" |
-    tee target/bench/redis-2node.jsonl
+    --server-pid "$(IFS=,; echo "${pids[*]}")" --redis-pid "$redis_pid" --ack-timeout 30 \
+    $extra | tee target/bench/redis-2node.jsonl || status=1
   stop "${pids[@]}"
   stop "$redis_pid"
   rm -rf "$dir"
@@ -132,5 +139,6 @@ done
 
 if [ "$micro" = 1 ]; then
   echo "== criterion micro-benchmarks (benches/hot.rs)" >&2
-  cargo bench --locked --bench hot 2>&1 | tee target/bench/criterion.txt
+  cargo bench --locked --bench hot 2>&1 | tee target/bench/criterion.txt || status=1
 fi
+exit "$status"
