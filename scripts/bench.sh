@@ -1,40 +1,149 @@
 #!/usr/bin/env bash
-# Reruns every benchmark scenario against blindrelay and against the floor relay (same
-# socketioxide, no checks, no state), on loopback, and prints their figures side by side.
-# Results (one JSON line per scenario) go to target/bench/<server>.jsonl.
+# Reruns every benchmark: each scenario against one blindrelay node (in memory), against
+# the floor relay (same socketioxide, no checks, no state), and against two blindrelay
+# nodes sharing rooms through a private redis-server; then the criterion
+# micro-benchmarks. All on loopback. Results (one JSON line per scenario) go to
+# target/bench/<server>.jsonl: blindrelay.jsonl, floor.jsonl, redis-2node.jsonl.
 #
-#   bash scripts/bench.sh            # every scenario
-#   SCENARIO=pairs bash scripts/bench.sh
+#   bash scripts/bench.sh                      # everything
+#   SCENARIO=pairs bash scripts/bench.sh       # one scenario (pairs, fanout, idle, churn,
+#                                              # groupfill), on every server
+#   SERVERS="memory redis" bash scripts/bench.sh   # a subset of: memory floor redis
+#   MICRO=0 bash scripts/bench.sh              # without the criterion run
+#   BENCH_FLAGS="--connections 10000" SCENARIO=idle bash scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scenario="${SCENARIO:-all}"
+# Extra generator flags for every server (e.g. BENCH_FLAGS="--connections 10000").
+extra="${BENCH_FLAGS:-}"
+# A failed scenario (exit 1 from the generator) does not stop the other servers.
+status=0
+servers="${SERVERS:-memory floor redis}"
+micro="${MICRO:-1}"
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"
+
+if [[ " $servers " == *" redis "* ]] && ! command -v redis-server >/dev/null 2>&1; then
+  echo "installing redis-server (the Redis pass starts its own, never a system one)" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+fi
+
 cargo build --release --locked --bin blindrelay
 cargo build --release --locked --features bench --bin bench-floor --bin blindrelay-bench
 mkdir -p target/bench
 ulimit -n "$(ulimit -Hn)"
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_listening() { # port: until it accepts (5 s at most)
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listens on port $1" >&2
+  return 1
+}
+
+# PIDs this script started, stopped on exit whatever happens.
+started=()
+cleanup() {
+  for pid in "${started[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${started[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  started=()
+}
+trap cleanup EXIT
+
+stop() { # pid...: stops them and forgets them (a reaped PID may be reused)
+  local pid keep=() s
+  for pid in "$@"; do
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  for s in "${started[@]}"; do
+    [[ " $* " == *" $s "* ]] || keep+=("$s")
+  done
+  started=("${keep[@]}")
+}
+
+# Every client of the bench shares one address and sends as fast as it can: the abuse
+# limits (SECURITY.md) would measure themselves, so they are off on every node.
+limits_off=(SOCKET_EVENTS_PER_SEC=0 SOCKET_BYTES_PER_SEC=0 IP_CONNECTS_PER_SEC=0
+  IP_RESERVES_PER_SEC=0 IP_JOIN_FAILURES_PER_MIN=0 MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0)
 
 run_against() { # name port "bench flags" command...
   local name=$1 port=$2 flags=$3
   shift 3
   "$@" >"target/bench/$name.log" 2>&1 &
   local pid=$!
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.05
-  done
+  started+=("$pid")
+  wait_listening "$port"
   echo "== $name (pid $pid)" >&2
   target/release/blindrelay-bench --url "http://127.0.0.1:$port" --scenario "$scenario" \
-    --server-pid "$pid" $flags | tee "target/bench/$name.jsonl"
-  kill -TERM "$pid"
-  wait "$pid" || true
+    --server-pid "$pid" $flags $extra | tee "target/bench/$name.jsonl" || status=1
+  stop "$pid"
 }
 
-# Every client of the bench shares one address and sends as fast as it can: the abuse
-# limits (SECURITY.md) would measure themselves, so they are off here.
-run_against blindrelay 3301 "" env PORT=3301 HOST=127.0.0.1 RUST_LOG=warn \
-  MAX_GROUP_MEMBERS=1000 SOCKET_EVENTS_PER_SEC=0 SOCKET_BYTES_PER_SEC=0 \
-  IP_CONNECTS_PER_SEC=0 IP_RESERVES_PER_SEC=0 IP_JOIN_FAILURES_PER_MIN=0 \
-  MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0 target/release/blindrelay
-# The floor sends no acks.
-run_against floor 3302 "--acks false" target/release/bench-floor 3302
+# Two blindrelay nodes on one private redis-server (no persistence, its own temporary
+# directory, a free loopback port). Clients alternate between the nodes so that the
+# members of a room sit on different nodes; CPU and RSS are summed over the nodes, and
+# Redis's own CPU is reported beside them. Joins take longer here (each one runs a Lua
+# script and every broadcast crosses Redis): fanout 500's 500 concurrent joins need more
+# than the default 5 s ack timeout.
+run_redis_pair() {
+  local dir redis_port redis_pid prefix ports=() pids=() urls=() i
+  dir=$(mktemp -d)
+  redis_port=$(free_port)
+  redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
+    --daemonize no --logfile "$dir/redis.log" &
+  redis_pid=$!
+  started+=("$redis_pid")
+  for _ in $(seq 100); do
+    [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break
+    sleep 0.05
+  done
+  prefix="bench$$:"
+  for i in a b; do
+    local port
+    port=$(free_port)
+    env PORT="$port" HOST=127.0.0.1 RUST_LOG=warn MAX_GROUP_MEMBERS=1000 "${limits_off[@]}" \
+      REDIS_URL="redis://127.0.0.1:$redis_port" REDIS_PREFIX="$prefix" \
+      target/release/blindrelay >"target/bench/redis-node-$i.log" 2>&1 &
+    pids+=("$!")
+    started+=("$!")
+    ports+=("$port")
+    urls+=("http://127.0.0.1:$port")
+  done
+  for i in "${ports[@]}"; do wait_listening "$i"; done
+  echo "== redis-2node (nodes ${pids[*]}, redis-server $redis_pid on port $redis_port)" >&2
+  target/release/blindrelay-bench --url "$(IFS=,; echo "${urls[*]}")" --scenario "$scenario" \
+    --server-pid "$(IFS=,; echo "${pids[*]}")" --redis-pid "$redis_pid" --ack-timeout 30 \
+    $extra | tee target/bench/redis-2node.jsonl || status=1
+  stop "${pids[@]}"
+  stop "$redis_pid"
+  rm -rf "$dir"
+}
+
+for server in $servers; do
+  case $server in
+    memory)
+      run_against blindrelay 3301 "" env PORT=3301 HOST=127.0.0.1 RUST_LOG=warn \
+        MAX_GROUP_MEMBERS=1000 "${limits_off[@]}" target/release/blindrelay ;;
+    floor) # The floor sends no acks (and so skips groupfill).
+      run_against floor 3302 "--acks false" target/release/bench-floor 3302 ;;
+    redis) run_redis_pair ;;
+    *) echo "unknown server $server (memory, floor, redis)" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$micro" = 1 ]; then
+  echo "== criterion micro-benchmarks (benches/hot.rs)" >&2
+  cargo bench --locked --bench hot 2>&1 | tee target/bench/criterion.txt || status=1
+fi
+exit "$status"

@@ -33,7 +33,7 @@ use clap::{ArgAction, Parser, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes, protocol::WebSocketConfig};
@@ -53,8 +53,12 @@ enum Scenario {
     Idle,
     /// Workers creating, using and leaving two-person rooms in a loop.
     Churn,
-    /// pairs, fanout (50 then 500 members), idle, churn with their defaults (70-80 s on
-    /// loopback with the defaults).
+    /// --groups group rooms of --members (default 64) filled one join at a time, each
+    /// join waiting for its ack: per-join latency by position, server CPU per join, bytes
+    /// received by all clients (every join sends the whole key list to the room).
+    Groupfill,
+    /// pairs, fanout (50 then 500 members), idle, churn, groupfill with their defaults
+    /// (80-90 s on loopback with the defaults).
     All,
 }
 
@@ -68,13 +72,27 @@ enum Scenario {
 /// Against blindrelay, fanout with 500 members needs the server started with
 /// MAX_GROUP_MEMBERS=500 or more (default 64). Against bench-floor or the Node server,
 /// pass --acks false.
+///
+/// Several nodes sharing rooms (blindrelay with REDIS_URL): give every node's URL
+/// (`--url A,B` or `--url A --url B`) and every node's PID; connections are assigned to
+/// the nodes round-robin so that the members of a room sit on different nodes.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "blindrelay-bench", version, about, long_about)]
 struct Args {
     /// Server to load: ws://HOST:PORT (http:// is accepted; the Socket.IO path
     /// /socket.io/?EIO=4&transport=websocket is added unless the URL names one). No TLS.
-    #[arg(long, env = "BENCH_URL", default_value = "ws://127.0.0.1:3001")]
-    url: String,
+    /// Several nodes of one cluster: a comma-separated list, or the flag repeated. Member
+    /// m of room r connects to node (r + m) mod N: the two members of a pair, the sender
+    /// and the receivers of a fanout, the creator and the joiner of a churn room, and the
+    /// successive joiners of a group sit on different nodes.
+    #[arg(
+        long,
+        env = "BENCH_URL",
+        default_value = "ws://127.0.0.1:3001",
+        value_delimiter = ',',
+        action = ArgAction::Append
+    )]
+    url: Vec<String>,
 
     /// Scenario to run.
     #[arg(long, value_enum, default_value_t = Scenario::All)]
@@ -100,9 +118,20 @@ struct Args {
     rate: Option<f64>,
 
     /// fanout: members of the room (the sender included). Default 50; `all` runs fanout
-    /// with 50 and then 500 unless this is given.
+    /// with 50 and then 500 unless this is given. groupfill: members each group fills up
+    /// to (default 64, blindrelay's default MAX_GROUP_MEMBERS).
     #[arg(long)]
     members: Option<usize>,
+
+    /// groupfill: group rooms filled one after the other (all connections are opened
+    /// first; the figures cover every fill).
+    #[arg(long, default_value_t = 16)]
+    groups: usize,
+
+    /// groupfill: length of each member's publicKey (124 = a base64 P-256 SPKI, what the
+    /// web client sends). The other scenarios send 3-byte keys.
+    #[arg(long, default_value_t = 124)]
+    key_bytes: usize,
 
     /// Length of the `encrypted` string of each message, in bytes (at least the header,
     /// ~40 bytes).
@@ -151,15 +180,23 @@ struct Args {
 
     /// PID of the server process (same machine): reports its CPU time (utime+stime from
     /// /proc/PID/stat) per measured phase, CPU µs per delivered message, and VmRSS.
+    /// Several nodes: a comma-separated list or the flag repeated; CPU and RSS are then
+    /// summed over the nodes (and also given per node).
+    #[arg(long, value_delimiter = ',', action = ArgAction::Append)]
+    server_pid: Vec<u32>,
+
+    /// PID of the redis-server the nodes share (same machine): its CPU per phase is
+    /// reported beside the nodes', and added to them in `total_cpu_us_per_unit`.
     #[arg(long)]
-    server_pid: Option<u32>,
+    redis_pid: Option<u32>,
 
     /// Tokio worker threads of the generator (default: number of CPUs).
     #[arg(long)]
     threads: Option<usize>,
 
     /// Tiny run of every scenario (4 rooms, 1 s phases, 5-member fanout, 20 idle
-    /// connections held 1 s, churn 1 s with 4 workers) finishing in a few seconds; exits
+    /// connections held 1 s, churn 1 s with 4 workers, 2 groups of 5) finishing in a few
+    /// seconds; exits
     /// non-zero if anything failed or nothing was delivered. Other flags (--url, --acks,
     /// --server-pid) still apply; the sizes are the smoke sizes.
     #[arg(long)]
@@ -175,10 +212,18 @@ struct Args {
 // Configuration shared by every task
 // ---------------------------------------------------------------------------------------
 
-struct Cfg {
+/// One node to connect to.
+struct Node {
     /// `host:port` for the TCP connection.
     addr: String,
     /// Full WebSocket URL.
+    url: String,
+}
+
+struct Cfg {
+    /// The nodes, in --url order (one for a single server).
+    nodes: Vec<Node>,
+    /// Their WebSocket URLs, comma-separated (for the reports).
     url: String,
     acks: bool,
     no_ack_wait: Duration,
@@ -189,8 +234,12 @@ struct Cfg {
     connect_lat: std::sync::Mutex<Hist>,
     payload_bytes: usize,
     filler: String,
+    /// Padding for groupfill's public keys (--key-bytes).
+    filler_for_keys: String,
     drain: Duration,
-    pid: Option<u32>,
+    /// Server PIDs (one per node, or none).
+    pids: Vec<u32>,
+    redis_pid: Option<u32>,
     /// Prefix of every room id, unique per run so that rooms left by earlier runs (kept
     /// by blindrelay for SESSION_TTL_SECS) are never reused.
     prefix: String,
@@ -322,41 +371,116 @@ fn proc_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// CPU of the server and of the generator at one moment.
+/// VmRSS summed over the server PIDs (None without PIDs or when one cannot be read).
+fn rss_sum(cfg: &Cfg) -> Option<u64> {
+    if cfg.pids.is_empty() {
+        return None;
+    }
+    cfg.pids.iter().map(|&p| proc_rss_kib(p)).sum()
+}
+
+/// VmRSS of each server PID.
+fn rss_per_node(cfg: &Cfg) -> Vec<Option<u64>> {
+    cfg.pids.iter().map(|&p| proc_rss_kib(p)).collect()
+}
+
+/// CPU of the servers, of Redis and of the generator at one moment.
 struct Probe {
     at: Instant,
-    server: Option<f64>,
+    /// One per server PID.
+    server: Vec<Option<f64>>,
+    redis: Option<f64>,
     client: Option<f64>,
 }
 
 fn probe(cfg: &Cfg) -> Probe {
     Probe {
         at: Instant::now(),
-        server: cfg.pid.and_then(|p| proc_cpu_s(&p.to_string())),
+        server: cfg
+            .pids
+            .iter()
+            .map(|p| proc_cpu_s(&p.to_string()))
+            .collect(),
+        redis: cfg.redis_pid.and_then(|p| proc_cpu_s(&p.to_string())),
         client: proc_cpu_s("self"),
     }
 }
 
-/// CPU figures between two probes; `units` delivered messages (or deliveries).
+fn delta(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(b? - a?)
+}
+
+/// CPU figures between two probes; `units` delivered messages (or deliveries, joins).
+/// `server_*` is summed over the nodes; with several nodes the per-node figures follow,
+/// with --redis-pid Redis's own and the total (nodes + Redis).
 fn cpu_json(cfg: &Cfg, before: &Probe, after: &Probe, units: u64) -> Value {
-    let server = match (before.server, after.server) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
+    let nodes: Vec<Option<f64>> = before
+        .server
+        .iter()
+        .zip(&after.server)
+        .map(|(&a, &b)| delta(a, b))
+        .collect();
+    let server: Option<f64> = if nodes.is_empty() {
+        None
+    } else {
+        nodes.iter().copied().sum()
     };
-    let client = match (before.client, after.client) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
+    let redis = delta(before.redis, after.redis);
+    let client = delta(before.client, after.client);
+    let per = |x: Option<f64>| {
+        x.filter(|_| units > 0)
+            .map(|s| round2(s * 1e6 / units as f64))
     };
-    let per = server
-        .filter(|_| units > 0)
-        .map(|s| round2(s * 1e6 / units as f64));
-    json!({
+    let mut j = json!({
         "window_s": round3((after.at - before.at).as_secs_f64()),
         "server_cpu_s": server.map(round3),
-        "server_cpu_us_per_unit": per,
-        "server_rss_kib": cfg.pid.and_then(proc_rss_kib),
+        "server_cpu_us_per_unit": per(server),
+        "server_rss_kib": rss_sum(cfg),
         "client_cpu_s": client.map(round3),
-    })
+    });
+    if cfg.pids.len() > 1 {
+        j["nodes"] = json!(cfg.pids.len());
+        j["server_cpu_s_per_node"] = json!(nodes.iter().map(|c| c.map(round3)).collect::<Vec<_>>());
+        j["server_rss_kib_per_node"] = json!(rss_per_node(cfg));
+    }
+    if let Some(pid) = cfg.redis_pid {
+        j["redis_cpu_s"] = json!(redis.map(round3));
+        j["redis_cpu_us_per_unit"] = json!(per(redis));
+        j["redis_rss_kib"] = json!(proc_rss_kib(pid));
+        let total = match (server, redis) {
+            (Some(s), Some(r)) => Some(s + r),
+            _ => None,
+        };
+        j["total_cpu_us_per_unit"] = json!(per(total));
+    }
+    j
+}
+
+/// With several nodes or Redis: one more table line with the CPU split.
+fn cpu_split_line(cpu: &Value, per_unit: &Value, unit: &str) {
+    let f = |v: &Value| {
+        if v.is_null() {
+            "-".to_owned()
+        } else {
+            v.to_string()
+        }
+    };
+    if !cpu["server_cpu_s_per_node"].is_null() {
+        eprintln!(
+            "    nodes: CPU s {} (sum {} µs/{unit}), RSS KiB {}",
+            f(&cpu["server_cpu_s_per_node"]),
+            f(per_unit),
+            f(&cpu["server_rss_kib_per_node"]),
+        );
+    }
+    if cpu.get("redis_cpu_s").is_some() {
+        eprintln!(
+            "    redis: CPU {} s ({} µs/{unit}); nodes + redis {} µs/{unit}",
+            f(&cpu["redis_cpu_s"]),
+            f(&cpu["redis_cpu_us_per_unit"]),
+            f(&cpu["total_cpu_us_per_unit"]),
+        );
+    }
 }
 
 fn take_per(cpu: &mut Value) -> Value {
@@ -619,6 +743,44 @@ enum In {
 
 static TRACE: AtomicBool = AtomicBool::new(false);
 
+/// While set (groupfill), every text frame received by any connection is counted.
+static COUNT_RX: AtomicBool = AtomicBool::new(false);
+static RX_BYTES: AtomicU64 = AtomicU64::new(0);
+static RX_FRAMES: AtomicU64 = AtomicU64::new(0);
+/// Of which `public-keys-updated` events.
+static RX_KEYS_BYTES: AtomicU64 = AtomicU64::new(0);
+static RX_KEYS_FRAMES: AtomicU64 = AtomicU64::new(0);
+/// Woken at every public-keys-updated counted.
+static KEYS_NOTIFY: Notify = Notify::const_new();
+
+/// Waits until `target` public-keys-updated frames have been counted, `limit` at most.
+async fn await_keys_frames(target: u64, limit: Duration) -> bool {
+    timeout(limit, async {
+        loop {
+            let woken = KEYS_NOTIFY.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if RX_KEYS_FRAMES.load(Ordering::Relaxed) >= target {
+                return;
+            }
+            woken.await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
+fn count_rx(t: &str) {
+    let n = t.len() as u64;
+    RX_BYTES.fetch_add(n, Ordering::Relaxed);
+    RX_FRAMES.fetch_add(1, Ordering::Relaxed);
+    if t.starts_with("42[\"public-keys-updated\"") {
+        RX_KEYS_BYTES.fetch_add(n, Ordering::Relaxed);
+        RX_KEYS_FRAMES.fetch_add(1, Ordering::Relaxed);
+        KEYS_NOTIFY.notify_waiters();
+    }
+}
+
 /// The first 200 bytes of a frame (at a char boundary), for --trace.
 fn clip(s: &str) -> &str {
     let mut n = s.len().min(200);
@@ -657,14 +819,16 @@ fn hint_ws(e: tungstenite::Error) -> String {
 }
 
 impl Conn {
-    /// TCP + WebSocket + Engine.IO open + Socket.IO connect to the default namespace.
-    async fn open(cfg: &Cfg) -> R<Conn> {
-        let tcp = TcpStream::connect(&cfg.addr)
+    /// TCP + WebSocket + Engine.IO open + Socket.IO connect to the default namespace of
+    /// node `node` (modulo the number of nodes).
+    async fn open(cfg: &Cfg, node: usize) -> R<Conn> {
+        let node = &cfg.nodes[node % cfg.nodes.len()];
+        let tcp = TcpStream::connect(&node.addr)
             .await
             .map_err(|e| hint_io(&e))?;
         let _ = tcp.set_nodelay(true);
         let wsc = WebSocketConfig::default().read_buffer_size(4 * 1024);
-        let (ws, _) = client_async_with_config(cfg.url.as_str(), tcp, Some(wsc))
+        let (ws, _) = client_async_with_config(node.url.as_str(), tcp, Some(wsc))
             .await
             .map_err(hint_ws)?;
         let mut c = Conn {
@@ -708,6 +872,9 @@ impl Conn {
                 Some(Ok(Message::Text(t))) => {
                     if TRACE.load(Ordering::Relaxed) {
                         eprintln!("<< {}", clip(&t));
+                    }
+                    if COUNT_RX.load(Ordering::Relaxed) {
+                        count_rx(&t);
                     }
                     let b = t.as_bytes();
                     if b == b"2" {
@@ -781,14 +948,27 @@ impl Conn {
     /// join-session as member `m` (0 = creator) of `room`. With acks, waits for it and
     /// checks `ok`; without, only sends.
     async fn join(&mut self, cfg: &Cfg, room: &str, m: usize) -> R<()> {
+        self.join_with_key(cfg, room, m, 0).await
+    }
+
+    /// join-session with a publicKey `pk<u>` padded to `key_bytes` (0: unpadded).
+    async fn join_with_key(&mut self, cfg: &Cfg, room: &str, m: usize, key_bytes: usize) -> R<()> {
+        let u = m + 1;
+        let mut key = format!("pk{u}.");
+        if key.len() < key_bytes {
+            key.push_str(
+                &cfg.filler_for_keys[..(key_bytes - key.len()).min(cfg.filler_for_keys.len())],
+            );
+        } else {
+            key.pop();
+        }
         let payload = if m == 0 {
             format!(
-                r#"{{"sessionId":"{room}","userId":"u1","isCreator":true,"authKey":"k","publicKey":"pk1"}}"#
+                r#"{{"sessionId":"{room}","userId":"u1","isCreator":true,"authKey":"k","publicKey":"{key}"}}"#
             )
         } else {
-            let u = m + 1;
             format!(
-                r#"{{"sessionId":"{room}:k","userId":"u{u}","isCreator":false,"publicKey":"pk{u}"}}"#
+                r#"{{"sessionId":"{room}:k","userId":"u{u}","isCreator":false,"publicKey":"{key}"}}"#
             )
         };
         if let Some(id) = self.emit("join-session", &payload, cfg.acks).await? {
@@ -822,10 +1002,10 @@ impl Conn {
     }
 }
 
-async fn open_bounded(cfg: &Cfg) -> R<Conn> {
+async fn open_bounded(cfg: &Cfg, node: usize) -> R<Conn> {
     let _permit = cfg.connect_sem.acquire().await.map_err(|e| e.to_string())?;
     let t = Instant::now();
-    let r = match timeout(cfg.connect_timeout, Conn::open(cfg)).await {
+    let r = match timeout(cfg.connect_timeout, Conn::open(cfg, node)).await {
         Ok(r) => r,
         Err(_) => Err(format!(
             "connect timed out after {:.1} s",
@@ -909,22 +1089,28 @@ impl Rooms {
     }
 }
 
+/// Opens `rooms * members` parked connections (bounded concurrency), member m of room r
+/// on node (r + m) mod N.
+async fn open_rooms(cfg: &Arc<Cfg>, rooms: usize, members: usize) -> R<Vec<Parked>> {
+    let tasks: Vec<_> = (0..rooms * members)
+        .map(|i| {
+            let cfg = cfg.clone();
+            let node = i / members + i % members;
+            tokio::spawn(async move { open_bounded(&cfg, node).await.map(park) })
+        })
+        .collect();
+    collect(tasks, "connect").await
+}
+
 /// Opens `rooms * members` connections (bounded concurrency), then joins every creator,
 /// then every other member (each phase followed by --no-ack-wait-ms without acks).
 async fn setup(cfg: &Arc<Cfg>, tag: &str, rooms: usize, members: usize) -> R<Rooms> {
     let ids: Vec<Arc<str>> = (0..rooms)
         .map(|r| Arc::from(format!("{}-{tag}-{r}", cfg.prefix)))
         .collect();
-    let n = rooms * members;
     take_connect_lat(cfg);
     let t = Instant::now();
-    let tasks: Vec<_> = (0..n)
-        .map(|_| {
-            let cfg = cfg.clone();
-            tokio::spawn(async move { open_bounded(&cfg).await.map(park) })
-        })
-        .collect();
-    let conns = collect(tasks, "connect").await?;
+    let conns = open_rooms(cfg, rooms, members).await?;
     let connect_s = t.elapsed().as_secs_f64();
     let connect_lat = take_connect_lat(cfg);
 
@@ -1291,6 +1477,7 @@ fn table_row(name: &str, st: &Stats, j: &Value) {
         f(&j["cpu"]["server_cpu_s"]),
         f(&j["server_cpu_us_per_msg"]),
     );
+    cpu_split_line(&j["cpu"], &j["server_cpu_us_per_msg"], "msg");
     if let Some(e) = &st.first_error {
         eprintln!("    {} error(s); first: {e}", st.errors);
     }
@@ -1547,6 +1734,7 @@ async fn scenario_fanout(cfg: &Arc<Cfg>, members: usize, msg_rate: f64, duration
         f(&cpu["server_cpu_s"]),
         f(&per)
     );
+    cpu_split_line(&cpu, &per, "delivery");
     if let Some(e) = &first_error {
         eprintln!("    {errors} error(s); first: {e}");
     }
@@ -1585,13 +1773,18 @@ async fn scenario_fanout(cfg: &Arc<Cfg>, members: usize, msg_rate: f64, duration
 async fn scenario_idle(cfg: &Arc<Cfg>, connections: usize, hold: u64) -> R<Value> {
     let rooms = connections.div_ceil(2).max(1);
     let k = rooms * 2;
-    let rss = || cfg.pid.and_then(proc_rss_kib);
+    let rss = || rss_sum(cfg);
     let rss_before = rss();
+    let nodes_before = rss_per_node(cfg);
+    let redis_rss = || cfg.redis_pid.and_then(proc_rss_kib);
+    let redis_before = redis_rss();
     let t = Instant::now();
     let rs = setup(cfg, "i", rooms, 2).await?;
     let setup_s = t.elapsed().as_secs_f64();
     sleep(Duration::from_millis(200)).await;
     let rss_after = rss();
+    let nodes_after = rss_per_node(cfg);
+    let redis_after = redis_rss();
     let per_conn = match (rss_before, rss_after) {
         (Some(b), Some(a)) => Some(round2((a as f64 - b as f64) / k as f64)),
         _ => None,
@@ -1621,8 +1814,28 @@ async fn scenario_idle(cfg: &Arc<Cfg>, connections: usize, hold: u64) -> R<Value
         f(lo),
         f(hi)
     );
+    if cfg.pids.len() > 1 {
+        let list = |v: &[Option<u64>]| v.iter().map(|&x| f(x)).collect::<Vec<_>>().join(", ");
+        eprintln!(
+            "    nodes: RSS KiB before [{}], after [{}]",
+            list(&nodes_before),
+            list(&nodes_after)
+        );
+    }
+    if cfg.redis_pid.is_some() {
+        eprintln!(
+            "    redis: RSS KiB before {}, after {}",
+            f(redis_before),
+            f(redis_after)
+        );
+    }
     Ok(json!({
         "scenario": "idle",
+        "nodes": cfg.nodes.len(),
+        "server_rss_kib_per_node_before": nodes_before,
+        "server_rss_kib_per_node_after": nodes_after,
+        "redis_rss_kib_before": redis_before,
+        "redis_rss_kib_after": redis_after,
         "url": cfg.url,
         "acks": cfg.acks,
         "connections": k,
@@ -1664,8 +1877,15 @@ async fn await_message(c: &mut Conn, sender: u32) -> R<u64> {
     }
 }
 
-async fn churn_once(cfg: &Cfg, room: &str, joins: &AtomicU64, lat: &mut Hist) -> R<()> {
-    let (a, b) = tokio::join!(open_bounded(cfg), open_bounded(cfg));
+/// One churn room: creator on node `node`, joiner on the next one.
+async fn churn_once(
+    cfg: &Cfg,
+    room: &str,
+    node: usize,
+    joins: &AtomicU64,
+    lat: &mut Hist,
+) -> R<()> {
+    let (a, b) = tokio::join!(open_bounded(cfg, node), open_bounded(cfg, node + 1));
     let (mut a, mut b) = (a?, b?);
     a.join(cfg, room, 0).await?;
     joins.fetch_add(1, Ordering::Relaxed);
@@ -1690,9 +1910,10 @@ async fn churn_once(cfg: &Cfg, room: &str, joins: &AtomicU64, lat: &mut Hist) ->
 
 async fn scenario_churn(cfg: &Arc<Cfg>, duration: f64, concurrency: usize) -> R<Value> {
     let rss = {
-        let pid = cfg.pid;
-        move || pid.and_then(proc_rss_kib)
+        let cfg = cfg.clone();
+        move || rss_sum(&cfg)
     };
+    let rss_end_probe = rss.clone();
     let rss_start = rss();
     let stop = Arc::new(AtomicBool::new(false));
     let rss_max = Arc::new(AtomicU64::new(rss_start.unwrap_or(0)));
@@ -1727,7 +1948,7 @@ async fn scenario_churn(cfg: &Arc<Cfg>, duration: f64, concurrency: usize) -> R<
                         hard_stop.min(Instant::now() + cfg.connect_timeout + cfg.ack_timeout * 4);
                     let failed = match tokio::time::timeout_at(
                         until,
-                        churn_once(&cfg, &room, &joins, &mut st.lat),
+                        churn_once(&cfg, &room, i as usize, &joins, &mut st.lat),
                     )
                     .await
                     {
@@ -1763,7 +1984,7 @@ async fn scenario_churn(cfg: &Arc<Cfg>, duration: f64, concurrency: usize) -> R<
     let after = probe(cfg);
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.await;
-    let rss_end = rss();
+    let rss_end = rss_end_probe();
     let rss_max = rss_start.map(|_| rss_max.load(Ordering::Relaxed).max(rss_end.unwrap_or(0)));
     let rooms = st.delivered;
     let joins = joins.load(Ordering::Relaxed);
@@ -1784,6 +2005,7 @@ async fn scenario_churn(cfg: &Arc<Cfg>, duration: f64, concurrency: usize) -> R<
         cpu["server_cpu_s"],
         per
     );
+    cpu_split_line(&cpu, &per, "room");
     if let Some(e) = &st.first_error {
         eprintln!("    first error: {e}");
     }
@@ -1807,6 +2029,232 @@ async fn scenario_churn(cfg: &Arc<Cfg>, duration: f64, concurrency: usize) -> R<
         "server_cpu_us_per_room": per,
         "cpu": cpu,
         "ok": rooms > 0,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario: groupfill
+// ---------------------------------------------------------------------------------------
+
+/// Received bytes and frames (all, then public-keys-updated only) so far.
+fn rx_counts() -> [u64; 4] {
+    [
+        RX_BYTES.load(Ordering::Relaxed),
+        RX_FRAMES.load(Ordering::Relaxed),
+        RX_KEYS_BYTES.load(Ordering::Relaxed),
+        RX_KEYS_FRAMES.load(Ordering::Relaxed),
+    ]
+}
+
+/// Fills `groups` group rooms of `members`, one after the other, one join at a time:
+/// member m of group g (on node (g + m) mod N) joins, and the next join waits for its
+/// ack. Every connection is opened (and parked: it keeps reading) before the first join.
+async fn scenario_groupfill(
+    cfg: &Arc<Cfg>,
+    groups: usize,
+    members: usize,
+    key_bytes: usize,
+) -> R<Value> {
+    if members < 2 {
+        return Err("groupfill needs --members of 2 or more".into());
+    }
+    let ids: Vec<Arc<str>> = (0..groups)
+        .map(|g| Arc::from(format!("{}-g{members}-{g}", cfg.prefix)))
+        .collect();
+    take_connect_lat(cfg);
+    let t = Instant::now();
+    let mut conns: Vec<Option<Parked>> = open_rooms(cfg, groups, members)
+        .await?
+        .into_iter()
+        .map(Some)
+        .collect();
+    let connect_s = t.elapsed().as_secs_f64();
+    let connect_lat = take_connect_lat(cfg);
+    sleep(Duration::from_millis(200)).await;
+
+    // Latency of the join at each position (0 = the creator), over the groups: to its
+    // ack, and until every member present has the new key list.
+    let mut by_pos: Vec<Hist> = (0..members).map(|_| Hist::default()).collect();
+    let mut seen_by_pos: Vec<Hist> = (0..members).map(|_| Hist::default()).collect();
+    let mut all_seen = Hist::default();
+    // Join k (1-based) sends public-keys-updated to the k members present: after each
+    // ack the next join waits for them (1 s at most; after a miss it stops waiting, for
+    // a server that sends no such list), so each join's bytes are its own.
+    let mut settle = true;
+    let mut keys_target = RX_KEYS_FRAMES.load(Ordering::Relaxed);
+    let mut bytes_by_pos = vec![0u64; members];
+    let mut all = Hist::default();
+    let mut failure = None;
+    let mut joins = 0u64;
+    COUNT_RX.store(true, Ordering::Relaxed);
+    let rx0 = rx_counts();
+    let mut last = rx0[0];
+    let before = probe(cfg);
+    let t = Instant::now();
+    'fill: for (g, room) in ids.iter().enumerate() {
+        for m in 0..members {
+            let Some(p) = conns[g * members + m].take() else {
+                continue;
+            };
+            let mut c = match unpark(p).await {
+                Ok(c) => c,
+                Err(e) => {
+                    failure = Some(format!("group {g}, member {m}: {e}"));
+                    break 'fill;
+                }
+            };
+            let at = Instant::now();
+            let r = c.join_with_key(cfg, room, m, key_bytes).await;
+            let ns = at.elapsed().as_nanos() as u64;
+            conns[g * members + m] = Some(park(c));
+            if let Err(e) = r {
+                failure = Some(format!("group {g}, join {}: {e}", m + 1));
+                break 'fill;
+            }
+            joins += 1;
+            by_pos[m].record_ns(ns);
+            all.record_ns(ns);
+            keys_target += m as u64 + 1;
+            if settle {
+                if await_keys_frames(keys_target, Duration::from_secs(1)).await {
+                    let ns = at.elapsed().as_nanos() as u64;
+                    seen_by_pos[m].record_ns(ns);
+                    all_seen.record_ns(ns);
+                } else {
+                    settle = false;
+                }
+            }
+            let now = RX_BYTES.load(Ordering::Relaxed);
+            bytes_by_pos[m] += now - last;
+            last = now;
+        }
+    }
+    let fill_s = t.elapsed().as_secs_f64();
+    // The last broadcasts may still be on their way to the other members.
+    sleep(Duration::from_millis(300)).await;
+    let after = probe(cfg);
+    let rx1 = rx_counts();
+    COUNT_RX.store(false, Ordering::Relaxed);
+    let [bytes, frames, key_bytes_rx, key_frames] =
+        [0, 1, 2, 3].map(|i| rx1[i].saturating_sub(rx0[i]));
+    let back: Vec<(Arc<str>, Parked)> = conns
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.map(|p| (ids[i / members].clone(), p)))
+        .collect();
+    teardown(cfg, back).await;
+
+    let mut cpu = cpu_json(cfg, &before, &after, joins);
+    let per = take_per(&mut cpu);
+    cpu["units"] = json!("joins");
+    let per_group = |x: u64| rate(x, groups as f64);
+    // Positions to show in the table: 1st, 2nd, then powers of two, and the last.
+    let mut shown: Vec<usize> = vec![0, 1];
+    let mut k = 4;
+    while k < members {
+        shown.push(k - 1);
+        k *= 2;
+    }
+    shown.push(members - 1);
+    shown.dedup();
+    let positions: Vec<Value> = by_pos
+        .iter()
+        .enumerate()
+        .map(|(m, h)| {
+            json!({
+                "join": m + 1,
+                "p50": h.pct(0.5),
+                "p99": h.pct(0.99),
+                "max": (h.n > 0).then_some(h.max),
+                "all_have_keys_p50": seen_by_pos[m].pct(0.5),
+                "all_have_keys_p99": seen_by_pos[m].pct(0.99),
+                "bytes_per_fill": per_group(bytes_by_pos[m]),
+            })
+        })
+        .collect();
+    let f = |v: Option<u32>| v.map_or("-".to_owned(), |v| v.to_string());
+    eprintln!(
+        "groupfill: {groups} groups of {members}, filled one join at a time ({key_bytes}-byte keys)\n  setup: {} connections in {connect_s:.2} s; fill {fill_s:.2} s, {joins} joins ({:.0} joins/s)",
+        groups * members,
+        joins as f64 / fill_s.max(1e-9),
+    );
+    eprintln!(
+        "  join latency µs, all joins: p50 {} p90 {} p99 {} max {}; server CPU {} s = {} µs per join",
+        f(all.pct(0.5)),
+        f(all.pct(0.9)),
+        f(all.pct(0.99)),
+        f((all.n > 0).then_some(all.max)),
+        cpu["server_cpu_s"],
+        per
+    );
+    eprintln!(
+        "  until every member has the new key list, µs: p50 {} p90 {} p99 {} max {}{}",
+        f(all_seen.pct(0.5)),
+        f(all_seen.pct(0.9)),
+        f(all_seen.pct(0.99)),
+        f((all_seen.n > 0).then_some(all_seen.max)),
+        if settle {
+            ""
+        } else {
+            " (stopped waiting: a list went missing)"
+        }
+    );
+    cpu_split_line(&cpu, &per, "join");
+    eprintln!(
+        "  received by all clients per fill: {} B in {} frames, of which public-keys-updated {} B in {} frames",
+        per_group(bytes),
+        per_group(frames),
+        per_group(key_bytes_rx),
+        per_group(key_frames)
+    );
+    eprintln!(
+        "  {:>6} {:>8} {:>8} {:>8} {:>10} {:>10} {:>12}",
+        "join", "ack p50", "ack p99", "ack max", "all p50¹", "all p99¹", "bytes/fill²"
+    );
+    for &m in &shown {
+        let (h, a) = (&by_pos[m], &seen_by_pos[m]);
+        eprintln!(
+            "  {:>6} {:>8} {:>8} {:>8} {:>10} {:>10} {:>12}",
+            m + 1,
+            f(h.pct(0.5)),
+            f(h.pct(0.99)),
+            f((h.n > 0).then_some(h.max)),
+            f(a.pct(0.5)),
+            f(a.pct(0.99)),
+            per_group(bytes_by_pos[m])
+        );
+    }
+    eprintln!(
+        "  ¹ until every member present has received the new key list  ² received by all clients for this join"
+    );
+    if let Some(e) = &failure {
+        eprintln!("    failed: {e}");
+    }
+    Ok(json!({
+        "scenario": "groupfill",
+        "url": cfg.url,
+        "acks": cfg.acks,
+        "nodes": cfg.nodes.len(),
+        "groups": groups,
+        "members": members,
+        "key_bytes": key_bytes,
+        "connect_s": round3(connect_s),
+        "connect_us": connect_lat.json(),
+        "fill_s": round3(fill_s),
+        "joins": joins,
+        "joins_per_s": rate(joins, fill_s),
+        "join_latency_us": all.json(),
+        "all_have_keys_latency_us": all_seen.json(),
+        "waited_for_every_key_list": settle,
+        "join_latency_by_position_us": positions,
+        "server_cpu_us_per_join": per,
+        "cpu": cpu,
+        "rx_bytes_per_fill": per_group(bytes),
+        "rx_frames_per_fill": per_group(frames),
+        "rx_public_keys_updated_bytes_per_fill": per_group(key_bytes_rx),
+        "rx_public_keys_updated_frames_per_fill": per_group(key_frames),
+        "error": failure,
+        "ok": failure.is_none() && joins == (groups * members) as u64,
     }))
 }
 
@@ -1843,13 +2291,25 @@ fn check_positive(name: &str, v: f64) -> R<()> {
 }
 
 async fn run(args: Args) -> i32 {
-    let (addr, url) = match parse_url(&args.url) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
+    let mut nodes = Vec::new();
+    for raw in args.url.iter().map(|u| u.trim()).filter(|u| !u.is_empty()) {
+        match parse_url(raw) {
+            Ok((addr, url)) => nodes.push(Node { addr, url }),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
         }
-    };
+    }
+    if nodes.is_empty() {
+        eprintln!("error: --url names no server");
+        return 2;
+    }
+    let url = nodes
+        .iter()
+        .map(|n| n.url.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     for (n, v) in [
         ("duration", args.duration),
         ("ack-timeout", args.ack_timeout),
@@ -1873,7 +2333,7 @@ async fn run(args: Args) -> i32 {
         .unwrap_or(0)
         ^ ((std::process::id() as u64) << 40);
     let cfg = Arc::new(Cfg {
-        addr,
+        nodes,
         url,
         acks: args.acks,
         no_ack_wait: Duration::from_millis(args.no_ack_wait_ms),
@@ -1883,14 +2343,18 @@ async fn run(args: Args) -> i32 {
         connect_lat: std::sync::Mutex::new(Hist::default()),
         payload_bytes: args.payload_bytes,
         filler: filler(args.payload_bytes),
+        filler_for_keys: filler(args.key_bytes),
         drain: Duration::from_secs_f64(args.drain),
-        pid: args.server_pid,
+        pids: args.server_pid.clone(),
+        redis_pid: args.redis_pid,
         prefix: format!("bb{:x}", nonce & 0xffff_ffff_ffff),
     });
-    if let Some(pid) = cfg.pid
-        && proc_cpu_s(&pid.to_string()).is_none()
-    {
-        eprintln!("warning: cannot read /proc/{pid}/stat: server CPU and RSS figures will be null");
+    for pid in cfg.pids.iter().chain(&cfg.redis_pid) {
+        if proc_cpu_s(&pid.to_string()).is_none() {
+            eprintln!(
+                "warning: cannot read /proc/{pid}/stat: server CPU and RSS figures will be null"
+            );
+        }
     }
 
     let smoke = args.smoke;
@@ -1924,6 +2388,18 @@ async fn run(args: Args) -> i32 {
     let idle_conns = if smoke { 20 } else { args.connections };
     let hold = if smoke { 1 } else { args.hold };
     let churn_conc = if smoke { 4 } else { args.concurrency };
+    let (fill_groups, fill_members) = match (smoke, s) {
+        (true, _) => (2, 5),
+        (false, Scenario::Groupfill) => (args.groups.max(1), args.members.unwrap_or(64)),
+        (false, _) => (args.groups.max(1), 64),
+    };
+    let fill = (runs_all || s == Scenario::Groupfill) && {
+        if !cfg.acks && s == Scenario::Groupfill {
+            eprintln!("error: groupfill times each join by its ack: it needs --acks true");
+            return 2;
+        }
+        cfg.acks
+    };
 
     if let Some((soft, hard)) = nofile {
         let mut need = 0;
@@ -1936,6 +2412,9 @@ async fn run(args: Args) -> i32 {
         if runs_all || s == Scenario::Pairs {
             need = need.max(pairs.rooms * 2);
         }
+        if fill {
+            need = need.max(fill_groups * fill_members);
+        }
         if (soft as usize) < need + 64 {
             eprintln!(
                 "warning: open-file limit {soft} (hard {hard}) is below the {need} connections asked for; \
@@ -1947,7 +2426,15 @@ async fn run(args: Args) -> i32 {
         "blindrelay-bench -> {} (acks {}, server pid {})",
         cfg.url,
         cfg.acks,
-        cfg.pid.map_or("none".to_owned(), |p| p.to_string())
+        if cfg.pids.is_empty() {
+            "none".to_owned()
+        } else {
+            cfg.pids
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        }
     );
 
     let mut failures = 0;
@@ -1988,6 +2475,15 @@ async fn run(args: Args) -> i32 {
     }
     if runs_all || s == Scenario::Churn {
         report("churn", scenario_churn(&cfg, duration, churn_conc).await);
+    }
+    if fill {
+        pause().await;
+        report(
+            "groupfill",
+            scenario_groupfill(&cfg, fill_groups, fill_members, args.key_bytes).await,
+        );
+    } else if runs_all {
+        eprintln!("groupfill: skipped (it times each join by its ack; --acks false)");
     }
     if failures > 0 {
         eprintln!(
