@@ -10,7 +10,9 @@ use blindrelay::{
 use clap::Parser;
 
 /// mimalloc returns freed memory to the system and fragments less than glibc's malloc
-/// under many small per-connection allocations (see BENCHMARKS.md).
+/// under many small per-connection allocations (see BENCHMARKS.md). Feature
+/// `system-alloc` keeps the system allocator, for heap profilers that hook malloc.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
