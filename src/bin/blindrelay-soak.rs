@@ -612,6 +612,8 @@ async fn honest(cfg: Arc<Cfg>, w: usize, seed: u64) {
     while Instant::now() < cfg.deadline {
         if let Err(e) = honest_cycle(&cfg, w, cycle, &mut rng).await {
             cfg.c.honest_error(format!("session {w}.{cycle}: {e}"));
+            // Not to spin when the server is gone: the failure is counted already.
+            sleep(Duration::from_millis(500)).await;
         }
         cycle += 1;
     }
