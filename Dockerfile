@@ -9,6 +9,7 @@ RUN mkdir src \
  && mkdir -p src/bin \
  && echo 'fn main() {}' > src/main.rs \
  && cp src/main.rs src/bin/blindrelay-bench.rs && cp src/main.rs src/bin/bench-floor.rs \
+ && cp src/main.rs src/bin/blindrelay-soak.rs \
  && mkdir -p benches && cp src/main.rs benches/hot.rs \
  && touch src/lib.rs \
  && cargo build --release --locked \

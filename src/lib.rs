@@ -131,6 +131,7 @@ async fn run<A: socketioxide::adapter::Adapter>(
 
     let reaper = tokio::spawn(reaper::run(state.clone(), config.reaper_interval));
     let sweeper = tokio::spawn(limits::sweep(state.clone()));
+    let upkeep = tokio::spawn(telemetry::run_upkeep());
     let addr = listener.local_addr()?;
     tracing::info!(
         "blindrelay {} listening on http://{addr}",
@@ -204,6 +205,7 @@ async fn run<A: socketioxide::adapter::Adapter>(
         lease.abort();
     }
     sweeper.abort();
+    upkeep.abort();
     tracing::info!("stopped");
     result
 }

@@ -147,6 +147,18 @@ pub fn event_handled(event: EventKind, seconds: f64) {
     }
 }
 
+/// Folds recorded histogram samples into their buckets every few seconds. Without it
+/// they pile up until a scrape of `/metrics` (the soak found ~8 bytes kept per event on a
+/// server nobody scraped).
+pub async fn run_upkeep() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        handle().run_upkeep();
+    }
+}
+
 /// Records one Redis round trip.
 pub fn redis_round_trip(seconds: f64, ok: bool) {
     static HANDLES: LazyLock<(Histogram, Counter)> =

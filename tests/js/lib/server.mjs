@@ -53,9 +53,10 @@ export function freePort() {
 
 /**
  * Starts the server. `env` overrides the defaults (a value of `undefined` removes a
- * variable). Resolves once `GET /health` answers 200.
+ * variable). `nofile` starts it with that many file descriptors at most (`ulimit -n`,
+ * through bash). Resolves once `GET /health` answers 200.
  */
-export async function startServer(env = {}, { readyTimeoutMs = 15000 } = {}) {
+export async function startServer(env = {}, { readyTimeoutMs = 15000, nofile } = {}) {
   const port = await freePort();
   const base = { ...process.env };
   for (const k of SERVER_VARS) delete base[k];
@@ -75,7 +76,10 @@ export async function startServer(env = {}, { readyTimeoutMs = 15000 } = {}) {
 
   // A fresh working directory, so that no stray .env file is read.
   const cwd = mkdtempSync(path.join(os.tmpdir(), 'blindrelay-js-'));
-  const child = spawn(BIN, [], { cwd, env: merged, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, args] = nofile === undefined
+    ? [BIN, []]
+    : ['bash', ['-c', 'ulimit -n "$1" && exec "$0"', BIN, String(nofile)]];
+  const child = spawn(cmd, args, { cwd, env: merged, stdio: ['ignore', 'pipe', 'pipe'] });
   const chunks = [];
   child.stdout.on('data', (c) => chunks.push(c));
   child.stderr.on('data', (c) => chunks.push(c));

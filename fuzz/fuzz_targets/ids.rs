@@ -1,0 +1,95 @@
+//! The id, name and credential parsers, on arbitrary strings, against the README's rules
+//! written out independently: sessionId and userId are 1-128 of `[A-Za-z0-9_.-]`;
+//! `sessionId` in events is `<id>` or `<id>:<credential>` (credential at most 1024 bytes,
+//! an empty one counts as none); displayName at most 64 characters; authKey at most 1024
+//! bytes. A parsed value re-validates and keeps the text; the JSON path (serde) accepts
+//! exactly what `parse` accepts.
+
+#![no_main]
+
+use blindrelay::protocol::{DisplayName, SessionId, SessionRef, UserId, parse_credential_field};
+use libfuzzer_sys::fuzz_target;
+
+fn id_rule(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    let json = serde_json::to_string(s).unwrap();
+
+    match SessionId::parse(s) {
+        Ok(id) => {
+            assert!(id_rule(s), "SessionId accepted {s:?}");
+            assert_eq!(id.as_str(), s);
+            assert_eq!(SessionId::parse(id.as_str()).unwrap(), id);
+            assert_eq!(serde_json::to_string(&id).unwrap(), json);
+        }
+        Err(_) => assert!(!id_rule(s), "SessionId refused {s:?}"),
+    }
+    assert_eq!(
+        serde_json::from_str::<SessionId>(&json).ok(),
+        SessionId::parse(s).ok()
+    );
+
+    match UserId::parse(s) {
+        Ok(id) => {
+            assert!(id_rule(s), "UserId accepted {s:?}");
+            assert_eq!(id.as_str(), s);
+            assert_eq!(UserId::parse(id.as_str()).unwrap(), id);
+        }
+        Err(_) => assert!(!id_rule(s), "UserId refused {s:?}"),
+    }
+    assert_eq!(
+        serde_json::from_str::<UserId>(&json).ok(),
+        UserId::parse(s).ok()
+    );
+
+    let (id_part, rest) = match s.split_once(':') {
+        Some((i, r)) => (i, Some(r)),
+        None => (s, None),
+    };
+    let ref_rule = id_rule(id_part) && rest.is_none_or(|r| r.len() <= 1024);
+    match SessionRef::parse(s) {
+        Ok(r) => {
+            assert!(ref_rule, "SessionRef accepted {s:?}");
+            assert_eq!(r.id.as_str(), id_part);
+            let want = rest.filter(|r| !r.is_empty());
+            assert_eq!(r.credential.as_ref().map(|c| c.expose()), want);
+            if let Some(c) = &r.credential {
+                // The password form's digest is what follows "password:".
+                assert_eq!(c.joiner_password(), c.expose().strip_prefix("password:"));
+            }
+        }
+        Err(_) => assert!(!ref_rule, "SessionRef refused {s:?}"),
+    }
+    let via_json = serde_json::from_str::<SessionRef>(&json);
+    assert_eq!(via_json.is_ok(), SessionRef::parse(s).is_ok());
+
+    match DisplayName::parse(s) {
+        Ok(n) => {
+            assert!(s.chars().count() <= 64, "DisplayName accepted {s:?}");
+            assert_eq!(n.as_str(), s);
+        }
+        Err(_) => assert!(s.chars().count() > 64, "DisplayName refused {s:?}"),
+    }
+    assert_eq!(
+        serde_json::from_str::<DisplayName>(&json).ok(),
+        DisplayName::parse(s).ok()
+    );
+
+    match parse_credential_field(s) {
+        Ok(c) => {
+            assert!(s.len() <= 1024);
+            assert_eq!(c.expose(), s);
+            assert_eq!(c.len(), s.len());
+            assert!(c.matches(s));
+        }
+        Err(_) => assert!(s.len() > 1024),
+    }
+});

@@ -1,0 +1,159 @@
+//! Property tests of the session store and its bounded history, against the reference
+//! model in `tests/support/store_model.rs` (the fuzz target `store_model` runs the same
+//! model on libFuzzer's inputs). Case counts are bounded so `cargo test` stays fast.
+
+#[path = "support/store_model.rs"]
+mod model;
+
+use blindrelay::{
+    protocol::{DisplayName, UserId},
+    store::{Appended, History, message_cost},
+};
+use model::{MAppended, MHistory, MMessage, Op, To, USERS};
+use proptest::prelude::*;
+
+fn op() -> impl Strategy<Value = Op> {
+    let small = |n: u8| 0..n;
+    prop_oneof![
+        1 => (small(4), small(6), small(3))
+            .prop_map(|(session, key, mode)| Op::Reserve { session, key, mode }),
+        6 => (
+            (small(4), small(5), small(6), any::<bool>()),
+            (small(9), proptest::option::of(small(3)), proptest::option::of(small(3)), any::<bool>()),
+        )
+            .prop_map(|((session, user, conn, creator), (credential, mode, name, public_key))| {
+                Op::Join { session, user, conn, creator, credential, mode, name, public_key }
+            }),
+        5 => (
+            small(4),
+            small(6),
+            proptest::option::weighted(0.2, small(5)),
+            small(3),
+            proptest::option::of(small(6)),
+            any::<u8>(),
+        )
+            .prop_map(|(session, conn, claimed, id, to, size)| Op::Append {
+                session, conn, claimed, id, to, size: size / 2,
+            }),
+        2 => (small(4), small(6), proptest::option::weighted(0.2, small(5)))
+            .prop_map(|(session, conn, claimed)| Op::Leave { session, conn, claimed }),
+        2 => (small(4), small(6)).prop_map(|(session, conn)| Op::Disconnect { session, conn }),
+        1 => (small(4), small(6)).prop_map(|(session, conn)| Op::Close { session, conn }),
+        1 => Just(Op::Reap),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Nothing expires during the run (TTL of one hour).
+    #[test]
+    fn store_matches_the_model(ops in prop::collection::vec(op(), 1..80)) {
+        model::run(&ops, false);
+    }
+
+    /// A session with no connected member is expired at once (TTL zero): reservations,
+    /// rejoins after a disconnect and `reap` all meet expired sessions.
+    #[test]
+    fn store_matches_the_model_when_empty_sessions_expire(ops in prop::collection::vec(op(), 1..80)) {
+        model::run(&ops, true);
+    }
+}
+
+/// A message for the history properties: (id, sender, recipient, ciphertext length).
+fn history_message() -> impl Strategy<Value = (usize, usize, Option<To>, usize)> {
+    (
+        0usize..4,
+        0usize..3,
+        proptest::option::of(prop_oneof![
+            Just(To::All),
+            (0usize..USERS.len()).prop_map(To::User)
+        ]),
+        0usize..300,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// `History::append` and `visible_to` against the model: same outcome for every
+    /// append (stored, first of its id, or duplicate of a stored (id, from, to) with its
+    /// timestamp), both bounds hold after every append, the byte count is exact, and
+    /// `visible_to` returns, in order, exactly the messages to everyone, to the reader or
+    /// from it: never another recipient's private copy.
+    #[test]
+    fn history_bounds_dedup_and_visibility(
+        messages in prop::collection::vec(history_message(), 0..60),
+        max_messages in 1usize..8,
+        extra_bytes in 0usize..1500,
+    ) {
+        // Every message fits the byte bound alone (the store refuses larger ones first).
+        let largest = message_cost(&build(3, 2, None, 299, 0));
+        let max_bytes = largest + extra_bytes;
+        let mut real = History::default();
+        let mut model = MHistory::default();
+        for (i, (id, from, to, len)) in messages.into_iter().enumerate() {
+            let m = build(id, from, to, len, i as u64);
+            let cost = message_cost(&m);
+            let got = match real.append(m, max_messages, max_bytes) {
+                Appended::Stored { first_of_id, .. } => MAppended::Stored { first_of_id },
+                Appended::Duplicate { timestamp } => MAppended::Duplicate { timestamp },
+            };
+            let want = model.append(
+                MMessage { id, from, to, cost, timestamp: i as u64 },
+                max_messages,
+                max_bytes,
+            );
+            prop_assert_eq!(got, want);
+            prop_assert!(real.len() <= max_messages);
+            prop_assert!(real.bytes() <= max_bytes);
+            prop_assert_eq!(real.bytes(), model.bytes());
+            prop_assert_eq!(real.len(), model.entries.len());
+            for (reader, name) in USERS.iter().enumerate() {
+                let user = UserId::parse(name).unwrap();
+                let seen = real.visible_to(&user);
+                for m in &seen {
+                    if let Some(blindrelay::protocol::Recipient::User(to)) = &m.to {
+                        prop_assert!(*to == user || m.from == user, "another's private copy");
+                    }
+                }
+                prop_assert_eq!(triples(&seen), model.visible_to(reader));
+            }
+        }
+    }
+}
+
+/// History ids are "h0".."h3" here (the store model's table has three).
+fn build(
+    id: usize,
+    from: usize,
+    to: Option<To>,
+    len: usize,
+    ts: u64,
+) -> blindrelay::protocol::Message {
+    blindrelay::protocol::Message {
+        id: format!("h{id}").into(),
+        from: UserId::parse(USERS[from]).unwrap(),
+        to: model::to_recipient(to),
+        encrypted: serde_json::value::to_raw_value(&"y".repeat(len))
+            .unwrap()
+            .into(),
+        timestamp: ts,
+        kind: "text".into(),
+        sender_display_name: DisplayName::default(),
+    }
+}
+
+fn triples(
+    list: &[std::sync::Arc<blindrelay::protocol::Message>],
+) -> Vec<(usize, usize, Option<To>)> {
+    list.iter()
+        .map(|m| {
+            (
+                m.id[1..].parse().unwrap(),
+                model::user_index(&m.from),
+                model::to_model(&m.to),
+            )
+        })
+        .collect()
+}
