@@ -241,6 +241,13 @@ struct Keys {
 }
 
 impl Keys {
+    fn new(prefix: &str) -> Self {
+        Keys {
+            nodes: format!("{prefix}nodes"),
+            prefix: prefix.to_owned(),
+        }
+    }
+
     fn lease(&self, node: &str) -> String {
         format!("{}node:{node}", self.prefix)
     }
@@ -261,10 +268,7 @@ pub async fn run_lease<A: Adapter>(
         return;
     };
     let node = store.node().to_owned();
-    let keys = Keys {
-        nodes: format!("{}nodes", config.redis_prefix),
-        prefix: config.redis_prefix.clone(),
-    };
+    let keys = Keys::new(&config.redis_prefix);
     let lease_ms = config.node_lease.as_millis() as u64;
     // At least every second: the pub/sub link's PING also tells when it is back.
     let mut tick = tokio::time::interval((config.node_lease / 3).min(Duration::from_secs(1)));
@@ -386,10 +390,7 @@ async fn sweep<A: Adapter>(
 
 /// At shutdown, after every local socket left: this node leaves the registry.
 pub async fn deregister(mut conn: ConnectionManager, config: &Config, node: &str) {
-    let keys = Keys {
-        nodes: format!("{}nodes", config.redis_prefix),
-        prefix: config.redis_prefix.clone(),
-    };
+    let keys = Keys::new(&config.redis_prefix);
     let result: redis::RedisResult<()> = redis::pipe()
         .srem(&keys.nodes, node)
         .ignore()

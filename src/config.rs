@@ -189,6 +189,7 @@ impl Config {
                 .filter(|v| !v.is_empty())
         };
         let d = Config::default();
+        let duration = |var: &'static str, default: Duration| secs(get(var), var, default);
         let config = Config {
             host: parse_or(get("HOST"), "HOST", d.host)?,
             port: parse_or(get("PORT"), "PORT", d.port)?,
@@ -196,12 +197,8 @@ impl Config {
                 None => d.client_origins,
                 Some(v) => parse_origins(&v)?,
             },
-            session_ttl: secs(get("SESSION_TTL_SECS"), "SESSION_TTL_SECS", d.session_ttl)?,
-            reaper_interval: secs(
-                get("REAPER_INTERVAL_SECS"),
-                "REAPER_INTERVAL_SECS",
-                d.reaper_interval,
-            )?,
+            session_ttl: duration("SESSION_TTL_SECS", d.session_ttl)?,
+            reaper_interval: duration("REAPER_INTERVAL_SECS", d.reaper_interval)?,
             max_payload_bytes: positive(
                 get("MAX_PAYLOAD_BYTES"),
                 "MAX_PAYLOAD_BYTES",
@@ -225,11 +222,7 @@ impl Config {
             )?,
             admin_token: get("ADMIN_TOKEN").map(Secret::from),
             metrics_token: get("METRICS_TOKEN").map(Secret::from),
-            shutdown_grace: secs(
-                get("SHUTDOWN_GRACE_SECS"),
-                "SHUTDOWN_GRACE_SECS",
-                d.shutdown_grace,
-            )?,
+            shutdown_grace: duration("SHUTDOWN_GRACE_SECS", d.shutdown_grace)?,
             debug: match get("DEBUG") {
                 None => d.debug,
                 Some(v) => parse_bool(&v).ok_or_else(|| ConfigError {
@@ -270,7 +263,7 @@ impl Config {
                 }
                 Some(v) => v,
             },
-            node_lease: secs(get("NODE_LEASE_SECS"), "NODE_LEASE_SECS", d.node_lease)?,
+            node_lease: duration("NODE_LEASE_SECS", d.node_lease)?,
             abuse: AbuseLimits::default(),
         };
         Ok(Config {
@@ -297,6 +290,7 @@ fn abuse_limits(
         Ok(n)
     };
     let cap = |var: &'static str, default: usize| parse_or(get(var), var, default);
+    let duration = |var: &'static str, default: Duration| secs(get(var), var, default);
     Ok(AbuseLimits {
         socket_events_per_sec: rate("SOCKET_EVENTS_PER_SEC", d.socket_events_per_sec)?,
         socket_events_burst: burst("SOCKET_EVENTS_BURST", d.socket_events_burst)?,
@@ -309,24 +303,12 @@ fn abuse_limits(
         ip_join_failures_per_min: rate("IP_JOIN_FAILURES_PER_MIN", d.ip_join_failures_per_min)?,
         ip_join_failures_burst: burst("IP_JOIN_FAILURES_BURST", d.ip_join_failures_burst)?,
         join_failures_per_session: rate("JOIN_FAILURES_PER_SESSION", d.join_failures_per_session)?,
-        join_lockout: secs(
-            get("JOIN_LOCKOUT_SECS"),
-            "JOIN_LOCKOUT_SECS",
-            d.join_lockout,
-        )?,
+        join_lockout: duration("JOIN_LOCKOUT_SECS", d.join_lockout)?,
         max_connections: cap("MAX_CONNECTIONS", d.max_connections)?,
         max_connections_per_ip: cap("MAX_CONNECTIONS_PER_IP", d.max_connections_per_ip)?,
         history_total_max_bytes: cap("HISTORY_TOTAL_MAX_BYTES", d.history_total_max_bytes)?,
-        join_timeout: secs(
-            get("JOIN_TIMEOUT_SECS"),
-            "JOIN_TIMEOUT_SECS",
-            d.join_timeout,
-        )?,
-        connect_timeout: secs(
-            get("CONNECT_TIMEOUT_SECS"),
-            "CONNECT_TIMEOUT_SECS",
-            d.connect_timeout,
-        )?,
+        join_timeout: duration("JOIN_TIMEOUT_SECS", d.join_timeout)?,
+        connect_timeout: duration("CONNECT_TIMEOUT_SECS", d.connect_timeout)?,
         max_buffered_packets: positive(
             get("MAX_BUFFERED_PACKETS"),
             "MAX_BUFFERED_PACKETS",

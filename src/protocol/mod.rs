@@ -29,6 +29,13 @@ impl ChatMode {
         }
     }
 
+    /// The mode named by [`ChatMode::as_str`]'s text.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [ChatMode::Group, ChatMode::Private, ChatMode::Password]
+            .into_iter()
+            .find(|m| m.as_str() == name)
+    }
+
     /// Private and password rooms hold two people.
     pub fn is_one_to_one(self) -> bool {
         matches!(self, ChatMode::Private | ChatMode::Password)

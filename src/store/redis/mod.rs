@@ -89,10 +89,7 @@ pub struct RedisStore {
 
 /// The hex SHA-256 of a credential, as stored and compared in Redis.
 fn digest(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    format!("{:x}", Sha256::digest(s.as_bytes()))
 }
 
 fn ms(d: std::time::Duration) -> u64 {
@@ -231,13 +228,11 @@ impl RedisStore {
     async fn counts(&self, prune: bool) -> Result<(StoreStats, usize), AppError> {
         let now = now_ms().to_string();
         let prune: &[u8] = if prune { b"1" } else { b"0" };
-        let value = self
-            .run(&self.scripts.stats, "", &[now.as_bytes(), prune])
+        let mut r = self
+            .run_ok(&self.scripts.stats, "", &[now.as_bytes(), prune])
             .await?;
-        let mut r = Reply::new(value)?;
-        // The first count came back as the status.
-        let group = r.status().parse().map_err(|_| AppError::unavailable())?;
-        let (private, password, active, pruned) = (r.int()?, r.int()?, r.int()?, r.int()?);
+        let (group, private, password, active, pruned) =
+            (r.int()?, r.int()?, r.int()?, r.int()?, r.int()?);
         let history_bytes = r.int()?;
         let stats = StoreStats {
             sessions: group + private + password,
@@ -327,11 +322,7 @@ impl RedisStore {
         let mut r = self
             .run_ok(&self.scripts.join, req.session.as_str(), &args)
             .await?;
-        let mode: ChatMode = match r.string()?.as_str() {
-            "private" => ChatMode::Private,
-            "password" => ChatMode::Password,
-            _ => ChatMode::Group,
-        };
+        let mode = r.mode()?;
         let is_creator = r.int()? == 1;
         let new_member = r.int()? == 1;
         let display_name = r.display_name()?;
@@ -601,11 +592,7 @@ impl RedisStore {
         let mut out = Vec::new();
         while !r.is_empty() {
             let session_id = SessionId::parse(&r.string()?).map_err(|_| AppError::unavailable())?;
-            let chat_mode = match r.string()?.as_str() {
-                "private" => ChatMode::Private,
-                "password" => ChatMode::Password,
-                _ => ChatMode::Group,
-            };
+            let chat_mode = r.mode()?;
             let reserved = r.string()? == "r";
             let (members, public_keys, messages) = (r.int()?, r.int()?, r.int()?);
             let history_bytes = r.string()?.parse().unwrap_or_default();

@@ -5,7 +5,7 @@
 
 use redis::Value;
 
-use crate::protocol::{AppError, DisplayName, UserId};
+use crate::protocol::{AppError, ChatMode, DisplayName, UserId};
 
 fn malformed() -> AppError {
     tracing::error!("a Redis script replied in an unexpected shape");
@@ -95,6 +95,11 @@ impl Reply {
 
     pub fn user(&mut self) -> Result<UserId, AppError> {
         self.next()?.user()
+    }
+
+    /// A session's mode, as the scripts store it (`ChatMode::as_str`).
+    pub fn mode(&mut self) -> Result<ChatMode, AppError> {
+        ChatMode::from_name(&self.string()?).ok_or_else(malformed)
     }
 
     pub fn display_name(&mut self) -> Result<DisplayName, AppError> {

@@ -1,8 +1,8 @@
 -- Counts for /health and /metrics. ARGV: 3 now ms, 4 prune (1/0): the reaper drops
 -- expired sessions from the index (Redis has expired their keys).
--- Returns {group, private, password, occupied, pruned, history bytes}.
+-- Returns {'OK', group, private, password, occupied, pruned, history bytes}.
 local now = tonumber(ARGV[3])
-local out = {}
+local out = { 'OK' }
 local occupied, pruned = 0, 0
 for _, mode in ipairs(MODES) do
   local idx = index_key(mode)
