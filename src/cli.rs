@@ -106,10 +106,12 @@ settings! {
     socket_events_per_sec => "SOCKET_EVENTS_PER_SEC",
     /// Events one socket may send in a burst [default: 200]
     socket_events_burst => "SOCKET_EVENTS_BURST",
-    /// Bytes one socket may send per second; 0 = no limit [default: 1048576]
+    /// Bytes one socket may send per second (beyond it, events wait); 0 = no limit [default: 4194304]
     socket_bytes_per_sec => "SOCKET_BYTES_PER_SEC",
-    /// Bytes one socket may send in a burst, the largest event that can pass [default: MAX_PAYLOAD_BYTES]
+    /// Bytes one socket may send at once, the largest event that can pass [default: 2 x MAX_PAYLOAD_BYTES]
     socket_bytes_burst => "SOCKET_BYTES_BURST",
+    /// Bytes of one socket's events waiting to be handled; 0 = no cap [default: 3 x MAX_PAYLOAD_BYTES]
+    socket_queued_bytes => "SOCKET_QUEUED_BYTES",
     /// New Socket.IO connections per client address per second; 0 = no limit [default: 10]
     ip_connects_per_sec => "IP_CONNECTS_PER_SEC",
     /// New Socket.IO connections per client address in a burst [default: 100]
@@ -234,9 +236,10 @@ mod tests {
         assert_eq!(abuse.socket_events_per_sec, 0);
         assert_eq!(abuse.trusted_proxies.len(), 2);
         assert_eq!(
-            abuse.socket_bytes_burst, 1000,
+            abuse.socket_bytes_burst, 2000,
             "the byte burst follows MAX_PAYLOAD_BYTES"
         );
+        assert_eq!(abuse.socket_queued_bytes, 3000);
         assert_eq!(abuse.join_lockout, std::time::Duration::from_secs(7));
         for (flag, var) in [
             ("--trusted-proxies", "TRUSTED_PROXIES"),

@@ -66,9 +66,12 @@ pub struct AbuseLimits {
     pub socket_events_per_sec: u32,
     pub socket_events_burst: u32,
     /// Bytes of events one socket may send per second, and in a burst (the largest
-    /// single event that can pass; defaults to `MAX_PAYLOAD_BYTES`).
+    /// single event that can pass); events beyond the rate are delayed, not refused.
     pub socket_bytes_per_sec: u32,
     pub socket_bytes_burst: u32,
+    /// Bytes of received events one socket may have waiting to be handled (events beyond
+    /// the byte rate wait, they are not refused); beyond it events are refused.
+    pub socket_queued_bytes: usize,
     /// New Socket.IO connections per client address, per second and in a burst.
     pub ip_connects_per_sec: u32,
     pub ip_connects_burst: u32,
@@ -108,8 +111,12 @@ impl AbuseLimits {
         AbuseLimits {
             socket_events_per_sec: 30,
             socket_events_burst: 200,
-            socket_bytes_per_sec: 1024 * 1024,
-            socket_bytes_burst: u32::try_from(max_payload_bytes).unwrap_or(u32::MAX),
+            // Two of the largest events at once (the End2End Chat app sends a 5 MiB
+            // photo as ~19.4 MB, and people send a few back to back), then 4 MiB/s.
+            socket_bytes_per_sec: 4 * 1024 * 1024,
+            socket_bytes_burst: u32::try_from(max_payload_bytes.saturating_mul(2))
+                .unwrap_or(u32::MAX),
+            socket_queued_bytes: max_payload_bytes.saturating_mul(3),
             ip_connects_per_sec: 10,
             ip_connects_burst: 100,
             ip_reserves_per_sec: 2,
@@ -133,6 +140,7 @@ impl AbuseLimits {
         AbuseLimits {
             socket_events_per_sec: 0,
             socket_bytes_per_sec: 0,
+            socket_queued_bytes: 0,
             ip_connects_per_sec: 0,
             ip_reserves_per_sec: 0,
             ip_join_failures_per_min: 0,
@@ -296,6 +304,7 @@ fn abuse_limits(
         socket_events_burst: burst("SOCKET_EVENTS_BURST", d.socket_events_burst)?,
         socket_bytes_per_sec: rate("SOCKET_BYTES_PER_SEC", d.socket_bytes_per_sec)?,
         socket_bytes_burst: burst("SOCKET_BYTES_BURST", d.socket_bytes_burst)?,
+        socket_queued_bytes: cap("SOCKET_QUEUED_BYTES", d.socket_queued_bytes)?,
         ip_connects_per_sec: rate("IP_CONNECTS_PER_SEC", d.ip_connects_per_sec)?,
         ip_connects_burst: burst("IP_CONNECTS_BURST", d.ip_connects_burst)?,
         ip_reserves_per_sec: rate("IP_RESERVES_PER_SEC", d.ip_reserves_per_sec)?,

@@ -394,10 +394,19 @@ pub async fn reserve_gate(State(state): State<AppState>, req: Request, next: Nex
     }
 }
 
-/// One socket's budget of events and bytes per second.
+/// One socket's budget: events per second (beyond it, refused), bytes per second
+/// (beyond it, the socket's events wait their turn: paced, not refused), and bytes of
+/// received events waiting in its queue (beyond it, refused).
+///
+/// Pacing instead of refusing bytes: the End2End Chat app sends a 5 MiB photo as a
+/// ~19.4 MB event and has no acks, so a refusal would be a photo lost without a word.
+/// The queue cap bounds what pacing holds in memory for one socket.
 pub struct SocketBudget {
     events: Option<DefaultDirectRateLimiter>,
     bytes: Option<DefaultDirectRateLimiter>,
+    byte_burst: u32,
+    queued: AtomicUsize,
+    max_queued: usize,
 }
 
 impl SocketBudget {
@@ -412,11 +421,15 @@ impl SocketBudget {
             .map(DefaultDirectRateLimiter::direct),
             bytes: quota(limits.socket_bytes_per_sec, sec, limits.socket_bytes_burst)
                 .map(DefaultDirectRateLimiter::direct),
+            byte_burst: limits.socket_bytes_burst,
+            queued: AtomicUsize::new(0),
+            max_queued: limits.socket_queued_bytes,
         }
     }
 
-    /// Takes one event of `bytes` from the budget, or says why it cannot pass.
-    pub fn take(&self, bytes: usize) -> Result<(), Refused> {
+    /// Admits one received event of `bytes` into the socket's queue, or says why not.
+    /// An admitted event is given back with [`SocketBudget::release`] once handled.
+    pub fn admit(&self, bytes: usize) -> Result<(), Refused> {
         if let Some(events) = &self.events
             && let Err(not_until) = events.check()
         {
@@ -426,27 +439,37 @@ impl SocketBudget {
                 not_until.wait_time_from(events.clock().now()),
             ));
         }
-        if let Some(limiter) = &self.bytes {
-            let n = nz(u32::try_from(bytes).unwrap_or(u32::MAX));
-            match limiter.check_n(n) {
-                Ok(Ok(())) => {}
-                Ok(Err(not_until)) => {
-                    return Err(Refused::rate(
-                        "socket_bytes",
-                        "Too many bytes sent; slow down",
-                        not_until.wait_time_from(limiter.clock().now()),
-                    ));
-                }
-                Err(_insufficient) => {
-                    return Err(Refused::rate(
-                        "socket_bytes",
-                        "This event is larger than this server's byte budget per socket",
-                        Duration::from_secs(1),
-                    ));
-                }
-            }
+        if self.bytes.is_some() && bytes > self.byte_burst as usize {
+            return Err(Refused::rate(
+                "socket_bytes",
+                "This event is larger than this server's byte budget per socket",
+                Duration::from_secs(1),
+            ));
+        }
+        let queued = self.queued.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if self.max_queued > 0 && queued > self.max_queued && queued > bytes {
+            self.release(bytes);
+            return Err(Refused::rate(
+                "socket_queued_bytes",
+                "Too many bytes waiting to be handled; retry when earlier events are answered",
+                Duration::from_secs(1),
+            ));
         }
         Ok(())
+    }
+
+    /// Waits until the byte rate lets an admitted event of `bytes` be handled.
+    pub async fn pace(&self, bytes: usize) {
+        if let Some(limiter) = &self.bytes {
+            let n = nz(u32::try_from(bytes).unwrap_or(u32::MAX));
+            // More than the burst was refused by `admit`.
+            let _ = limiter.until_n_ready(n).await;
+        }
+    }
+
+    /// An admitted event was handled (or dropped): its bytes leave the queue.
+    pub fn release(&self, bytes: usize) {
+        self.queued.fetch_sub(bytes, Ordering::Relaxed);
     }
 }
 
@@ -525,22 +548,40 @@ mod tests {
     }
 
     #[test]
-    fn a_socket_budget_refuses_beyond_its_burst() {
+    fn a_socket_budget_refuses_events_and_queued_bytes_beyond_their_caps() {
         let b = SocketBudget::new(&AbuseLimits {
             socket_events_per_sec: 1,
-            socket_events_burst: 3,
+            socket_events_burst: 4,
             socket_bytes_per_sec: 10,
             socket_bytes_burst: 1000,
+            socket_queued_bytes: 900,
             ..limits()
         });
-        assert!(b.take(400).is_ok());
-        assert!(b.take(400).is_ok());
-        assert_eq!(b.take(400).unwrap_err().kind, "socket_bytes");
-        assert_eq!(b.take(1).unwrap_err().kind, "socket_events");
+        assert!(b.admit(400).is_ok());
+        assert!(b.admit(400).is_ok());
+        assert_eq!(b.admit(400).unwrap_err().kind, "socket_queued_bytes");
+        b.release(400);
+        assert!(b.admit(400).is_ok(), "released bytes make room");
+        assert_eq!(b.admit(1).unwrap_err().kind, "socket_events");
         let big = SocketBudget::new(&AbuseLimits {
             socket_bytes_burst: 1000,
             ..limits()
         });
-        assert_eq!(big.take(1001).unwrap_err().kind, "socket_bytes");
+        assert_eq!(big.admit(1001).unwrap_err().kind, "socket_bytes");
+    }
+
+    #[tokio::test]
+    async fn bytes_beyond_the_burst_are_paced_not_refused() {
+        let b = SocketBudget::new(&AbuseLimits {
+            socket_bytes_per_sec: 10_000,
+            socket_bytes_burst: 1000,
+            ..limits()
+        });
+        let started = std::time::Instant::now();
+        b.pace(1000).await;
+        assert!(started.elapsed() < Duration::from_millis(50), "the burst passes at once");
+        b.pace(500).await;
+        // 500 bytes at 10,000 bytes/s: about 50 ms later.
+        assert!(started.elapsed() >= Duration::from_millis(40), "{:?}", started.elapsed());
     }
 }

@@ -72,6 +72,59 @@ impl AppError {
         )
     }
 
+    // The refusals of `join-session`. The End2End Chat app shows `message` verbatim
+    // (then leaves the room), so these keep the original server's words.
+
+    pub fn session_not_found() -> Self {
+        Self::new(
+            ErrorCode::SessionNotFound,
+            "Session not found. Please check the session link.",
+        )
+    }
+
+    pub fn invalid_key() -> Self {
+        Self::new(
+            ErrorCode::InvalidKey,
+            "Invalid authentication key. Please check your link and try again.",
+        )
+    }
+
+    /// A creator's key differs from the one the session was reserved or created with.
+    pub fn creator_key_mismatch() -> Self {
+        Self::new(
+            ErrorCode::InvalidKey,
+            "Session key mismatch. This should not happen.",
+        )
+    }
+
+    pub fn invalid_password() -> Self {
+        Self::new(
+            ErrorCode::InvalidPassword,
+            "Incorrect password. Please check and try again.",
+        )
+    }
+
+    pub fn session_not_active() -> Self {
+        Self::new(
+            ErrorCode::SessionNotActive,
+            "Room not active yet. Please wait for the creator to join first.",
+        )
+    }
+
+    pub fn session_full() -> Self {
+        Self::new(
+            ErrorCode::SessionFull,
+            "This room is full. Only 2 members allowed.",
+        )
+    }
+
+    pub fn session_expired() -> Self {
+        Self::new(
+            ErrorCode::SessionExpired,
+            "This session has expired. Please start a new one.",
+        )
+    }
+
     pub fn not_in_session() -> Self {
         Self::new(ErrorCode::NotInSession, "Join the session first")
     }

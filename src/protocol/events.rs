@@ -109,11 +109,13 @@ pub struct SetSessionKey {
     pub encrypted_keys: BTreeMap<UserId, Box<RawValue>>,
 }
 
+/// `file-downloaded`. Its `downloadedBy` is not read: the End2End Chat app puts the
+/// downloader's display name there (free text); the notice names the member the
+/// connection joined as instead.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileDownloaded {
     pub session_id: SessionRef,
-    pub downloaded_by: Option<UserId>,
     pub sender_id: UserId,
     pub file_name: String,
     pub timestamp: Option<f64>,
@@ -134,20 +136,6 @@ pub struct Message {
     #[serde(rename = "type")]
     pub kind: Arc<str>,
     pub sender_display_name: DisplayName,
-}
-
-/// `message-sent`: the message, plus the sender's own `originalContent` if it sent one.
-pub struct MessageSent;
-
-impl MessageSent {
-    /// `message` (a serialised [`Message`], a JSON object) with `originalContent` added,
-    /// without serialising the message again.
-    pub fn splice(message: &RawValue, original_content: &RawValue) -> Box<RawValue> {
-        let object = message.get().trim_end();
-        let body = object.strip_suffix('}').unwrap_or(object);
-        let text = format!("{body},\"originalContent\":{}}}", original_content.get());
-        RawValue::from_string(text).unwrap_or_else(|_| message.to_owned())
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -199,7 +187,10 @@ pub struct SessionKeyAvailable<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DownloadNotification<'a> {
-    pub downloaded_by: &'a UserId,
+    /// The downloader's display name (its userId when it has none).
+    pub downloaded_by: &'a str,
+    /// The downloader's userId.
+    pub user_id: &'a UserId,
     pub file_name: &'a str,
     pub timestamp: f64,
 }
@@ -276,18 +267,6 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn message_sent_adds_original_content_to_the_serialised_message() {
-        let message = RawValue::from_string(r#"{"id":"m1","encrypted":{"a":1}}"#.into()).unwrap();
-        let plain = RawValue::from_string(r#""hello""#.into()).unwrap();
-        let spliced = MessageSent::splice(&message, &plain);
-        let v: serde_json::Value = serde_json::from_str(spliced.get()).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"id": "m1", "encrypted": {"a": 1}, "originalContent": "hello"})
-        );
-    }
 
     #[test]
     fn payloads_must_be_objects() {

@@ -9,7 +9,7 @@ use crate::secret::Secret;
 
 /// Longest sessionId or userId accepted.
 pub const MAX_ID_LEN: usize = 128;
-/// Longest displayName accepted, in characters.
+/// Longest displayName kept, in characters; longer ones are cut.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
 /// Longest auth key or password digest accepted.
 pub const MAX_CREDENTIAL_LEN: usize = 1024;
@@ -112,19 +112,20 @@ impl<'de> Deserialize<'de> for SessionRef {
     }
 }
 
-/// A display name of at most 64 characters.
+/// A display name of at most [`MAX_DISPLAY_NAME_CHARS`] characters. A longer one is cut
+/// there (on a character boundary), never refused: the End2End Chat app has no length
+/// limit at 64bb79f and treats a refused join as fatal.
 #[derive(Clone, PartialEq, Eq, Serialize, Default)]
 #[serde(transparent)]
 pub struct DisplayName(Arc<str>);
 
 impl DisplayName {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        if s.chars().count() > MAX_DISPLAY_NAME_CHARS {
-            return Err(format!(
-                "displayName must be at most {MAX_DISPLAY_NAME_CHARS} characters"
-            ));
-        }
-        Ok(DisplayName(s.into()))
+    pub fn new(s: &str) -> Self {
+        let cut = s
+            .char_indices()
+            .nth(MAX_DISPLAY_NAME_CHARS)
+            .map_or(s.len(), |(at, _)| at);
+        DisplayName(s[..cut].into())
     }
 
     pub fn as_str(&self) -> &str {
@@ -141,7 +142,7 @@ impl fmt::Debug for DisplayName {
 impl<'de> Deserialize<'de> for DisplayName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
+        Ok(Self::new(&s))
     }
 }
 
@@ -183,8 +184,13 @@ mod tests {
     }
 
     #[test]
-    fn display_names_count_characters() {
-        assert!(DisplayName::parse(&"é".repeat(64)).is_ok());
-        assert!(DisplayName::parse(&"é".repeat(65)).is_err());
+    fn long_display_names_are_cut_on_a_character_boundary() {
+        let at_limit = "é".repeat(64);
+        assert_eq!(DisplayName::new(&at_limit).as_str(), at_limit);
+        assert_eq!(DisplayName::new(&"é".repeat(65)).as_str(), at_limit);
+        let emoji = "👩‍👩‍👧".repeat(30);
+        let cut = DisplayName::new(&emoji);
+        assert_eq!(cut.as_str().chars().count(), 64);
+        assert!(emoji.starts_with(cut.as_str()));
     }
 }

@@ -75,13 +75,23 @@ impl SocketGuard {
         self.0.cut_off.load(Ordering::Relaxed)
     }
 
-    /// Takes an event of `bytes` from the budget.
-    pub fn take(&self, bytes: usize) -> Result<(), Refused> {
-        let result = self.0.budget.take(bytes);
+    /// Admits a received event of `bytes` into the socket's queue (see [`SocketBudget`]).
+    pub fn admit(&self, bytes: usize) -> Result<(), Refused> {
+        let result = self.0.budget.admit(bytes);
         if result.is_ok() {
             self.0.limited.store(false, Ordering::Relaxed);
         }
         result
+    }
+
+    /// Waits until the socket's byte rate lets an admitted event be handled.
+    pub async fn pace(&self, bytes: usize) {
+        self.0.budget.pace(bytes).await;
+    }
+
+    /// An admitted event was handled or dropped.
+    pub fn release(&self, bytes: usize) {
+        self.0.budget.release(bytes);
     }
 
     /// Counts a refused event; logs the first of a streak.

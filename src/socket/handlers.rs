@@ -16,10 +16,12 @@ use super::{EventKind, rooms};
 use crate::{
     logging::SessionTag,
     protocol::{
-        AppError, DownloadNotification, Empty, FileDownloaded, JoinAck, JoinSession, MessageSent,
+        AppError, DownloadNotification, Empty, FileDownloaded, JoinAck, JoinSession,
         ObjectOnly, PublicKeyEntry, Recipient, SavePublicKey, SendAck, SendMessage, SessionClosed,
         SessionId, SessionKeyAvailable, SessionMetadata, SessionUser, SetSessionKey, UserJoined,
-        UserLeft, UserTyping, limits, now_ms, parse_credential_field,
+        UserLeft, UserTyping,
+        delivery::{self, OwnMessages, with_original_content},
+        limits, now_ms, parse_credential_field,
     },
     state::AppState,
     store::{Appended, JoinRequest, Left, MessageDraft},
@@ -144,6 +146,7 @@ async fn join<A: Adapter>(
     };
     let session = p.session_id.id;
     let user = p.user_id;
+    let p_public_key_given = p.public_key.is_some();
     let done = state
         .store
         .join(JoinRequest {
@@ -171,7 +174,14 @@ async fn join<A: Adapter>(
         };
         let _ = socket.to(room.clone()).emit("user-joined", &notice).await;
     }
-    let _ = socket.emit("messages-history", &done.history);
+    // A member back on a new connection without a new key is the app's reconnect: it
+    // kept its own messages, which a history entry would replace with a text-less copy.
+    let own = if p_public_key_given || done.repeat {
+        OwnMessages::Placeholder
+    } else {
+        OwnMessages::Omit
+    };
+    let _ = socket.emit("messages-history", &done.history.for_reader(&user, own));
     let key = done.group_key.as_deref();
     let _ = socket.emit(
         "session-metadata",
@@ -298,16 +308,17 @@ async fn send_message<A: Adapter>(
                 .await;
         }
         Some(Recipient::User(to)) => {
+            let copy = with_original_content(&wire, &delivery::to_you_json());
             let _ = socket
                 .within(rooms::member(&session, to))
-                .emit("new-message", &wire)
+                .emit("new-message", &copy)
                 .await;
         }
     }
     if first_of_id {
         let _ = match p.original_content.as_deref() {
             None => socket.emit("message-sent", &wire),
-            Some(plain) => socket.emit("message-sent", &MessageSent::splice(&wire, plain)),
+            Some(plain) => socket.emit("message-sent", &with_original_content(&wire, plain)),
         };
     }
     crate::telemetry::message_relayed(message.encrypted.get().len());
@@ -389,12 +400,14 @@ async fn file_downloaded<A: Adapter>(
         return Err(AppError::too_large("fileName", limits::FILE_NAME_BYTES));
     }
     let session = p.session_id.id;
-    let (user, _) = state
-        .store
-        .member(&session, socket.id, p.downloaded_by.as_ref())
-        .await?;
+    let (user, name) = state.store.member(&session, socket.id, None).await?;
+    let downloaded_by = match name.as_str() {
+        "" => user.as_str(),
+        name => name,
+    };
     let notice = DownloadNotification {
-        downloaded_by: &user,
+        downloaded_by,
+        user_id: &user,
         file_name: &p.file_name,
         timestamp: p
             .timestamp
@@ -481,7 +494,8 @@ async fn close<A: Adapter>(
 pub async fn resync<A: Adapter>(state: &AppState, socket: &SocketRef<A>, joined: &Memberships) {
     for session in &joined.0 {
         match state.store.resync(session, socket.id).await {
-            Ok(Some((keys, history))) => {
+            Ok(Some((user, keys, history))) => {
+                let history = history.for_reader(&user, OwnMessages::Omit);
                 let _ = socket.emit("messages-history", &history);
                 let _ = socket.emit("public-keys-updated", &keys);
             }

@@ -110,6 +110,8 @@ enum Job<A: Adapter> {
         kind: EventKind,
         event: Box<Result<handlers::ClientEvent, AppError>>,
         ack: AckSender<A>,
+        /// Its size as received, admitted into the socket's byte budget.
+        bytes: usize,
     },
     /// Send the joined sessions' keys and history again (broadcasts were missed).
     Resync,
@@ -219,11 +221,15 @@ impl<A: Adapter> MessageHandler<A, Enqueued> for Enqueue {
             return;
         }
         // Unknown events count too: they cost the server a read and a parse.
-        let over_budget = self.limits.take(guard::value_len(&data)).err();
-        let Ok(Event(name)) = Event::from_message_parts(&s, &mut data, &ack_id) else {
-            return;
-        };
-        let Some(kind) = EventKind::from_name(&name) else {
+        let bytes = guard::value_len(&data);
+        let over_budget = self.limits.admit(bytes).err();
+        let known = Event::from_message_parts(&s, &mut data, &ack_id)
+            .ok()
+            .and_then(|Event(name)| EventKind::from_name(&name));
+        let Some(kind) = known else {
+            if over_budget.is_none() {
+                self.limits.release(bytes);
+            }
             return;
         };
         if let Some(refusal) = over_budget {
@@ -236,9 +242,11 @@ impl<A: Adapter> MessageHandler<A, Enqueued> for Enqueue {
             return;
         }
         let Some(Queue(tx)) = s.extensions.get::<Queue<A>>() else {
+            self.limits.release(bytes);
             return;
         };
         let full = |s: Arc<Socket<A>>, ack| {
+            self.limits.release(bytes);
             let err = AppError::new(ErrorCode::RateLimited, "Too many events at once; slow down");
             let socket = SocketRef::from(s);
             if reply::<A, ()>(&socket, ack, kind, Err(err)) {
@@ -252,10 +260,15 @@ impl<A: Adapter> MessageHandler<A, Enqueued> for Enqueue {
         }
         let event = Box::new(handlers::decode(kind, &s, &mut data, &ack_id));
         let Ok(ack) = AckSender::from_message_parts(&s, &mut data, &ack_id);
-        if let Err(mpsc::error::TrySendError::Full(Job::Event { ack, .. })) =
-            tx.try_send(Job::Event { kind, event, ack })
-        {
-            full(s, ack);
+        match tx.try_send(Job::Event {
+            kind,
+            event,
+            ack,
+            bytes,
+        }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(Job::Event { ack, .. })) => full(s, ack),
+            Err(_) => self.limits.release(bytes),
         }
     }
 }
@@ -269,6 +282,11 @@ async fn run_queue<A: Adapter>(
     let limits = socket.extensions.get::<guard::SocketGuard>();
     let client = socket.extensions.get::<guard::Client>();
     let cut_off = || limits.as_ref().is_some_and(guard::SocketGuard::is_cut_off);
+    let release = |bytes| {
+        if let Some(limits) = &limits {
+            limits.release(bytes);
+        }
+    };
     // A socket must join a session within JOIN_TIMEOUT_SECS (once is enough).
     let mut ever_joined = false;
     let join_deadline = tokio::time::sleep(state.config.abuse.join_timeout);
@@ -287,8 +305,20 @@ async fn run_queue<A: Adapter>(
         };
         match job {
             // Events read before the transport closed are moot once it has.
-            Job::Event { .. } if !socket.connected() || cut_off() => {}
-            Job::Event { kind, event, ack } => {
+            Job::Event { bytes, .. } if !socket.connected() || cut_off() => {
+                release(bytes);
+            }
+            Job::Event {
+                kind,
+                event,
+                ack,
+                bytes,
+            } => {
+                // Beyond its byte rate a socket's events wait here: its later events
+                // queue behind (up to SOCKET_QUEUED_BYTES), others are not slowed.
+                if let Some(limits) = &limits {
+                    limits.pace(bytes).await;
+                }
                 let started = Instant::now();
                 let result = match *event {
                     Ok(handlers::ClientEvent::JoinSession(p)) => {
@@ -313,6 +343,7 @@ async fn run_queue<A: Adapter>(
                     Err(err) => Err(err),
                 };
                 crate::telemetry::event_handled(kind, started.elapsed().as_secs_f64());
+                release(bytes);
                 let full = match result {
                     Ok(body) => reply(&socket, ack, kind, Ok(body)),
                     Err(err) => reply::<A, ()>(&socket, ack, kind, Err(err)),
@@ -348,9 +379,8 @@ async fn finish<A: Adapter>(
     tracing::info!(socket = %socket.id, "disconnected");
 }
 
-/// Answers an event: the ack, and for errors also `session-error` (which old clients
-/// listen to, since they send no ack). True when the socket's outgoing buffer was full
-/// (a reader too slow for what it is sent).
+/// Answers an event: the ack, and for a refused join also `session-error`. True when the
+/// socket's outgoing buffer was full (a reader too slow for what it is sent).
 pub(crate) fn reply<A: Adapter, T: Serialize>(
     socket: &SocketRef<A>,
     ack: AckSender<A>,
@@ -368,6 +398,11 @@ pub(crate) fn reply<A: Adapter, T: Serialize>(
 
 /// The error half of [`reply`], without its log line (a flood of refusals is logged
 /// once per streak by the caller). True when the outgoing buffer was full.
+///
+/// Only a refused `join-session` is also emitted as `session-error`, as the original
+/// server did: the End2End Chat app (which sends no acks) treats every `session-error`
+/// as fatal and leaves the room, and it sends events before its join completes. Every
+/// other refusal is in the ack alone, and counted in `blindrelay_errors_total`.
 fn send_error<A: Adapter>(
     socket: &SocketRef<A>,
     ack: AckSender<A>,
@@ -381,6 +416,9 @@ fn send_error<A: Adapter>(
         metrics::counter!(crate::telemetry::JOIN_FAILURES_TOTAL, "code" => code).increment(1);
     }
     let acked = ack.send(&ErrorAck { ok: false, err });
+    if kind != EventKind::JoinSession {
+        return guard::buffer_full(&acked);
+    }
     let emitted = socket.emit("session-error", err);
     guard::buffer_full(&acked) || guard::buffer_full(&emitted)
 }

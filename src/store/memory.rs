@@ -94,10 +94,7 @@ impl MemoryStore {
             Entry::Occupied(e) if e.get().is_expired(now, self.limits.session_ttl) => {
                 if !req.is_creator {
                     e.remove();
-                    return Err(AppError::new(
-                        ErrorCode::SessionExpired,
-                        "This session has expired",
-                    ));
+                    return Err(AppError::session_expired());
                 }
                 let mut e = e;
                 e.insert(self.new_session_for_creator(&req, now)?);
@@ -106,10 +103,7 @@ impl MemoryStore {
             Entry::Occupied(e) => e.into_ref(),
             Entry::Vacant(e) => {
                 if !req.is_creator {
-                    return Err(AppError::new(
-                        ErrorCode::SessionNotFound,
-                        "Session not found",
-                    ));
+                    return Err(AppError::session_not_found());
                 }
                 if full {
                     return Err(AppError::new(
@@ -141,7 +135,7 @@ impl MemoryStore {
     }
 
     /// Runs `op` on a session the connection has joined, as its bound user, after
-    /// checking that a claimed userId (`from`, `userId`, `downloadedBy`) is that user.
+    /// checking that a claimed userId (`from`, `userId`) is that user.
     fn with_member<T>(
         &self,
         id: &SessionId,

@@ -26,6 +26,7 @@ use crate::{
     protocol::{
         AppError, ChatMode, DisplayName, Message, Opaque, PublicKeyEntry, Recipient, SessionId,
         UserId,
+        delivery::{HistoryFor, OwnMessages, RawMessage},
     },
     secret::Secret,
 };
@@ -80,20 +81,47 @@ pub struct Joined {
     pub is_creator: bool,
     /// The userId was not present before: the others get `user-joined`.
     pub new_member: bool,
+    /// This connection had already joined as this user (the End2End Chat app joins twice
+    /// on entry): `history` is empty, since the connection was sent it already.
+    pub repeat: bool,
     pub display_name: DisplayName,
     pub history: HistoryView,
     pub group_key: Option<Box<serde_json::value::RawValue>>,
     pub keys: Vec<PublicKeyEntry>,
 }
 
-/// The history a joiner may read, as its store holds it. Both serialise as a JSON array
-/// of messages (`messages-history`).
-#[derive(Debug, serde::Serialize)]
-#[serde(untagged)]
+/// The history a joiner may read, as its store holds it.
+#[derive(Debug)]
 pub enum HistoryView {
     Memory(Vec<Arc<Message>>),
     /// Message JSON as Redis holds it.
-    Raw(Vec<Box<RawValue>>),
+    Raw(Vec<RawMessage>),
+}
+
+impl HistoryView {
+    pub fn empty() -> Self {
+        HistoryView::Memory(Vec::new())
+    }
+
+    /// `messages-history` as `reader` is sent it (see [`delivery`](crate::protocol::delivery)).
+    pub fn for_reader<'a>(&'a self, reader: &'a UserId, own: OwnMessages) -> impl serde::Serialize + 'a {
+        enum For<'a> {
+            Memory(HistoryFor<'a, Arc<Message>>),
+            Raw(HistoryFor<'a, RawMessage>),
+        }
+        impl serde::Serialize for For<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    For::Memory(h) => h.serialize(s),
+                    For::Raw(h) => h.serialize(s),
+                }
+            }
+        }
+        match self {
+            HistoryView::Memory(entries) => For::Memory(HistoryFor { entries, reader, own }),
+            HistoryView::Raw(entries) => For::Raw(HistoryFor { entries, reader, own }),
+        }
+    }
 }
 
 /// What a connection leaving a session changed.
@@ -266,12 +294,12 @@ impl Store {
         &self,
         id: &SessionId,
         conn: ConnId,
-    ) -> Result<Option<(Vec<PublicKeyEntry>, HistoryView)>, AppError> {
+    ) -> Result<Option<(UserId, Vec<PublicKeyEntry>, HistoryView)>, AppError> {
         match self {
             Store::Memory(_) => Ok(None),
             Store::Redis(s) => {
-                let (keys, history) = s.resync(id, conn).await?;
-                Ok(Some((keys, HistoryView::Raw(history))))
+                let (user, keys, history) = s.resync(id, conn).await?;
+                Ok(Some((user, keys, HistoryView::Raw(history))))
             }
         }
     }

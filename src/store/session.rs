@@ -129,12 +129,12 @@ impl Session {
             if by_password || (!given.is_empty() && self.key.matches(given)) {
                 return Ok(());
             }
-            return Err(AppError::new(ErrorCode::InvalidPassword, "Wrong password"));
+            return Err(AppError::invalid_password());
         }
         if !given.is_empty() && self.key.matches(given) {
             return Ok(());
         }
-        Err(AppError::new(ErrorCode::InvalidKey, "Invalid session key"))
+        Err(AppError::invalid_key())
     }
 
     pub(super) fn join(
@@ -146,14 +146,11 @@ impl Session {
         let credential = req.credential.as_ref();
         if req.is_creator {
             if !credential.is_some_and(|k| self.key.matches(k.expose())) {
-                return Err(AppError::new(ErrorCode::InvalidKey, "Invalid session key"));
+                return Err(AppError::creator_key_mismatch());
             }
         } else {
             if self.lifecycle == Lifecycle::Reserved {
-                return Err(AppError::new(
-                    ErrorCode::SessionNotActive,
-                    "The session's creator has not joined yet",
-                ));
+                return Err(AppError::session_not_active());
             }
             self.admit(credential)?;
         }
@@ -165,14 +162,12 @@ impl Session {
                 "This connection already joined as another user",
             ));
         }
+        let repeat = self.conns.contains_key(&req.conn);
         let already_present = self.members.get(&req.user).is_some_and(Member::is_present);
         if !already_present {
             let present = self.present_count();
             if self.mode.is_one_to_one() && present >= 2 {
-                return Err(AppError::new(
-                    ErrorCode::SessionFull,
-                    "This private session already has two people",
-                ));
+                return Err(AppError::session_full());
             }
             if self.mode == ChatMode::Group && present >= limits.max_group_members {
                 return Err(AppError::new(
@@ -221,8 +216,13 @@ impl Session {
             mode: self.mode,
             is_creator: self.is_creator(&req.user),
             new_member: !already_present,
+            repeat,
             display_name,
-            history: HistoryView::Memory(self.history.visible_to(&req.user)),
+            history: if repeat {
+                HistoryView::empty()
+            } else {
+                HistoryView::Memory(self.history.visible_to(&req.user))
+            },
             group_key: self.group_keys.get(&req.user).cloned(),
             keys: self.public_keys(),
         })

@@ -755,9 +755,9 @@ export class RoomClient extends EventTarget {
   }
 
   onDownloaded(n) {
-    if (!n?.downloadedBy) return;
+    if (!n?.userId) return;
     const record = this.messages.get(`${this.me}/${n.fileName}`);
-    const who = this.nameOf(n.downloadedBy);
+    const who = this.nameOf(n.userId);
     if (record) {
       if (!record.downloadedBy.includes(who)) record.downloadedBy.push(who);
       this.emit('message', { record });

@@ -583,7 +583,7 @@ pub fn run(ops: &[Op], expire_when_empty: bool) {
                     store.join(JoinRequest {
                         session: sid(s),
                         user: uid(u),
-                        display_name: name.map(|n| DisplayName::parse(n).unwrap()),
+                        display_name: name.map(DisplayName::new),
                         public_key: key
                             .as_ref()
                             .map(|k| RawValue::from_string(k.clone()).unwrap().into()),

@@ -25,7 +25,7 @@ use super::{
 use crate::{
     protocol::{
         AppError, ChatMode, DisplayName, ErrorCode, Opaque, PublicKeyEntry, Recipient, SessionId,
-        UserId, now_ms,
+        UserId, delivery::RawMessage, now_ms,
     },
     secret::Secret,
 };
@@ -109,8 +109,8 @@ fn recipient_key(to: &Option<Recipient>) -> &str {
 fn refusal(code: &str, limits: &StoreLimits) -> AppError {
     use ErrorCode as E;
     match code {
-        "SESSION_NOT_FOUND" => AppError::new(E::SessionNotFound, "Session not found"),
-        "SESSION_EXPIRED" => AppError::new(E::SessionExpired, "This session has expired"),
+        "SESSION_NOT_FOUND" => AppError::session_not_found(),
+        "SESSION_EXPIRED" => AppError::session_expired(),
         "NO_CREATOR_KEY" => AppError::bad_request("A creator must give an authKey"),
         "LIMIT_REACHED_SESSIONS" => {
             AppError::new(E::LimitReached, "The server holds too many sessions")
@@ -122,16 +122,11 @@ fn refusal(code: &str, limits: &StoreLimits) -> AppError {
                 limits.max_group_members
             ),
         ),
-        "INVALID_KEY" => AppError::new(E::InvalidKey, "Invalid session key"),
-        "INVALID_PASSWORD" => AppError::new(E::InvalidPassword, "Wrong password"),
-        "SESSION_NOT_ACTIVE" => AppError::new(
-            E::SessionNotActive,
-            "The session's creator has not joined yet",
-        ),
-        "SESSION_FULL" => AppError::new(
-            E::SessionFull,
-            "This private session already has two people",
-        ),
+        "INVALID_KEY" => AppError::invalid_key(),
+        "INVALID_KEY_CREATOR" => AppError::creator_key_mismatch(),
+        "INVALID_PASSWORD" => AppError::invalid_password(),
+        "SESSION_NOT_ACTIVE" => AppError::session_not_active(),
+        "SESSION_FULL" => AppError::session_full(),
         "FORBIDDEN_CONN_BOUND" => {
             AppError::forbidden("This connection already joined as another user")
         }
@@ -334,10 +329,12 @@ impl RedisStore {
         };
         let history = visible_history(r.rows()?, &req.user)?;
         let keys = public_keys(r.rows()?)?;
+        let repeat = r.int()? == 1;
         Ok(Joined {
             mode,
             is_creator,
             new_member,
+            repeat,
             display_name,
             history: HistoryView::Raw(history),
             group_key,
@@ -353,7 +350,7 @@ impl RedisStore {
         conn: ConnId,
         claimed: Option<&UserId>,
         view: View,
-    ) -> Result<(UserId, DisplayName, Vec<PublicKeyEntry>, Vec<Box<RawValue>>), AppError> {
+    ) -> Result<(UserId, DisplayName, Vec<PublicKeyEntry>, Vec<RawMessage>), AppError> {
         let conn = conn.to_string();
         let claimed = claimed.map_or("", UserId::as_str);
         let flag: &[u8] = match view {
@@ -399,9 +396,9 @@ impl RedisStore {
         &self,
         id: &SessionId,
         conn: ConnId,
-    ) -> Result<(Vec<PublicKeyEntry>, Vec<Box<RawValue>>), AppError> {
-        let (_, _, keys, history) = self.view(id, conn, None, View::Everything).await?;
-        Ok((keys, history))
+    ) -> Result<(UserId, Vec<PublicKeyEntry>, Vec<RawMessage>), AppError> {
+        let (user, _, keys, history) = self.view(id, conn, None, View::Everything).await?;
+        Ok((user, keys, history))
     }
 
     pub async fn save_public_key(
@@ -642,7 +639,7 @@ impl serde::Serialize for DraftFields<'_> {
 fn visible_history(
     rows: impl Iterator<Item = Row>,
     user: &UserId,
-) -> Result<Vec<Box<RawValue>>, AppError> {
+) -> Result<Vec<RawMessage>, AppError> {
     let mut out = Vec::new();
     for row in rows {
         let entry = row.into_string()?;
@@ -655,7 +652,11 @@ fn visible_history(
             parts.next().unwrap_or_default(),
         );
         if to.is_empty() || to == "all" || to == user.as_str() || from == user.as_str() {
-            out.push(RawValue::from_string(json.to_owned()).map_err(|_| AppError::unavailable())?);
+            out.push(RawMessage {
+                from: from.to_owned(),
+                to: to.to_owned(),
+                json: RawValue::from_string(json.to_owned()).map_err(|_| AppError::unavailable())?,
+            });
         }
     }
     Ok(out)

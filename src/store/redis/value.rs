@@ -33,7 +33,7 @@ impl Row {
 
     pub fn display_name(&mut self) -> Result<DisplayName, AppError> {
         let s = std::mem::take(self).into_string()?;
-        DisplayName::parse(&s).map_err(|_| malformed())
+        Ok(DisplayName::new(&s))
     }
 }
 
