@@ -46,6 +46,7 @@ fn message(id: u64, from: &UserId, body: usize) -> Message {
         encrypted: serde_json::value::to_raw_value(&ciphertext(body))
             .unwrap()
             .into(),
+        attachments: Default::default(),
         timestamp: id,
         kind: "text".into(),
         sender_display_name: DisplayName::default(),

@@ -579,9 +579,16 @@ mod tests {
         });
         let started = std::time::Instant::now();
         b.pace(1000).await;
-        assert!(started.elapsed() < Duration::from_millis(50), "the burst passes at once");
+        assert!(
+            started.elapsed() < Duration::from_millis(50),
+            "the burst passes at once"
+        );
         b.pace(500).await;
         // 500 bytes at 10,000 bytes/s: about 50 ms later.
-        assert!(started.elapsed() >= Duration::from_millis(40), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_millis(40),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

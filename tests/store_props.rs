@@ -138,6 +138,7 @@ fn build(
         encrypted: serde_json::value::to_raw_value(&"y".repeat(len))
             .unwrap()
             .into(),
+        attachments: Default::default(),
         timestamp: ts,
         kind: "text".into(),
         sender_display_name: DisplayName::default(),

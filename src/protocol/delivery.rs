@@ -15,7 +15,7 @@
 use serde::{Serialize, ser::SerializeSeq};
 use serde_json::value::RawValue;
 
-use super::{Message, Recipient, UserId};
+use super::{Message, Recipient, UserId, attachments::WithAttachments};
 
 /// `originalContent` of a copy addressed to its reader: never displayed by the app.
 pub const TO_YOU: &str = "🔒";
@@ -119,22 +119,40 @@ impl StoredMessage for RawMessage {
         original_content: Option<&str>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
+        use super::attachments::{WithAttachments, stored};
         use serde::ser::{Error, SerializeMap};
-        let Some(content) = original_content else {
+        // Only a stored message with attachments holds this text outside its strings.
+        let binary = self.json.get().contains(&format!("\"{}\":", stored::KEY));
+        if original_content.is_none() && !binary {
             return self.json.serialize(s);
-        };
-        // The object's fields borrowed from its text (no copy of the ciphertext), plus one.
-        let fields: Vec<(&str, &RawValue)> =
+        }
+        // The object's fields borrowed from its text (no copy of the ciphertext).
+        let mut fields =
             serde_json::from_str::<std::collections::BTreeMap<&str, &RawValue>>(self.json.get())
-                .map_err(S::Error::custom)?
-                .into_iter()
-                .filter(|(k, _)| *k != "originalContent")
-                .collect();
+                .map_err(S::Error::custom)?;
+        fields.remove("originalContent");
+        let bins = match fields.remove(stored::KEY) {
+            None => Vec::new(),
+            Some(texts) => serde_json::from_str::<Vec<String>>(texts.get())
+                .ok()
+                .and_then(|t| stored::decode(&t))
+                .ok_or_else(|| S::Error::custom("stored attachments are malformed"))?,
+        };
         let mut map = s.serialize_map(Some(fields.len() + 1))?;
         for (k, v) in fields {
-            map.serialize_entry(k, v)?;
+            if k == "encrypted" {
+                let encrypted = WithAttachments {
+                    json: v,
+                    attachments: &bins,
+                };
+                map.serialize_entry(k, &encrypted)?;
+            } else {
+                map.serialize_entry(k, v)?;
+            }
         }
-        map.serialize_entry("originalContent", content)?;
+        if let Some(content) = original_content {
+            map.serialize_entry("originalContent", content)?;
+        }
         map.end()
     }
 }
@@ -188,6 +206,77 @@ pub fn with_original_content(message: &RawValue, original_content: &RawValue) ->
     RawValue::from_string(text).unwrap_or_else(|_| message.to_owned())
 }
 
+/// A message as one relay sends it, with `originalContent` when given: serialised once
+/// as JSON text and reused (most messages), or from the message itself when it has
+/// binary attachments (they must reach socketioxide as bytes).
+pub enum Relayed<'a> {
+    Text(std::borrow::Cow<'a, RawValue>),
+    Binary {
+        message: &'a Message,
+        original_content: Option<WithAttachments<'a>>,
+    },
+}
+
+impl<'a> Relayed<'a> {
+    /// `wire` is the message serialised, `None` when it has attachments.
+    pub fn new(
+        message: &'a Message,
+        wire: Option<&'a RawValue>,
+        original_content: Option<WithAttachments<'a>>,
+    ) -> Self {
+        use std::borrow::Cow;
+        match (wire, original_content) {
+            (Some(wire), None) => Relayed::Text(Cow::Borrowed(wire)),
+            (Some(wire), Some(c)) if c.attachments.is_empty() => {
+                Relayed::Text(Cow::Owned(with_original_content(wire, c.json)))
+            }
+            (_, original_content) => Relayed::Binary {
+                message,
+                original_content,
+            },
+        }
+    }
+}
+
+impl Serialize for Relayed<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct WithContent<'a> {
+            #[serde(flatten)]
+            message: &'a Message,
+            // Not an `Option`: socketioxide's serializer hands `Some` contents to plain
+            // serde_json, which would write bytes as an array of numbers.
+            #[serde(rename = "originalContent", skip_serializing_if = "Content::is_none")]
+            original_content: Content<'a>,
+        }
+        struct Content<'a>(Option<&'a WithAttachments<'a>>);
+        impl Content<'_> {
+            fn is_none(&self) -> bool {
+                self.0.is_none()
+            }
+        }
+        impl Serialize for Content<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                match self.0 {
+                    Some(content) => content.serialize(s),
+                    None => s.serialize_unit(),
+                }
+            }
+        }
+        match self {
+            Relayed::Text(raw) => raw.serialize(s),
+            Relayed::Binary {
+                message,
+                original_content,
+            } => WithContent {
+                message,
+                original_content: Content(original_content.as_ref()),
+            }
+            .serialize(s),
+        }
+    }
+}
+
 /// [`TO_YOU`] as a JSON string.
 pub fn to_you_json() -> Box<RawValue> {
     serde_json::value::to_raw_value(TO_YOU).unwrap_or_else(|_| RawValue::NULL.to_owned())
@@ -210,6 +299,7 @@ mod tests {
             from: user(from),
             to,
             encrypted: Arc::from(RawValue::from_string("\"c\"".into()).unwrap()),
+            attachments: Default::default(),
             timestamp: 1,
             kind: "text".into(),
             sender_display_name: DisplayName::new("n"),
@@ -229,7 +319,11 @@ mod tests {
     }
 
     /// (id, originalContent) of each entry `reader` is sent, from both store shapes.
-    fn shaped(entries: &[Message], reader: &str, own: OwnMessages) -> Vec<(String, Option<String>)> {
+    fn shaped(
+        entries: &[Message],
+        reader: &str,
+        own: OwnMessages,
+    ) -> Vec<(String, Option<String>)> {
         let reader = user(reader);
         let pick = |v: serde_json::Value| -> Vec<(String, Option<String>)> {
             v.as_array()
@@ -241,7 +335,12 @@ mod tests {
                 })
                 .collect()
         };
-        let memory = serde_json::to_value(HistoryFor { entries, reader: &reader, own }).unwrap();
+        let memory = serde_json::to_value(HistoryFor {
+            entries,
+            reader: &reader,
+            own,
+        })
+        .unwrap();
         let raws: Vec<RawMessage> = entries.iter().map(raw).collect();
         let redis = serde_json::to_value(HistoryFor {
             entries: &raws,

@@ -100,6 +100,12 @@ pub struct SendMessage {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub client_message_id: Option<String>,
+    /// Binary attachments `encrypted` refers to (filled by the decoder, not from JSON).
+    #[serde(skip)]
+    pub attachments: super::attachments::Attachments,
+    /// Those `originalContent` refers to (echoed to the sender only, never kept).
+    #[serde(skip)]
+    pub original_attachments: super::attachments::Attachments,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,18 +130,40 @@ pub struct FileDownloaded {
 // ---- server -> client ----
 
 /// A relayed message as members see it (`new-message`, `messages-history`).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct Message {
     pub id: Arc<str>,
     pub from: UserId,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<Recipient>,
     pub encrypted: Opaque,
+    /// Binary attachments `encrypted` refers to; serialised as bytes in its place.
+    pub attachments: super::attachments::Attachments,
     pub timestamp: u64,
-    #[serde(rename = "type")]
     pub kind: Arc<str>,
     pub sender_display_name: DisplayName,
+}
+
+impl Serialize for Message {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("Message", 7)?;
+        m.serialize_field("id", &self.id)?;
+        m.serialize_field("from", &self.from)?;
+        if let Some(to) = &self.to {
+            m.serialize_field("to", to)?;
+        } else {
+            m.skip_field("to")?;
+        }
+        let encrypted = super::attachments::WithAttachments {
+            json: &self.encrypted,
+            attachments: self.attachments.as_slice(),
+        };
+        m.serialize_field("encrypted", &encrypted)?;
+        m.serialize_field("timestamp", &self.timestamp)?;
+        m.serialize_field("type", &self.kind)?;
+        m.serialize_field("senderDisplayName", &self.sender_display_name)?;
+        m.end()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,5 +1,6 @@
 //! The wire protocol: identifiers, payloads both ways, error codes and size limits.
 
+pub mod attachments;
 pub mod delivery;
 mod error;
 mod events;

@@ -16,11 +16,12 @@ use super::{EventKind, rooms};
 use crate::{
     logging::SessionTag,
     protocol::{
-        AppError, DownloadNotification, Empty, FileDownloaded, JoinAck, JoinSession,
-        ObjectOnly, PublicKeyEntry, Recipient, SavePublicKey, SendAck, SendMessage, SessionClosed,
-        SessionId, SessionKeyAvailable, SessionMetadata, SessionUser, SetSessionKey, UserJoined,
-        UserLeft, UserTyping,
-        delivery::{self, OwnMessages, with_original_content},
+        AppError, DownloadNotification, Empty, FileDownloaded, JoinAck, JoinSession, ObjectOnly,
+        PublicKeyEntry, Recipient, SavePublicKey, SendAck, SendMessage, SessionClosed, SessionId,
+        SessionKeyAvailable, SessionMetadata, SessionUser, SetSessionKey, UserJoined, UserLeft,
+        UserTyping,
+        attachments::{Attachments, WithAttachments},
+        delivery::{self, OwnMessages, Relayed},
         limits, now_ms, parse_credential_field,
     },
     state::AppState,
@@ -89,7 +90,21 @@ pub fn decode<A: Adapter>(
         EventKind::JoinSession => ClientEvent::JoinSession(payload(s, data, ack_id)?),
         EventKind::SavePublicKey => ClientEvent::SavePublicKey(payload(s, data, ack_id)?),
         EventKind::GetPublicKeys => ClientEvent::GetPublicKeys(payload(s, data, ack_id)?),
-        EventKind::SendMessage => ClientEvent::SendMessage(payload(s, data, ack_id)?),
+        EventKind::SendMessage => {
+            let mut p: SendMessage = payload(s, data, ack_id)?;
+            if let Value::Str(_, Some(bins)) = data {
+                let bins: Vec<_> = bins.iter().cloned().collect();
+                let (encrypted, attachments) = Attachments::of(p.encrypted, &bins)
+                    .map_err(|e| AppError::bad_request(format!("encrypted: {e}")))?;
+                (p.encrypted, p.attachments) = (encrypted, attachments);
+                if let Some(plain) = p.original_content.take() {
+                    let (plain, attachments) = Attachments::of(plain, &bins)
+                        .map_err(|e| AppError::bad_request(format!("originalContent: {e}")))?;
+                    (p.original_content, p.original_attachments) = (Some(plain), attachments);
+                }
+            }
+            ClientEvent::SendMessage(p)
+        }
         EventKind::SetSessionKey => ClientEvent::SetSessionKey(payload(s, data, ack_id)?),
         EventKind::Typing => ClientEvent::Typing(payload(s, data, ack_id)?),
         EventKind::StoppedTyping => ClientEvent::StoppedTyping(payload(s, data, ack_id)?),
@@ -277,6 +292,7 @@ async fn send_message<A: Adapter>(
         id: id.clone(),
         to: p.to,
         encrypted: p.encrypted,
+        attachments: p.attachments,
         kind,
         timestamp: now_ms(),
     };
@@ -298,28 +314,39 @@ async fn send_message<A: Adapter>(
         } => (message, first_of_id),
     };
     // Serialised once: the relay and the sender's confirmation reuse the same text.
-    let wire = serde_json::value::to_raw_value(&*message)
-        .map_err(|_| AppError::bad_request("message cannot be encoded"))?;
+    let wire = match message.attachments.is_empty() {
+        true => Some(
+            serde_json::value::to_raw_value(&*message)
+                .map_err(|_| AppError::bad_request("message cannot be encoded"))?,
+        ),
+        false => None,
+    };
+    let to_you = delivery::to_you_json();
+    let relayed = |content| Relayed::new(&message, wire.as_deref(), content);
     match &message.to {
         None | Some(Recipient::All) => {
             let _ = socket
                 .to(rooms::session(&session))
-                .emit("new-message", &wire)
+                .emit("new-message", &relayed(None))
                 .await;
         }
         Some(Recipient::User(to)) => {
-            let copy = with_original_content(&wire, &delivery::to_you_json());
+            let to_you = WithAttachments {
+                json: &to_you,
+                attachments: &[],
+            };
             let _ = socket
                 .within(rooms::member(&session, to))
-                .emit("new-message", &copy)
+                .emit("new-message", &relayed(Some(to_you)))
                 .await;
         }
     }
     if first_of_id {
-        let _ = match p.original_content.as_deref() {
-            None => socket.emit("message-sent", &wire),
-            Some(plain) => socket.emit("message-sent", &with_original_content(&wire, plain)),
-        };
+        let plain = p.original_content.as_deref().map(|json| WithAttachments {
+            json,
+            attachments: p.original_attachments.as_slice(),
+        });
+        let _ = socket.emit("message-sent", &relayed(plain));
     }
     crate::telemetry::message_relayed(message.encrypted.get().len());
     Ok(AckBody::Sent(SendAck {

@@ -116,6 +116,7 @@ mod tests {
                 id: format!("m{i}").into(),
                 to: None,
                 encrypted: body.into(),
+                attachments: Default::default(),
                 kind: "text".into(),
                 timestamp: 1,
             };

@@ -55,7 +55,12 @@ impl Drop for History {
 
 /// The size a message counts for against `HISTORY_MAX_BYTES`.
 pub fn message_cost(m: &Message) -> usize {
-    m.encrypted.get().len() + m.id.len() + m.kind.len() + m.from.as_str().len() + MESSAGE_OVERHEAD
+    m.encrypted.get().len()
+        + m.attachments.len_bytes()
+        + m.id.len()
+        + m.kind.len()
+        + m.from.as_str().len()
+        + MESSAGE_OVERHEAD
 }
 
 impl History {
@@ -164,6 +169,7 @@ mod tests {
                 }
             }),
             encrypted: serde_json::value::to_raw_value(body).unwrap().into(),
+            attachments: Default::default(),
             timestamp: 1,
             kind: "text".into(),
             sender_display_name: DisplayName::default(),

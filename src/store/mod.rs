@@ -104,7 +104,11 @@ impl HistoryView {
     }
 
     /// `messages-history` as `reader` is sent it (see [`delivery`](crate::protocol::delivery)).
-    pub fn for_reader<'a>(&'a self, reader: &'a UserId, own: OwnMessages) -> impl serde::Serialize + 'a {
+    pub fn for_reader<'a>(
+        &'a self,
+        reader: &'a UserId,
+        own: OwnMessages,
+    ) -> impl serde::Serialize + 'a {
         enum For<'a> {
             Memory(HistoryFor<'a, Arc<Message>>),
             Raw(HistoryFor<'a, RawMessage>),
@@ -118,8 +122,16 @@ impl HistoryView {
             }
         }
         match self {
-            HistoryView::Memory(entries) => For::Memory(HistoryFor { entries, reader, own }),
-            HistoryView::Raw(entries) => For::Raw(HistoryFor { entries, reader, own }),
+            HistoryView::Memory(entries) => For::Memory(HistoryFor {
+                entries,
+                reader,
+                own,
+            }),
+            HistoryView::Raw(entries) => For::Raw(HistoryFor {
+                entries,
+                reader,
+                own,
+            }),
         }
     }
 }
@@ -177,6 +189,7 @@ pub struct MessageDraft {
     pub id: Arc<str>,
     pub to: Option<Recipient>,
     pub encrypted: Opaque,
+    pub attachments: crate::protocol::attachments::Attachments,
     pub kind: Arc<str>,
     pub timestamp: u64,
 }
@@ -188,6 +201,7 @@ impl MessageDraft {
             from: from.clone(),
             to: self.to,
             encrypted: self.encrypted,
+            attachments: self.attachments,
             timestamp: self.timestamp,
             kind: self.kind,
             sender_display_name: name.clone(),

@@ -220,6 +220,7 @@ pub fn message(id: usize, from: &UserId, name: &DisplayName, to: Option<To>, siz
         from: from.clone(),
         to: to_recipient(to),
         encrypted: serde_json::value::to_raw_value(&body).unwrap().into(),
+        attachments: Default::default(),
         timestamp: blindrelay::protocol::now_ms(),
         kind: "text".into(),
         sender_display_name: name.clone(),

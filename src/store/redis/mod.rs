@@ -25,7 +25,7 @@ use super::{
 use crate::{
     protocol::{
         AppError, ChatMode, DisplayName, ErrorCode, Opaque, PublicKeyEntry, Recipient, SessionId,
-        UserId, delivery::RawMessage, now_ms,
+        UserId, attachments, delivery::RawMessage, now_ms,
     },
     secret::Secret,
 };
@@ -439,6 +439,7 @@ impl RedisStore {
         head.pop(); // the closing brace
         // The in-memory cost, less the sender id, which only the script knows.
         let cost = draft.encrypted.get().len()
+            + draft.attachments.len_bytes()
             + draft.id.len()
             + draft.kind.len()
             + super::history::MESSAGE_OVERHEAD;
@@ -629,6 +630,10 @@ impl serde::Serialize for DraftFields<'_> {
             map.serialize_entry("to", to)?;
         }
         map.serialize_entry("encrypted", &d.encrypted)?;
+        if !d.attachments.is_empty() {
+            let stored = attachments::stored::encode(d.attachments.as_slice());
+            map.serialize_entry(attachments::stored::KEY, &stored)?;
+        }
         map.serialize_entry("timestamp", &d.timestamp)?;
         map.serialize_entry("type", &d.kind)?;
         map.end()
@@ -655,7 +660,8 @@ fn visible_history(
             out.push(RawMessage {
                 from: from.to_owned(),
                 to: to.to_owned(),
-                json: RawValue::from_string(json.to_owned()).map_err(|_| AppError::unavailable())?,
+                json: RawValue::from_string(json.to_owned())
+                    .map_err(|_| AppError::unavailable())?,
             });
         }
     }

@@ -4,7 +4,7 @@
 -- created session, 11 has_name (1/0), 12 name, 13 public key JSON ('' = none), 14 now
 -- ms, 15 ttl ms, 16 max group members, 17 max sessions, 18 max absent members.
 -- Returns {'OK', mode, is_creator, new_member, name, has_group_key, group_key,
--- history, keys, repeat} or {code}; a repeat join of a connection gets no history.
+-- history, keys, again} or {code}; a repeated join of a connection gets no history.
 local user, conn, node = ARGV[3], ARGV[4], ARGV[5]
 local is_creator = ARGV[6] == '1'
 local given_kh, given_ph, created_ph = ARGV[7], ARGV[8], ARGV[9]
@@ -71,6 +71,6 @@ local creator_flag = 0
 if creator == user then creator_flag = 1 end
 local has_gk = 0
 if gk then has_gk = 1 else gk = '' end
-local history, repeat = {}, 1
-if not bound then history, repeat = redis.call('LRANGE', HIST, 0, -1), 0 end
-return { 'OK', mode, creator_flag, new_member, m.n, has_gk, gk, history, public_keys(), repeat }
+local history, again = {}, 1
+if not bound then history, again = redis.call('LRANGE', HIST, 0, -1), 0 end
+return { 'OK', mode, creator_flag, new_member, m.n, has_gk, gk, history, public_keys(), again }
