@@ -16,7 +16,7 @@ use socketioxide::{SendError, SocketError, adapter::Adapter, extract::SocketRef,
 
 use crate::{
     limits::{ConnectionPermit, Refused, SocketBudget, refused},
-    logging::SessionTag,
+    logging::{ConnTag, SessionTag},
     protocol::{AppError, JoinSession, SessionId},
     state::AppState,
 };
@@ -45,7 +45,7 @@ pub fn admit<A: Adapter>(socket: SocketRef<A>, state: AppState) -> Result<(), Re
         }
         Err(refusal) => {
             refused(refusal.kind);
-            tracing::info!(socket = %socket.id, kind = refusal.kind, "connection refused");
+            tracing::info!(socket = %ConnTag::of(socket.id), kind = refusal.kind, "connection refused");
             Err(refusal)
         }
     }
@@ -98,7 +98,7 @@ impl SocketGuard {
     pub fn refused<A: Adapter>(&self, socket: &SocketRef<A>, refusal: &Refused) {
         refused(refusal.kind);
         if !self.0.limited.swap(true, Ordering::Relaxed) {
-            tracing::info!(socket = %socket.id, kind = refusal.kind, "rate limited");
+            tracing::info!(socket = %ConnTag::of(socket.id), kind = refusal.kind, "rate limited");
         }
     }
 }
@@ -134,7 +134,7 @@ pub fn cut_off<A: Adapter>(socket: &SocketRef<A>) {
         return;
     }
     refused("slow_reader");
-    tracing::info!(socket = %socket.id, "outgoing buffer full: disconnecting a slow reader");
+    tracing::info!(socket = %ConnTag::of(socket.id), "outgoing buffer full: disconnecting a slow reader");
     if let Some(super::Queue(tx)) = socket.extensions.get::<super::Queue<A>>() {
         // Wakes the worker if it is idle; a full queue wakes it anyway.
         let _ = tx.try_send(super::Job::Disconnect);
@@ -159,7 +159,7 @@ fn disconnect_soon<A: Adapter>(socket: SocketRef<A>) {
 /// No session joined within `JOIN_TIMEOUT_SECS`: the socket is disconnected.
 pub fn join_timed_out<A: Adapter>(socket: &SocketRef<A>) {
     refused("join_timeout");
-    tracing::info!(socket = %socket.id, "no session joined in time: disconnecting");
+    tracing::info!(socket = %ConnTag::of(socket.id), "no session joined in time: disconnecting");
     disconnect_soon(socket.clone());
 }
 
@@ -182,7 +182,7 @@ impl JoinGate {
         let session = p.session_id.id.clone();
         if let Err(refusal) = state.guard.check_join(ip, &session) {
             refused(refusal.kind);
-            tracing::info!(socket = %socket.id, session = %SessionTag::of(&session), kind = refusal.kind, "join locked out");
+            tracing::info!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(&session), kind = refusal.kind, "join locked out");
             return Err(refusal.into_app_error());
         }
         Ok(JoinGate { ip, session })

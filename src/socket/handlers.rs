@@ -14,7 +14,7 @@ use socketioxide::{
 
 use super::{EventKind, rooms};
 use crate::{
-    logging::SessionTag,
+    logging::{ConnTag, SessionTag},
     protocol::{
         AppError, DownloadNotification, Empty, FileDownloaded, JoinAck, JoinSession, ObjectOnly,
         PublicKeyEntry, Recipient, SavePublicKey, SendAck, SendMessage, SessionClosed, SessionId,
@@ -178,7 +178,7 @@ async fn join<A: Adapter>(
     let room = rooms::session(&session);
     socket.join(vec![room.clone(), rooms::member(&session, &user)]);
     joined.add(&session);
-    tracing::info!(socket = %socket.id, session = %SessionTag::of(&session), new_member = done.new_member, "joined");
+    tracing::info!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(&session), new_member = done.new_member, "joined");
     metrics::counter!(crate::telemetry::JOINS_TOTAL, "mode" => done.mode.as_str()).increment(1);
 
     if done.new_member {
@@ -487,7 +487,7 @@ async fn leave<A: Adapter>(
         rooms::member(&session, &left.user),
     ]);
     joined.remove(&session);
-    tracing::info!(socket = %socket.id, session = %SessionTag::of(&session), deleted = left.session_deleted, "left");
+    tracing::info!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(&session), deleted = left.session_deleted, "left");
     announce_left(|room| socket.to(room), &session, &left).await;
     ok()
 }
@@ -513,7 +513,7 @@ async fn close<A: Adapter>(
     let mut all_rooms: Vec<String> = members.iter().map(|u| rooms::member(&session, u)).collect();
     all_rooms.push(room.clone());
     let _ = socket.within(room).leave(all_rooms).await;
-    tracing::info!(socket = %socket.id, session = %SessionTag::of(&session), "closed");
+    tracing::info!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(&session), "closed");
     ok()
 }
 
@@ -528,7 +528,7 @@ pub async fn resync<A: Adapter>(state: &AppState, socket: &SocketRef<A>, joined:
             }
             Ok(None) => {}
             Err(e) => {
-                tracing::info!(socket = %socket.id, session = %SessionTag::of(session), error = e.error.as_str(), "resync failed")
+                tracing::info!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(session), error = e.error.as_str(), "resync failed")
             }
         }
     }
@@ -549,7 +549,7 @@ async fn retry_disconnect<A: Adapter>(state: AppState, socket: SocketRef<A>, ses
             Err(_) => {}
         }
     }
-    tracing::warn!(socket = %socket.id, session = %SessionTag::of(&session), "gave up recording a disconnect");
+    tracing::warn!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(&session), "gave up recording a disconnect");
 }
 
 /// The socket is gone: it leaves every session it joined.

@@ -34,6 +34,7 @@ use socketioxide::{
 use tokio::sync::mpsc;
 
 use crate::{
+    logging::ConnTag,
     protocol::{AppError, ErrorAck, ErrorCode, OkAck},
     state::AppState,
 };
@@ -180,7 +181,7 @@ fn start_worker<A: Adapter>(socket: SocketRef<A>, state: AppState) {
     };
     state.connections.fetch_add(1, Ordering::Relaxed);
     crate::telemetry::connection_accepted();
-    tracing::info!(socket = %socket.id, transport = ?socket.transport_type(), "connected");
+    tracing::info!(socket = %ConnTag::of(socket.id), transport = ?socket.transport_type(), "connected");
     tokio::spawn(run_queue(state, socket, rx));
 }
 
@@ -376,7 +377,7 @@ async fn finish<A: Adapter>(
 ) {
     Box::pin(handlers::disconnect(state, socket, joined)).await;
     state.connections.fetch_sub(1, Ordering::Relaxed);
-    tracing::info!(socket = %socket.id, "disconnected");
+    tracing::info!(socket = %ConnTag::of(socket.id), "disconnected");
 }
 
 /// Answers an event: the ack, and for a refused join also `session-error`. True when the
@@ -390,7 +391,7 @@ pub(crate) fn reply<A: Adapter, T: Serialize>(
     match result {
         Ok(body) => guard::buffer_full(&ack.send(&OkAck::new(body))),
         Err(err) => {
-            tracing::info!(socket = %socket.id, event = kind.name(), error = err.error.as_str(), "refused");
+            tracing::info!(socket = %ConnTag::of(socket.id), event = kind.name(), error = err.error.as_str(), "refused");
             send_error(socket, ack, kind, &err)
         }
     }
