@@ -140,7 +140,7 @@ impl PubSub {
                 if push.kind == PushKind::Disconnection {
                     down.set_down();
                 }
-                route(push, &routes);
+                route(push, &routes, &down);
                 Ok::<(), std::convert::Infallible>(())
             });
         let conn = ConnectionManager::new_with_config(client, config).await?;
@@ -170,7 +170,13 @@ impl PubSub {
 }
 
 /// Hands a pushed pub/sub message to the stream subscribed to its channel.
-fn route(push: PushInfo, handlers: &Handlers) {
+///
+/// A full stream cannot slow Redis down (it would cut a subscriber that reads too
+/// slowly), so the broadcast is not delivered live. It is not lost: the link is marked
+/// down, so this node refuses new operations with the retryable `UNAVAILABLE` (the
+/// backpressure) until its next keepalive, which then sends every local client its
+/// sessions' keys and history again, where the message is.
+fn route(push: PushInfo, handlers: &Handlers, health: &BusHealth) {
     if !matches!(push.kind, PushKind::Message | PushKind::SMessage) {
         return;
     }
@@ -188,8 +194,13 @@ fn route(push: PushInfo, handlers: &Handlers) {
     };
     if let Some(tx) = handlers.get(&chan)
         && tx.try_send((chan, message)).is_err()
+        && health.is_up()
     {
-        tracing::warn!("Redis pub/sub backlog full; a broadcast was dropped");
+        health.set_down();
+        metrics::counter!(crate::telemetry::BUS_OVERFLOWS_TOTAL).increment(1);
+        tracing::warn!(
+            "Redis pub/sub backlog full: refusing new operations until it drains, then resending history to local clients"
+        );
     }
 }
 

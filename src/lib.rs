@@ -91,7 +91,10 @@ pub async fn serve(
     let adapter = socketioxide_redis::RedisAdapterCtr::new_with_driver(
         cluster.pubsub.clone(),
         socketioxide_redis::RedisAdapterConfig::new()
-            .with_prefix(format!("{}socket.io", config.redis_prefix)),
+            .with_prefix(format!("{}socket.io", config.redis_prefix))
+            // Broadcasts received and not yet handed to local sockets (default 1024):
+            // room for bursts, since a full backlog pauses this node (see `cluster::route`).
+            .with_stream_buffer(16 * 1024),
     );
     let (layer, io) = builder
         .with_adapter::<cluster::ClusterAdapter>(adapter)

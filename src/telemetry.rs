@@ -21,6 +21,7 @@ pub const SESSIONS_REAPED_TOTAL: &str = "blindrelay_sessions_reaped_total";
 pub const EVENT_DURATION: &str = "blindrelay_event_duration_seconds";
 pub const REDIS_DURATION: &str = "blindrelay_redis_duration_seconds";
 pub const REDIS_ERRORS_TOTAL: &str = "blindrelay_redis_errors_total";
+pub const BUS_OVERFLOWS_TOTAL: &str = "blindrelay_bus_overflows_total";
 
 /// Latency buckets, in seconds: 50 µs to 250 ms.
 const BUCKETS: &[f64] = &[
@@ -80,6 +81,10 @@ fn describe() {
         "Round trip of one Redis store operation (a script call)"
     );
     describe_counter!(REDIS_ERRORS_TOTAL, "Redis store operations that failed");
+    describe_counter!(
+        BUS_OVERFLOWS_TOTAL,
+        "Times this node's Redis broadcast backlog filled (operations refused, then history resent)"
+    );
     describe_gauge!("blindrelay_connections", "Connected Socket.IO sockets");
     describe_gauge!("blindrelay_sessions", "Sessions held, by chat mode");
     describe_gauge!(
