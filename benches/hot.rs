@@ -117,6 +117,7 @@ fn request(room: &SessionId, user: usize, conn: ConnId, key_bytes: usize) -> Joi
         is_creator: user == 1,
         credential: Some("k".into()),
         chat_mode: None,
+        resume: None,
         conn,
     }
 }

@@ -58,6 +58,13 @@ pub struct Config {
     pub abuse: AbuseLimits,
 }
 
+/// Engine.IO heartbeat: the server pings every `PING_INTERVAL` and drops a connection
+/// whose pong has not come `PING_TIMEOUT` later (clients adopt both). So a connection
+/// that died without a word is gone within their sum; a member's reconnect without a
+/// resume token waits that long at most for its old connection to go.
+pub const PING_INTERVAL: Duration = Duration::from_secs(10);
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The limits that keep one client from hurting the others (issue #7). Rates are a
 /// sustained rate with a burst (a token bucket); a rate of 0 turns that limit off.
 #[derive(Debug, Clone)]

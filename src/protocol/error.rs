@@ -23,6 +23,9 @@ pub enum ErrorCode {
     RateLimited,
     /// Shared state (Redis) cannot be reached; retry later.
     Unavailable,
+    /// A join without proof names a member present on another connection. Internal: the
+    /// join waits for that connection to go, then answers `FORBIDDEN` if it has not.
+    MemberPresent,
 }
 
 impl ErrorCode {
@@ -41,6 +44,7 @@ impl ErrorCode {
             ErrorCode::SessionExpired => "SESSION_EXPIRED",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::MemberPresent => "MEMBER_PRESENT",
         }
     }
 }

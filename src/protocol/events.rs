@@ -65,6 +65,9 @@ pub struct JoinSession {
     pub auth_key: Option<String>,
     /// Mode of a session this (creator's) join creates; reserved sessions keep theirs.
     pub chat_mode: Option<super::ChatMode>,
+    /// The `resumeToken` of this member's earlier join ack, which proves it is the same
+    /// client (see `store/resume.rs`).
+    pub resume_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -251,6 +254,18 @@ pub struct JoinAck {
     pub user_id: UserId,
     pub chat_mode: super::ChatMode,
     pub is_creator: bool,
+    /// Present this on every later join as this member (see `store/resume.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_token: Option<String>,
+}
+
+/// `public-key-changed`: a member now has another public key than before (a reload, a
+/// new device, or someone else); clients can warn next to its safety number.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicKeyChanged<'a> {
+    pub user_id: &'a UserId,
+    pub display_name: &'a DisplayName,
 }
 
 #[derive(Serialize)]

@@ -1,7 +1,7 @@
 //! One function per client event. Each validates what the store cannot, runs one store
 //! operation, then emits what that operation returned.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use serde::{Serialize, de::DeserializeOwned};
 use socketioxide::{
@@ -16,10 +16,10 @@ use super::{EventKind, rooms};
 use crate::{
     logging::{ConnTag, SessionTag},
     protocol::{
-        AppError, DownloadNotification, Empty, FileDownloaded, JoinAck, JoinSession, ObjectOnly,
-        PublicKeyEntry, Recipient, SavePublicKey, SendAck, SendMessage, SessionClosed, SessionId,
-        SessionKeyAvailable, SessionMetadata, SessionUser, SetSessionKey, UserJoined, UserLeft,
-        UserTyping,
+        AppError, DownloadNotification, Empty, ErrorCode, FileDownloaded, JoinAck, JoinSession,
+        ObjectOnly, PublicKeyChanged, PublicKeyEntry, Recipient, SavePublicKey, SendAck,
+        SendMessage, SessionClosed, SessionId, SessionKeyAvailable, SessionMetadata, SessionUser,
+        SetSessionKey, UserJoined, UserLeft, UserTyping,
         attachments::{Attachments, WithAttachments},
         delivery::{self, OwnMessages, Relayed},
         limits, now_ms, parse_credential_field,
@@ -159,28 +159,41 @@ async fn join<A: Adapter>(
         Some(k) => Some(parse_credential_field(&k).map_err(AppError::bad_request)?),
         None => p.session_id.credential,
     };
+    let resume = match p.resume_token.filter(|t| !t.is_empty()) {
+        Some(t) => Some(parse_credential_field(&t).map_err(AppError::bad_request)?),
+        None => None,
+    };
     let session = p.session_id.id;
     let user = p.user_id;
     let p_public_key_given = p.public_key.is_some();
-    let done = state
-        .store
-        .join(JoinRequest {
-            session: session.clone(),
-            user: user.clone(),
-            display_name: p.display_name,
-            public_key: p.public_key,
-            is_creator: p.is_creator.unwrap_or(false),
-            credential,
-            chat_mode: p.chat_mode,
-            conn: socket.id,
-        })
-        .await?;
+    let request = JoinRequest {
+        session: session.clone(),
+        user: user.clone(),
+        display_name: p.display_name,
+        public_key: p.public_key,
+        is_creator: p.is_creator.unwrap_or(false),
+        credential,
+        chat_mode: p.chat_mode,
+        resume,
+        conn: socket.id,
+    };
+    let done = join_when_free(state, socket, request).await?;
     let room = rooms::session(&session);
     socket.join(vec![room.clone(), rooms::member(&session, &user)]);
     joined.add(&session);
     tracing::info!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(&session), new_member = done.new_member, "joined");
     metrics::counter!(crate::telemetry::JOINS_TOTAL, "mode" => done.mode.as_str()).increment(1);
 
+    if done.key_changed {
+        let notice = PublicKeyChanged {
+            user_id: &user,
+            display_name: &done.display_name,
+        };
+        let _ = socket
+            .to(room.clone())
+            .emit("public-key-changed", &notice)
+            .await;
+    }
     if done.new_member {
         let notice = UserJoined {
             user_id: &user,
@@ -215,7 +228,39 @@ async fn join<A: Adapter>(
         user_id: user,
         chat_mode: done.mode,
         is_creator: done.is_creator,
+        resume_token: done.resume_token,
     }))
+}
+
+/// How long a join without a resume token waits for the member's other connection to
+/// go (a reconnect racing its dead predecessor), and how often it looks.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(
+    crate::config::PING_INTERVAL.as_secs() + crate::config::PING_TIMEOUT.as_secs() + 2,
+);
+const TAKEOVER_POLL: Duration = Duration::from_millis(250);
+
+/// Joins; a join naming a member present on another connection, without its resume
+/// token, waits until that connection is gone (a dead one is dropped within a heartbeat)
+/// and is refused if it is still there: a stranger cannot take a present member's place.
+async fn join_when_free<A: Adapter>(
+    state: &AppState,
+    socket: &SocketRef<A>,
+    request: JoinRequest,
+) -> Result<crate::store::Joined, AppError> {
+    let deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
+    loop {
+        match state.store.join(request.clone()).await {
+            Err(e) if e.error == ErrorCode::MemberPresent => {
+                if tokio::time::Instant::now() >= deadline || !socket.connected() {
+                    return Err(AppError::forbidden(
+                        "This person is already in the room on another connection. Close the other tab or window, or wait a moment and try again.",
+                    ));
+                }
+                tokio::time::sleep(TAKEOVER_POLL).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 async fn save_public_key<A: Adapter>(
@@ -544,12 +589,42 @@ async fn retry_disconnect<A: Adapter>(state: AppState, socket: SocketRef<A>, ses
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(std::time::Duration::from_secs(10));
         match state.store.disconnect(&session, socket.id).await {
-            Ok(Some(left)) => return announce_left(|room| socket.to(room), &session, &left).await,
+            Ok(Some(left)) => return announce_departure(&state, &socket, session, left),
             Ok(None) => return,
             Err(_) => {}
         }
     }
     tracing::warn!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(&session), "gave up recording a disconnect");
+}
+
+/// How long a member whose last connection dropped may take to come back before the
+/// others are told it left. Its reconnect usually races the old connection's death (the
+/// app's blip, a reload); within this, nobody sees it leave and return.
+const PRESENCE_GRACE: Duration = Duration::from_millis(1500);
+
+/// After a disconnect: `user-left` and the key list, unless the member is back within
+/// [`PRESENCE_GRACE`].
+fn announce_departure<A: Adapter>(
+    state: &AppState,
+    socket: &SocketRef<A>,
+    session: SessionId,
+    left: Left,
+) {
+    if !left.member_gone || left.session_deleted {
+        return;
+    }
+    let (state, socket) = (state.clone(), socket.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(PRESENCE_GRACE).await;
+        let keys = match state.store.departed(&session, &left.user).await {
+            Ok(Some(keys)) => keys,
+            Ok(None) => return,
+            // Redis out of reach: tell what was true at the disconnect.
+            Err(_) => left.keys.clone(),
+        };
+        let left = Left { keys, ..left };
+        announce_left(|room| socket.to(room), &session, &left).await;
+    });
 }
 
 /// The socket is gone: it leaves every session it joined.
@@ -560,7 +635,7 @@ pub async fn disconnect<A: Adapter>(
 ) {
     for session in std::mem::take(&mut joined.0) {
         match state.store.disconnect(&session, socket.id).await {
-            Ok(Some(left)) => announce_left(|room| socket.to(room), &session, &left).await,
+            Ok(Some(left)) => announce_departure(state, socket, session, left),
             Ok(None) => {}
             // Redis is out of reach: retried in the background, so the member does not
             // stay present in the others' view once it returns.

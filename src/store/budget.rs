@@ -103,6 +103,7 @@ mod tests {
             is_creator: true,
             credential: Some(Secret::from("k")),
             chat_mode: Some(ChatMode::Group),
+            resume: None,
             conn: c,
         })
         .unwrap();

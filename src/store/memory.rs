@@ -278,6 +278,14 @@ impl MemoryStore {
         Ok(left)
     }
 
+    /// The present members' keys if `user` has no connection in the session (it did not
+    /// come back), `None` if it is present again or the session is gone.
+    pub fn departed(&self, id: &SessionId, user: &UserId) -> Option<Vec<PublicKeyEntry>> {
+        let session = self.sessions.get(id)?;
+        let back = session.members.get(user).is_some_and(|m| m.is_present());
+        (!back).then(|| session.public_keys())
+    }
+
     /// The connection is gone. Its member becomes absent with its last connection; an
     /// emptied session stays (for reconnects) until it expires.
     pub fn disconnect(&self, id: &SessionId, conn: ConnId) -> Option<Left> {

@@ -10,6 +10,7 @@ mod budget;
 mod history;
 mod memory;
 pub mod redis;
+pub mod resume;
 mod session;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
@@ -60,7 +61,7 @@ impl From<&crate::config::Config> for StoreLimits {
 }
 
 /// A join request, validated but not yet authorised.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct JoinRequest {
     pub session: SessionId,
     pub user: UserId,
@@ -71,6 +72,8 @@ pub struct JoinRequest {
     pub credential: Option<Secret>,
     /// The mode of a session the creator's join creates (default group).
     pub chat_mode: Option<ChatMode>,
+    /// The member's resume token, if its client kept one (see [`resume`]).
+    pub resume: Option<Secret>,
     pub conn: ConnId,
 }
 
@@ -84,6 +87,10 @@ pub struct Joined {
     /// This connection had already joined as this user (the End2End Chat app joins twice
     /// on entry): `history` is empty, since the connection was sent it already.
     pub repeat: bool,
+    /// A new resume token for the joiner's ack (none when it proved itself with one).
+    pub resume_token: Option<String>,
+    /// The member had a public key and this join replaced it with another one.
+    pub key_changed: bool,
     pub display_name: DisplayName,
     pub history: HistoryView,
     pub group_key: Option<Box<serde_json::value::RawValue>>,
@@ -357,6 +364,19 @@ impl Store {
         match self {
             Store::Memory(s) => s.leave(id, conn, claimed),
             Store::Redis(s) => s.leave(id, conn, claimed).await,
+        }
+    }
+
+    /// After a member's last connection dropped: the present members' keys if it is
+    /// still gone, `None` if it came back.
+    pub async fn departed(
+        &self,
+        id: &SessionId,
+        user: &UserId,
+    ) -> Result<Option<Vec<PublicKeyEntry>>, AppError> {
+        match self {
+            Store::Memory(s) => Ok(s.departed(id, user)),
+            Store::Redis(s) => s.departed(id, user).await,
         }
     }
 

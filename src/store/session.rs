@@ -7,7 +7,7 @@ use std::{
 
 use serde_json::value::RawValue;
 
-use super::{ConnId, History, HistoryView, JoinRequest, Joined, Left, StoreLimits};
+use super::{ConnId, History, HistoryView, JoinRequest, Joined, Left, StoreLimits, resume};
 use crate::{
     protocol::{
         AppError, ChatMode, DisplayName, ErrorCode, Opaque, PublicKeyEntry, UserId, now_ms,
@@ -34,6 +34,7 @@ pub struct Member {
     pub joined_at: u64,
     pub conns: Vec<ConnId>,
     pub left_at: u64,
+    pub proof: resume::Proof,
 }
 
 impl Member {
@@ -163,6 +164,15 @@ impl Session {
             ));
         }
         let repeat = self.conns.contains_key(&req.conn);
+        let admission = match repeat {
+            true => None,
+            false => Some(resume::admit(
+                self.members
+                    .get(&req.user)
+                    .map(|m| (m.proof, m.is_present())),
+                req.resume.as_ref(),
+            )?),
+        };
         let already_present = self.members.get(&req.user).is_some_and(Member::is_present);
         if !already_present {
             let present = self.present_count();
@@ -195,14 +205,32 @@ impl Session {
                 joined_at: ms,
                 conns: Vec::new(),
                 left_at: 0,
+                proof: resume::Proof::default(),
             });
+        let resume_token = match admission {
+            Some(resume::Admission::Issue) => {
+                let (token, digest) = resume::issue();
+                member.proof.token = Some(digest);
+                Some(token)
+            }
+            Some(resume::Admission::Proven) => {
+                member.proof.proven = true;
+                None
+            }
+            None => None,
+        };
         if !member.is_present() {
             member.joined_at = ms;
         }
         if let Some(name) = req.display_name {
             member.display_name = name;
         }
+        let mut key_changed = false;
         if let Some(key) = req.public_key {
+            key_changed = member
+                .public_key
+                .as_ref()
+                .is_some_and(|old| old.get() != key.get());
             member.public_key = Some(key);
         }
         if !member.conns.contains(&req.conn) {
@@ -217,6 +245,8 @@ impl Session {
             is_creator: self.is_creator(&req.user),
             new_member: !already_present,
             repeat,
+            resume_token,
+            key_changed,
             display_name,
             history: if repeat {
                 HistoryView::empty()

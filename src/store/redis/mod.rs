@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use self::value::{Reply, Row};
 use super::{
     Appended, ConnId, HistoryView, JoinRequest, Joined, Left, MessageDraft, ReserveError,
-    SessionSummary, StoreLimits, StoreStats,
+    SessionSummary, StoreLimits, StoreStats, resume,
 };
 use crate::{
     protocol::{
@@ -49,6 +49,7 @@ struct Scripts {
     reserve: Script,
     join: Script,
     member: Script,
+    departed: Script,
     save_key: Script,
     append: Script,
     set_group_keys: Script,
@@ -64,6 +65,7 @@ impl Scripts {
             reserve: script!("reserve.lua"),
             join: script!("join.lua"),
             member: script!("member.lua"),
+            departed: script!("departed.lua"),
             save_key: script!("save_key.lua"),
             append: script!("append.lua"),
             set_group_keys: script!("set_group_keys.lua"),
@@ -131,6 +133,16 @@ fn refusal(code: &str, limits: &StoreLimits) -> AppError {
             AppError::forbidden("This connection already joined as another user")
         }
         "FORBIDDEN_OTHER_USER" => AppError::forbidden("This connection joined as another user"),
+        "FORBIDDEN_RESUME" => {
+            AppError::forbidden("This resume token does not belong to this member")
+        }
+        "FORBIDDEN_PROVEN" => {
+            AppError::forbidden("This member proves who it is with its resume token")
+        }
+        "MEMBER_PRESENT" => AppError::new(
+            E::MemberPresent,
+            "This person is already in the room on another connection",
+        ),
         "FORBIDDEN_NOT_CREATOR_KEY" => {
             AppError::forbidden("Only the session's creator may set its key")
         }
@@ -296,7 +308,15 @@ impl RedisStore {
         let max_group = self.limits.max_group_members.to_string();
         let max_sessions = self.limits.max_sessions.to_string();
         let max_absent = MAX_ABSENT_MEMBERS.to_string();
-        let args: [&[u8]; 16] = [
+        // Hex SHA-256, as `store/resume.rs` digests them.
+        let presented = req
+            .resume
+            .as_ref()
+            .map(|t| digest(t.expose()))
+            .unwrap_or_default();
+        let (token, _) = resume::issue();
+        let new_digest = digest(&token);
+        let args: [&[u8]; 18] = [
             req.user.as_str().as_bytes(),
             conn.as_bytes(),
             self.node.as_bytes(),
@@ -313,6 +333,8 @@ impl RedisStore {
             max_group.as_bytes(),
             max_sessions.as_bytes(),
             max_absent.as_bytes(),
+            presented.as_bytes(),
+            new_digest.as_bytes(),
         ];
         let mut r = self
             .run_ok(&self.scripts.join, req.session.as_str(), &args)
@@ -330,11 +352,15 @@ impl RedisStore {
         let history = visible_history(r.rows()?, &req.user)?;
         let keys = public_keys(r.rows()?)?;
         let repeat = r.int()? == 1;
+        let issued = r.int()? == 1;
+        let key_changed = r.int()? == 1;
         Ok(Joined {
             mode,
             is_creator,
             new_member,
             repeat,
+            resume_token: issued.then_some(token),
+            key_changed,
             display_name,
             history: HistoryView::Raw(history),
             group_key,
@@ -367,6 +393,25 @@ impl RedisStore {
         let keys = public_keys(r.rows()?)?;
         let history = visible_history(r.rows()?, &user)?;
         Ok((user, name, keys, history))
+    }
+
+    /// The present members' keys if `user` has no connection in the session (it did not
+    /// come back), `None` if it is present again.
+    pub async fn departed(
+        &self,
+        id: &SessionId,
+        user: &UserId,
+    ) -> Result<Option<Vec<PublicKeyEntry>>, AppError> {
+        let mut r = self
+            .run_ok(
+                &self.scripts.departed,
+                id.as_str(),
+                &[user.as_str().as_bytes()],
+            )
+            .await?;
+        let gone = r.int()? == 1;
+        let keys = public_keys(r.rows()?)?;
+        Ok(gone.then_some(keys))
     }
 
     pub async fn member(

@@ -2,9 +2,12 @@
 -- credential ('' = none), 8 hash of a joiner's password ('' = none), 9 hash of the
 -- credential's password part (stored when this join creates the session), 10 mode of a
 -- created session, 11 has_name (1/0), 12 name, 13 public key JSON ('' = none), 14 now
--- ms, 15 ttl ms, 16 max group members, 17 max sessions, 18 max absent members.
+-- ms, 15 ttl ms, 16 max group members, 17 max sessions, 18 max absent members, 19 hex
+-- SHA-256 of the resume token presented ('' = none), 20 that of a new token, kept when
+-- this join is issued one (the identity rule of `store/resume.rs`).
 -- Returns {'OK', mode, is_creator, new_member, name, has_group_key, group_key,
--- history, keys, again} or {code}; a repeated join of a connection gets no history.
+-- history, keys, again, issued, key_changed} or {code}; a repeated join of a
+-- connection gets no history.
 local user, conn, node = ARGV[3], ARGV[4], ARGV[5]
 local is_creator = ARGV[6] == '1'
 local given_kh, given_ph, created_ph = ARGV[7], ARGV[8], ARGV[9]
@@ -41,6 +44,22 @@ local bound = redis.call('HGET', CONNS, conn)
 if bound and bound ~= user then return { 'FORBIDDEN_CONN_BOUND' } end
 local m = get_member(user)
 local already_present = m ~= nil and m.p > 0
+-- Who may act as an existing member (store/resume.rs).
+local issued, proven_now = 0, false
+if not bound then
+  if m == nil then
+    issued = 1
+  elseif ARGV[19] ~= '' then
+    if m.r ~= ARGV[19] then return { 'FORBIDDEN_RESUME' } end
+    proven_now = true
+  elseif m.v == 1 then
+    return { 'FORBIDDEN_PROVEN' }
+  elseif already_present then
+    return { 'MEMBER_PRESENT' }
+  else
+    issued = 1
+  end
+end
 if not already_present then
   local present = present_count()
   if mode ~= 'group' and present >= 2 then return { 'SESSION_FULL' } end
@@ -54,7 +73,13 @@ end
 if not m then m = { n = '', k = '', j = ARGV[14], l = '0', p = 0 } end
 if not already_present then m.j = ARGV[14] end
 if ARGV[11] == '1' then m.n = ARGV[12] end
-if ARGV[13] ~= '' then m.k = ARGV[13] end
+local key_changed = 0
+if ARGV[13] ~= '' then
+  if m.k ~= '' and m.k ~= ARGV[13] then key_changed = 1 end
+  m.k = ARGV[13]
+end
+if issued == 1 then m.r = ARGV[20] end
+if proven_now then m.v = 1 end
 if not bound then
   m.p = m.p + 1
   redis.call('HSET', CONNS, conn, user)
@@ -73,4 +98,5 @@ local has_gk = 0
 if gk then has_gk = 1 else gk = '' end
 local history, again = {}, 1
 if not bound then history, again = redis.call('LRANGE', HIST, 0, -1), 0 end
-return { 'OK', mode, creator_flag, new_member, m.n, has_gk, gk, history, public_keys(), again }
+return { 'OK', mode, creator_flag, new_member, m.n, has_gk, gk, history, public_keys(), again,
+  issued, key_changed }
