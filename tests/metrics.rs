@@ -51,6 +51,19 @@ async fn counters_move_with_traffic() {
     )
     .await;
     b.next("new-message").await;
+    // A refused event other than a join: in its ack alone, and counted.
+    let ack = b
+        .ack(
+            "send-message",
+            json!({ "sessionId": session, "from": "alice", "encrypted": "x" }),
+        )
+        .await;
+    assert_eq!(ack["error"], "FORBIDDEN", "{ack}");
+    assert_eq!(
+        b.received("session-error").await.len(),
+        1,
+        "the refused join's only"
+    );
 
     let after = scrape(&server, None).await;
     let delta = |name: &str, labels: &[(&str, &str)]| {
@@ -59,6 +72,20 @@ async fn counters_move_with_traffic() {
     assert_eq!(delta("blindrelay_joins_total", &[("mode", "group")]), 2.0);
     assert_eq!(
         delta("blindrelay_join_failures_total", &[("code", "INVALID_KEY")]),
+        1.0
+    );
+    assert_eq!(
+        delta(
+            "blindrelay_errors_total",
+            &[("event", "join-session"), ("code", "INVALID_KEY")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        delta(
+            "blindrelay_errors_total",
+            &[("event", "send-message"), ("code", "FORBIDDEN")]
+        ),
         1.0
     );
     assert_eq!(delta("blindrelay_messages_relayed_total", &[]), 1.0);

@@ -142,8 +142,6 @@ async fn malformed_payloads_are_refused_and_harm_nobody() {
         for payload in &bad {
             let ack = evil.ack(event, payload.clone()).await;
             assert_eq!(code(&ack), "BAD_REQUEST", "{event} {payload}: {ack}");
-            let err = evil.next("session-error").await;
-            assert_eq!(err["error"], "BAD_REQUEST");
         }
         // No payload at all.
         let ack = evil.ack_args(event, vec![]).await;
@@ -155,6 +153,18 @@ async fn malformed_payloads_are_refused_and_harm_nobody() {
         .ack("get-public-keys", json!({ "sessionId": session }))
         .await;
     assert_eq!(code(&ack), "NOT_IN_SESSION");
+    // Every refusal was in its ack alone: only a refused join-session is also a
+    // session-error. Those of the joins came before this last ack; nothing else did.
+    let errors = evil.received("session-error").await;
+    assert!(
+        errors.iter().all(|e| e["error"] == "BAD_REQUEST"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        errors.len(),
+        bad.len() + 1,
+        "one session-error per refused join-session, none for other events: {errors:?}"
+    );
     // A packet that does not parse ends that connection only (as in Socket.IO's Node server).
     evil.send_raw("42[\"send-message\"".into());
     evil.next("transport-closed").await;
@@ -200,6 +210,11 @@ async fn only_members_act_and_only_as_themselves() {
         let ack = outsider.ack(event, payload.clone()).await;
         assert_eq!(code(&ack), "NOT_IN_SESSION", "{event}");
     }
+    // Refused in the ack alone (the last ack came after anything sent before it).
+    assert_eq!(
+        outsider.received("session-error").await,
+        Vec::<Value>::new()
+    );
     // No event but join creates a session.
     let ghost = unique("ghost");
     let ack = outsider
@@ -223,10 +238,6 @@ async fn only_members_act_and_only_as_themselves() {
         ),
         ("typing", json!({ "sessionId": s, "userId": "alice" })),
         (
-            "file-downloaded",
-            json!({ "sessionId": s, "downloadedBy": "alice", "senderId": "alice", "fileName": "f" }),
-        ),
-        (
             "leave-session",
             json!({ "sessionId": s, "userId": "alice" }),
         ),
@@ -240,6 +251,20 @@ async fn only_members_act_and_only_as_themselves() {
         let ack = b.ack(event, payload.clone()).await;
         assert_eq!(code(&ack), "FORBIDDEN", "{event}: {ack}");
     }
+    assert_eq!(b.received("session-error").await, Vec::<Value>::new());
+    // downloadedBy is free text (the app sends a display name) and is not read: the
+    // notice names the member the connection joined as.
+    let ack = b
+        .ack(
+            "file-downloaded",
+            json!({ "sessionId": s, "downloadedBy": "alice", "senderId": "alice", "fileName": "f", "timestamp": 5 }),
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(
+        a.next("download-notification").await,
+        json!({ "downloadedBy": "bob", "userId": "bob", "fileName": "f", "timestamp": 5.0 })
+    );
     // Without `from`, the bound user is used.
     b.ack("send-message", json!({ "sessionId": s, "encrypted": "c2" }))
         .await;
@@ -283,6 +308,8 @@ async fn history_keeps_one_copy_per_recipient_and_no_retries() {
             .map(|m| m["encrypted"].as_str().unwrap())
             .collect();
         assert_eq!(bodies, [want], "{user}'s history");
+        // A copy addressed to its reader carries the placeholder, never plaintext.
+        assert_eq!(history[0]["originalContent"], "🔒", "{history}");
     }
 }
 

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
+import { ERROR_TEXT } from '../../static/js/errors.js';
 import {
   Recorder,
   assertNothingLeaked,
@@ -62,7 +63,9 @@ test('a wrong password is refused, then the right one admits (keyboard only)', a
   await bob.page.keyboard.press('Enter');
   const text = await bannerText(bob.page);
   assert.equal(await bob.page.locator('#banner').getAttribute('data-code'), 'INVALID_PASSWORD');
-  assert.match(text, /Wrong password/);
+  // The page shows its own sentence for the code (static/js/errors.js), not the server's
+  // message (the original server's words, "Incorrect password. Please check and try again.").
+  assert.equal(text, ERROR_TEXT.INVALID_PASSWORD);
   assert.equal(await bob.page.locator('#view-join').isVisible(), true);
   // The password field is selected again for a retry.
   await bob.page.waitForFunction(() => document.activeElement.id === 'join-password');

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { after, before, test } from 'node:test';
+import { ERROR_TEXT } from '../../static/js/errors.js';
 import {
   Recorder,
   assertNothingLeaked,
@@ -168,7 +169,9 @@ test('a third person is refused from the private room with a readable error', as
   await openLinkAndJoin(carol.page, link, { name: 'Carol' });
   const text = await bannerText(carol.page);
   assert.equal(await carol.page.locator('#banner').getAttribute('data-code'), 'SESSION_FULL');
-  assert.match(text, /already has two people/);
+  // The page shows its own sentence for the code (static/js/errors.js), not the server's
+  // message (the original server's words, "This room is full. Only 2 members allowed.").
+  assert.equal(text, ERROR_TEXT.SESSION_FULL);
   assert.equal(await carol.page.locator('#view-join').isVisible(), true, 'still on the join form');
   await screenshot(carol.page, '06-error-banner');
   // The room is untouched.

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
   startServer, cleanup, connect, emitAck, expectError, expectOk, uid, nextEvent, request,
-  closeClient, reserve,
+  closeClient, reserve, collect, barrier,
 } from './lib/server.mjs';
 
 after(cleanup);
@@ -66,33 +66,19 @@ async function refused(url, kind) {
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
-/** Counts `session-error` events with `code`; `reach(n)` waits until n have come. */
-function countErrors(socket, code) {
-  let count = 0;
-  const waiters = [];
-  socket.on('session-error', (e) => {
-    if (e?.error !== code) return;
-    count++;
-    for (const w of waiters.filter((w) => count >= w.n)) w.resolve();
-  });
-  return {
-    get count() { return count; },
-    reach(n, ms = 3000) {
-      if (count >= n) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`only ${count} of ${n} ${code} session-errors`)), ms);
-        waiters.push({ n, resolve: () => { clearTimeout(timer); resolve(); } });
-      });
-    },
-  };
+/** Records the order in which `names` arrive on `socket`: [name, payload] pairs. */
+function sequence(socket, names) {
+  const list = [];
+  for (const n of names) socket.on(n, (p) => list.push([n, p]));
+  return list;
 }
 
-test('SOCKET_EVENTS_*: a flood beyond the burst is answered RATE_LIMITED (ack and session-error); others keep talking', async () => {
+test('SOCKET_EVENTS_*: a flood beyond the burst is answered RATE_LIMITED in the acks alone (no session-error); others keep talking', async () => {
   const srv = await startServer({ SOCKET_EVENTS_PER_SEC: '2', SOCKET_EVENTS_BURST: '10' });
   const pair = await honestPair(srv.url);
   const flood = await room(srv.url);
   const X = flood.socket;
-  const errors = countErrors(X, 'RATE_LIMITED');
+  const errors = collect(X, 'session-error');
   // 40 events at once, without waiting for their acks.
   const acks = await Promise.all(
     Array.from({ length: 40 }, () => emitAck(X, 'typing', { sessionId: flood.sessionId })),
@@ -103,7 +89,9 @@ test('SOCKET_EVENTS_*: a flood beyond the burst is answered RATE_LIMITED (ack an
   assert.ok(ok >= 8 && ok <= 11, `accepted ${ok} of 40`);
   assert.equal(ok + limited.length, 40, JSON.stringify(acks.filter((a) => !a.ok && a.error !== 'RATE_LIMITED')));
   for (const a of limited) assert.equal(typeof a.message, 'string');
-  await errors.reach(limited.length);
+  // Anything sent for the refusals came before the barrier's answer: no session-error.
+  await barrier(X);
+  assert.deepEqual([...errors], [], 'a refused flood must not be answered with session-error');
   await pair.talk();
   assert.ok(await refused(srv.url, 'socket_events') >= limited.length);
   // The bucket refills (the wait is the behaviour under test: 2 events per second).
@@ -111,18 +99,85 @@ test('SOCKET_EVENTS_*: a flood beyond the burst is answered RATE_LIMITED (ack an
   await expectOk(X, 'typing', { sessionId: flood.sessionId }, assert);
 });
 
-test('SOCKET_BYTES_*: bytes beyond the burst are RATE_LIMITED, an event larger than the burst never passes; others keep talking', async () => {
-  const srv = await startServer({ SOCKET_BYTES_PER_SEC: '1000', SOCKET_BYTES_BURST: '30000' });
+test('SOCKET_BYTES_*: bytes beyond the burst wait (paced) and are then handled in order; an event larger than the burst is refused; others keep talking', async () => {
+  // 20000 bytes per second, 30000 at once: after the first 20000-byte message (and the
+  // join) less than 10000 are left, so the second waits about half a second.
+  const srv = await startServer({ SOCKET_BYTES_PER_SEC: '20000', SOCKET_BYTES_BURST: '30000' });
   const pair = await honestPair(srv.url);
   const flood = await room(srv.url);
   const X = flood.socket;
-  await expectOk(X, 'send-message', { sessionId: flood.sessionId, encrypted: 'x'.repeat(20000) }, assert);
-  await expectError(X, 'send-message', { sessionId: flood.sessionId, encrypted: 'y'.repeat(20000) }, 'RATE_LIMITED', assert);
+  const Y = await connect(srv.url);
+  await expectOk(Y, 'join-session', { sessionId: flood.link, userId: 'yves', displayName: 'Yves', publicKey: 'pk-yves' }, assert);
+  const errors = collect(X, 'session-error');
+  const seen = sequence(Y, ['new-message', 'user-typing']);
+  const arrived = {};
+  Y.on('new-message', (m) => { arrived[m.encrypted[0]] = Date.now(); });
+
+  // Two messages and a typing, sent at once without waiting.
+  const first = emitAck(X, 'send-message', { sessionId: flood.sessionId, encrypted: 'x'.repeat(20000) });
+  const second = emitAck(X, 'send-message', { sessionId: flood.sessionId, encrypted: 'y'.repeat(20000) });
+  const typing = emitAck(X, 'typing', { sessionId: flood.sessionId });
+  const typed = nextEvent(Y, 'user-typing');
+  const a1 = await first;
+  assert.equal(a1.ok, true, JSON.stringify(a1));
+  const t1 = Date.now();
+  // While X's second message waits, the honest pair is not slowed.
   await pair.talk();
+  const a2 = await second;
+  assert.equal(a2.ok, true, `the second message is paced, not refused: ${JSON.stringify(a2)}`);
+  const waited = Date.now() - t1;
+  assert.ok(waited >= 300, `the second message was handled ${waited} ms after the first (about 500 expected)`);
+  assert.equal((await typing).ok, true);
+  await typed;
+  // Delivered, in the order sent, the later ones after the wait.
+  assert.deepEqual(seen.map(([n, p]) => (n === 'new-message' ? p.encrypted.slice(0, 1) : n)), ['x', 'y', 'user-typing']);
+  assert.ok(arrived.y - arrived.x >= 300, `y arrived ${arrived.y - arrived.x} ms after x`);
+
+  // One event larger than the burst can never pass: refused, in the ack alone.
   await expectError(X, 'send-message', { sessionId: flood.sessionId, encrypted: 'z'.repeat(40000) }, 'RATE_LIMITED', assert);
-  // Small events still fit what is left.
+  assert.ok(await refused(srv.url, 'socket_bytes') >= 1);
+  // Small events still pass (after the budget refills: paced, not refused).
   await expectOk(X, 'typing', { sessionId: flood.sessionId }, assert);
-  assert.ok(await refused(srv.url, 'socket_bytes') >= 2);
+  await barrier(X);
+  assert.deepEqual([...errors], []);
+  assert.ok(!seen.some(([n, p]) => n === 'new-message' && p.encrypted.startsWith('z')), 'the refused event was not relayed');
+  await pair.talk();
+});
+
+test('SOCKET_QUEUED_BYTES: a flood beyond the bytes one socket may have waiting is refused RATE_LIMITED (acks alone); what was admitted is delivered in order; others keep talking', async () => {
+  // 40000 bytes per second, 30000 at once, at most 50000 bytes waiting: of ten
+  // 20000-byte messages sent at once, the first passes, about two wait, the rest are refused.
+  const srv = await startServer({ SOCKET_BYTES_PER_SEC: '40000', SOCKET_BYTES_BURST: '30000', SOCKET_QUEUED_BYTES: '50000' });
+  const pair = await honestPair(srv.url);
+  const flood = await room(srv.url);
+  const X = flood.socket;
+  const Y = await connect(srv.url);
+  await expectOk(Y, 'join-session', { sessionId: flood.link, userId: 'yves', publicKey: 'pk-yves' }, assert);
+  const errors = collect(X, 'session-error');
+  const got = collect(Y, 'new-message');
+  const before = await refused(srv.url, 'socket_queued_bytes');
+
+  const pending = Array.from({ length: 10 }, (_, i) => emitAck(
+    X, 'send-message', { sessionId: flood.sessionId, encrypted: `${i}`.padEnd(20000, '.'), clientMessageId: `q${i}` }, 10000,
+  ));
+  // The honest pair talks while X's admitted messages wait.
+  await pair.talk();
+  const acks = await Promise.all(pending);
+  const okIds = acks.filter((a) => a.ok).map((a) => a.id);
+  const limited = acks.filter((a) => a.error === 'RATE_LIMITED');
+  assert.equal(okIds.length + limited.length, 10, JSON.stringify(acks.filter((a) => !a.ok && a.error !== 'RATE_LIMITED')));
+  assert.ok(okIds.length >= 2, `admitted ${okIds.length}: the cap holds two waiting`);
+  assert.ok(limited.length >= 5, `refused ${limited.length} of 10`);
+  for (const a of limited) assert.equal(typeof a.message, 'string');
+  assert.equal(okIds[0], 'q0', 'the first is always admitted');
+  assert.ok(await refused(srv.url, 'socket_queued_bytes') - before >= limited.length);
+  // No session-error; the admitted ones reach Y, in the order sent, and only those.
+  await barrier(X);
+  assert.deepEqual([...errors], []);
+  const last = nextEvent(Y, 'new-message', 3000, (m) => m.encrypted === 'after');
+  await expectOk(X, 'send-message', { sessionId: flood.sessionId, encrypted: 'after' }, assert);
+  await last;
+  assert.deepEqual(got.map((m) => m.id).slice(0, -1), okIds);
   await pair.talk();
 });
 

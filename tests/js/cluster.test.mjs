@@ -84,8 +84,15 @@ test('three nodes serve one room: reserve, join, keys, messages, typing, history
   const toCarol = nextEvent(carol, 'new-message');
   const notBob = noEvent(bob, 'new-message');
   await expectOk(alice, 'send-message', { sessionId, to: 'carol', encrypted: 'c3-for-carol' }, assert);
-  assert.equal((await toCarol).encrypted, 'c3-for-carol');
+  const m3 = await toCarol;
+  assert.equal(m3.encrypted, 'c3-for-carol');
+  assert.equal(m3.originalContent, '🔒', 'a copy to one member carries the placeholder across nodes too');
   await notBob;
+
+  // A download notice, node 1 -> node 2: the downloader's stored name (none: its userId).
+  const notice = nextEvent(alice, 'download-notification');
+  await expectOk(carol, 'file-downloaded', { sessionId, downloadedBy: 'Carol', senderId: 'alice', fileName: 'f.png', timestamp: 9 }, assert);
+  assert.deepEqual(await notice, { downloadedBy: 'carol', userId: 'carol', fileName: 'f.png', timestamp: 9 });
 
   // Carol leaves through node 1: nodes 2 and 3 hear it.
   const leftAtAlice = nextEvent(alice, 'user-left');

@@ -1,12 +1,33 @@
-// Every error code, each as the ack {ok:false, error, message} AND as a session-error.
+// Every error code, each as the ack {ok:false, error, message}. A refused join-session is
+// ALSO answered with session-error {error, message} (the same message, in the original
+// server's words, which the End2End Chat app shows verbatim); every other refused event
+// is answered in the ack alone, never with session-error (expectError checks both).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
   startServer, cleanup, connect, emitAck, expectError, expectOk, createSession, joinAs,
-  reserve, health, uid, closeClient,
+  reserve, health, uid, closeClient, nextEvent, collect,
 } from './lib/server.mjs';
+
+// The join refusals' messages: the original server's words.
+const TEXT = {
+  SESSION_NOT_FOUND: 'Session not found. Please check the session link.',
+  INVALID_KEY: 'Invalid authentication key. Please check your link and try again.',
+  CREATOR_KEY_MISMATCH: 'Session key mismatch. This should not happen.',
+  INVALID_PASSWORD: 'Incorrect password. Please check and try again.',
+  SESSION_NOT_ACTIVE: 'Room not active yet. Please wait for the creator to join first.',
+  SESSION_FULL: 'This room is full. Only 2 members allowed.',
+  SESSION_EXPIRED: 'This session has expired. Please start a new one.',
+};
+
+/** A refused join-session (ack and session-error) with the original server's `text`. */
+async function expectJoinError(socket, payload, code, text) {
+  const ack = await expectError(socket, 'join-session', payload, code, assert);
+  assert.equal(ack.message, text, `${code} message`);
+  return ack;
+}
 
 let srv;
 before(async () => { srv = await startServer(); });
@@ -16,22 +37,23 @@ const hex = () => randomBytes(16).toString('hex');
 
 test('SESSION_NOT_FOUND: joining a session that does not exist', async () => {
   const s = await connect(srv.url);
-  await expectError(s, 'join-session', { sessionId: `${uid('nope')}:${hex()}`, userId: 'bob', displayName: 'B' }, 'SESSION_NOT_FOUND', assert);
-  await expectError(s, 'join-session', { sessionId: uid('nope'), userId: 'bob', authKey: hex() }, 'SESSION_NOT_FOUND', assert);
+  await expectJoinError(s, { sessionId: `${uid('nope')}:${hex()}`, userId: 'bob', displayName: 'B' }, 'SESSION_NOT_FOUND', TEXT.SESSION_NOT_FOUND);
+  await expectJoinError(s, { sessionId: uid('nope'), userId: 'bob', authKey: hex() }, 'SESSION_NOT_FOUND', TEXT.SESSION_NOT_FOUND);
 });
 
 test('INVALID_KEY: wrong key from a joiner, wrong or missing key, wrong key from a creator', async () => {
   const { sessionId, authKey } = await createSession(srv.url, {}, assert);
   const s = await connect(srv.url);
-  await expectError(s, 'join-session', { sessionId: `${sessionId}:${hex()}`, userId: 'bob' }, 'INVALID_KEY', assert);
-  await expectError(s, 'join-session', { sessionId, userId: 'bob' }, 'INVALID_KEY', assert);
+  await expectJoinError(s, { sessionId: `${sessionId}:${hex()}`, userId: 'bob' }, 'INVALID_KEY', TEXT.INVALID_KEY);
+  await expectJoinError(s, { sessionId, userId: 'bob' }, 'INVALID_KEY', TEXT.INVALID_KEY);
   // An explicit authKey wins over the one in sessionId.
-  await expectError(s, 'join-session', { sessionId: `${sessionId}:${authKey}`, authKey: hex(), userId: 'bob' }, 'INVALID_KEY', assert);
-  // A creator's key must equal the stored one (active and reserved sessions alike).
-  await expectError(s, 'join-session', { sessionId, userId: 'mallory', isCreator: true, authKey: hex() }, 'INVALID_KEY', assert);
+  await expectJoinError(s, { sessionId: `${sessionId}:${authKey}`, authKey: hex(), userId: 'bob' }, 'INVALID_KEY', TEXT.INVALID_KEY);
+  // A creator's key must equal the stored one (active and reserved sessions alike): the
+  // original server's words for a creator are its own.
+  await expectJoinError(s, { sessionId, userId: 'mallory', isCreator: true, authKey: hex() }, 'INVALID_KEY', TEXT.CREATOR_KEY_MISMATCH);
   const reserved = uid('res');
   assert.equal((await reserve(srv.url, { sessionId: reserved, authKey: hex() })).status, 200);
-  await expectError(s, 'join-session', { sessionId: reserved, userId: 'mallory', isCreator: true, authKey: hex() }, 'INVALID_KEY', assert);
+  await expectJoinError(s, { sessionId: reserved, userId: 'mallory', isCreator: true, authKey: hex() }, 'INVALID_KEY', TEXT.CREATOR_KEY_MISMATCH);
   // The right key still works afterwards.
   const ok = await expectOk(s, 'join-session', { sessionId: `${sessionId}:${authKey}`, userId: 'bob' }, assert);
   assert.equal(ok.isCreator, false);
@@ -40,8 +62,8 @@ test('INVALID_KEY: wrong key from a joiner, wrong or missing key, wrong key from
 test('INVALID_PASSWORD: wrong hash in a password room (a missing one too)', async () => {
   const { sessionId, pw } = await createSession(srv.url, { mode: 'password', reserveFirst: true }, assert);
   const s = await connect(srv.url);
-  await expectError(s, 'join-session', { sessionId: `${sessionId}:password:${hex()}`, userId: 'bob' }, 'INVALID_PASSWORD', assert);
-  await expectError(s, 'join-session', { sessionId: `${sessionId}:password:${pw}x`, userId: 'bob' }, 'INVALID_PASSWORD', assert);
+  await expectJoinError(s, { sessionId: `${sessionId}:password:${hex()}`, userId: 'bob' }, 'INVALID_PASSWORD', TEXT.INVALID_PASSWORD);
+  await expectJoinError(s, { sessionId: `${sessionId}:password:${pw}x`, userId: 'bob' }, 'INVALID_PASSWORD', TEXT.INVALID_PASSWORD);
   await expectOk(s, 'join-session', { sessionId: `${sessionId}:password:${pw}`, userId: 'bob' }, assert);
 });
 
@@ -50,7 +72,7 @@ test('SESSION_NOT_ACTIVE: a joiner before the creator of a reserved session', as
   const authKey = hex();
   assert.equal((await reserve(srv.url, { sessionId, authKey, chatMode: 'private' })).status, 200);
   const s = await connect(srv.url);
-  await expectError(s, 'join-session', { sessionId: `${sessionId}:${authKey}`, userId: 'bob' }, 'SESSION_NOT_ACTIVE', assert);
+  await expectJoinError(s, { sessionId: `${sessionId}:${authKey}`, userId: 'bob' }, 'SESSION_NOT_ACTIVE', TEXT.SESSION_NOT_ACTIVE);
   const creator = await connect(srv.url);
   const ack = await expectOk(creator, 'join-session', { sessionId, userId: 'alice', isCreator: true, authKey }, assert);
   assert.equal(ack.chatMode, 'private', 'a reserved session keeps its mode');
@@ -62,13 +84,13 @@ for (const mode of ['private', 'password']) {
     const { link } = await createSession(srv.url, { mode, reserveFirst: true, userId: 'alice' }, assert);
     await joinAs(srv.url, link, 'bob', assert);
     const third = await connect(srv.url);
-    await expectError(third, 'join-session', { sessionId: link, userId: 'carol' }, 'SESSION_FULL', assert);
+    await expectJoinError(third, { sessionId: link, userId: 'carol' }, 'SESSION_FULL', TEXT.SESSION_FULL);
     // Bob on a second socket (another tab, a reconnect) is not a third member.
     const { ack } = await joinAs(srv.url, link, 'bob', assert);
     assert.equal(ack.isCreator, false);
     // The creator's userId too.
     await joinAs(srv.url, link, 'alice', assert, { publicKey: null });
-    await expectError(third, 'join-session', { sessionId: link, userId: 'dave' }, 'SESSION_FULL', assert);
+    await expectJoinError(third, { sessionId: link, userId: 'dave' }, 'SESSION_FULL', TEXT.SESSION_FULL);
   });
 }
 
@@ -100,7 +122,11 @@ test('FORBIDDEN: acting as another userId, creator-only events, a second userId 
   await expectError(B, 'set-session-key', { sessionId, encryptedKeys: { bob: 'k' } }, 'FORBIDDEN', assert);
   await expectError(B, 'close-session', { sessionId }, 'FORBIDDEN', assert);
   await expectError(B, 'join-session', { sessionId: link, userId: 'carol' }, 'FORBIDDEN', assert);
-  await expectError(A, 'file-downloaded', { sessionId, downloadedBy: 'bob', senderId: 'bob', fileName: 'f' }, 'FORBIDDEN', assert);
+  // downloadedBy is free text (the app sends a display name) and is not read: not
+  // FORBIDDEN; the notice names the downloader the connection joined as.
+  const notice = nextEvent(B, 'download-notification');
+  await expectOk(A, 'file-downloaded', { sessionId, downloadedBy: 'bob', senderId: 'bob', fileName: 'f', timestamp: 5 }, assert);
+  assert.deepEqual(await notice, { downloadedBy: 'Creator', userId: 'alice', fileName: 'f', timestamp: 5 });
 });
 
 test('PAYLOAD_TOO_LARGE: publicKey over 16 KiB in join-session and save-public-key', async () => {
@@ -171,8 +197,8 @@ test('SESSION_EXPIRED: joining after SESSION_TTL_SECS of inactivity (before any 
     // The lifetime under test: wait past the 1 s TTL.
     await new Promise((r) => setTimeout(r, 1250));
     const s = await connect(ttl.url);
-    await expectError(s, 'join-session', { sessionId: link, userId: 'bob' }, 'SESSION_EXPIRED', assert);
-    await expectError(s, 'join-session', { sessionId: `${reserved}:${key}`, userId: 'bob' }, 'SESSION_EXPIRED', assert);
+    await expectJoinError(s, { sessionId: link, userId: 'bob' }, 'SESSION_EXPIRED', TEXT.SESSION_EXPIRED);
+    await expectJoinError(s, { sessionId: `${reserved}:${key}`, userId: 'bob' }, 'SESSION_EXPIRED', TEXT.SESSION_EXPIRED);
   } finally {
     await ttl.stop();
   }
@@ -180,10 +206,13 @@ test('SESSION_EXPIRED: joining after SESSION_TTL_SECS of inactivity (before any 
 
 test('errors leave the socket usable: acks still come after many refusals', async () => {
   const { sessionId, socket: A } = await createSession(srv.url, {}, assert);
+  const errors = collect(A, 'session-error');
   for (let i = 0; i < 20; i++) {
     const ack = await emitAck(A, 'send-message', { sessionId, from: 'someone-else', encrypted: 'x' });
     assert.equal(ack.error, 'FORBIDDEN');
   }
   const ok = await expectOk(A, 'send-message', { sessionId, encrypted: 'x' }, assert);
   assert.equal(typeof ok.id, 'string');
+  // The ok ack came after anything sent for the refusals: none was a session-error.
+  assert.deepEqual([...errors], []);
 });

@@ -140,7 +140,8 @@ async function originalFlow({ mode, kinds }) {
       timestamp: s.timestamp, type: 'text', senderDisplayName: 'alice',
     };
     assert.deepEqual(s, { ...expected, originalContent: 'hello from alice' });
-    for (const p of recv) assert.deepEqual(await p, expected);
+    // The copy to one member carries a placeholder, never the plaintext; one to all none.
+    for (const p of recv) assert.deepEqual(await p, toBob ? { ...expected, originalContent: '🔒' } : expected);
   }
 
   // Bob -> Alice (private: to alice; group: to "all"), with the composite sessionId.
@@ -154,7 +155,7 @@ async function originalFlow({ mode, kinds }) {
     const s = await sent;
     const expected = { id, from: bob.userId, to, encrypted, timestamp: s.timestamp, type: 'text', senderDisplayName: 'bob' };
     assert.deepEqual(s, { ...expected, originalContent: 'hi alice' });
-    for (const p of recv) assert.deepEqual(await p, expected);
+    for (const p of recv) assert.deepEqual(await p, toBob ? { ...expected, originalContent: '🔒' } : expected);
   }
 
   // Group of three: a private message from Bob to Alice only; then Carol to "all", a file.
@@ -166,6 +167,7 @@ async function originalFlow({ mode, kinds }) {
     assert.equal(m.id, id);
     assert.equal(m.to, alice.userId);
     assert.equal(m.from, bob.userId);
+    assert.equal(m.originalContent, '🔒');
 
     const id2 = uid('m');
     const recv = [nextEvent(A, 'new-message'), nextEvent(B, 'new-message')];
@@ -189,12 +191,13 @@ async function originalFlow({ mode, kinds }) {
     for (const p of stop) assert.deepEqual(await p, { userId: bob.userId, displayName: 'bob' });
   }
 
-  // Bob downloaded Alice's file: Alice (only) is told.
+  // Bob downloaded Alice's file: Alice (only) is told, by Bob's stored name and userId
+  // (the app sends its display name as downloadedBy; the server does not read it).
   const otherNotices = sockets.filter((s) => s !== A).map((s) => collect(s, 'download-notification'));
   {
     const notice = nextEvent(A, 'download-notification');
-    B.emit('file-downloaded', { sessionId: link, downloadedBy: bob.userId, senderId: alice.userId, fileName: 'photo.png', timestamp: 1700000000123 });
-    assert.deepEqual(await notice, { downloadedBy: bob.userId, fileName: 'photo.png', timestamp: 1700000000123 });
+    B.emit('file-downloaded', { sessionId: link, downloadedBy: 'Bobby', senderId: alice.userId, fileName: 'photo.png', timestamp: 1700000000123 });
+    assert.deepEqual(await notice, { downloadedBy: bob.displayName, userId: bob.userId, fileName: 'photo.png', timestamp: 1700000000123 });
   }
 
   // Bob leaves: the others get user-left and the keys without his.
@@ -279,7 +282,7 @@ test('password room: wrong hash is INVALID_PASSWORD (old client: session-error e
   B.emit('join-session', { sessionId: `${sessionId}:password:${'0'.repeat(32)}`, userId: 'bob', displayName: 'B', publicKey: 'pk' });
   const e = await err;
   assert.equal(e.error, 'INVALID_PASSWORD');
-  assert.equal(typeof e.message, 'string');
+  assert.equal(e.message, 'Incorrect password. Please check and try again.', 'the original server\'s words');
   A.close(); B.close();
 });
 
@@ -296,5 +299,49 @@ test('old client without acks: a creator join with isCreator creates the session
   B.emit('join-session', { sessionId: `${sessionId}:${authKey}`, userId: 'bob', displayName: 'B', publicKey: 'pkB' });
   assert.equal((await joined).userId, 'bob');
   assert.equal((await keys).length, 2);
+  A.close(); B.close();
+});
+
+test('old client entry as the End2End Chat app makes it: get-public-keys, join (key), join (null), no acks and no session-error', async () => {
+  const sessionId = uid('entry');
+  const authKey = randomBytes(16).toString('hex');
+  const A = await open('both');
+  const aHist = collect(A, 'messages-history');
+  const aKeys = collect(A, 'public-keys-updated');
+  const aErrors = collect(A, 'session-error');
+  const creator = { sessionId, userId: 'alice', displayName: 'A', isCreator: true, authKey };
+  A.emit('get-public-keys', { sessionId, userId: 'alice' });
+  A.emit('join-session', { ...creator, publicKey: 'pkA' });
+  A.emit('join-session', { ...creator, publicKey: null });
+  // Each join's last answer is public-keys-updated: wait for the second join's.
+  await nextEvent(A, 'public-keys-updated', 3000, () => aKeys.length >= 2);
+  assert.deepEqual(aHist, [[], []]);
+  for (const keys of aKeys) assert.deepEqual(keys.map((k) => [k.userId, k.publicKey]), [['alice', 'pkA']]);
+  const secret = `PLAIN-${randomBytes(8).toString('hex')}`;
+  const sent = nextEvent(A, 'message-sent');
+  A.emit('send-message', { sessionId, from: 'alice', to: 'all', encrypted: 'c1', originalContent: secret, type: 'text', clientMessageId: uid('m') });
+  assert.equal((await sent).originalContent, secret);
+
+  const B = await open('both');
+  const bHist = collect(B, 'messages-history');
+  const bKeys = collect(B, 'public-keys-updated');
+  const bErrors = collect(B, 'session-error');
+  const joined = collect(A, 'user-joined');
+  const link = `${sessionId}:${authKey}`;
+  const joiner = { sessionId: link, userId: 'bob', displayName: 'B', isCreator: false };
+  B.emit('get-public-keys', { sessionId: link, userId: 'bob' });
+  B.emit('join-session', { ...joiner, publicKey: 'pkB' });
+  B.emit('join-session', { ...joiner, publicKey: null });
+  await nextEvent(B, 'public-keys-updated', 3000, () => bKeys.length >= 2);
+  // History once (the message to all, no originalContent), then empty.
+  assert.deepEqual(bHist.map((h) => h.map((m) => [m.encrypted, 'originalContent' in m])), [[['c1', false]], []]);
+  for (const keys of bKeys) assert.deepEqual(keys.map((k) => [k.userId, k.publicKey]).sort(), [['alice', 'pkA'], ['bob', 'pkB']]);
+  assert.equal(bKeys.length, 2);
+  // Bob's message reaches Alice after anything his joins sent her.
+  const got = nextEvent(A, 'new-message');
+  B.emit('send-message', { sessionId: link, from: 'bob', to: 'all', encrypted: 'c2', type: 'text', clientMessageId: uid('m') });
+  assert.equal((await got).encrypted, 'c2');
+  assert.deepEqual(joined.map((j) => j.userId), ['bob'], 'user-joined once');
+  assert.deepEqual([...aErrors, ...bErrors], [], 'no session-error on entry');
   A.close(); B.close();
 });

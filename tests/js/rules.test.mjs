@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
   startServer, cleanup, connect, emitAck, nextEvent, noEvent, collect, expectError,
-  expectOk, createSession, joinAs, reserve, health, uid, closeClient, NO_PAYLOAD,
+  expectOk, createSession, joinAs, reserve, health, uid, closeClient, barrier, NO_PAYLOAD,
 } from './lib/server.mjs';
 
 let srv;
@@ -83,9 +83,18 @@ test('R1: an old client that sends no ack still gets its events', async () => {
   A.emit('send-message', { sessionId, from: 'alice', encrypted: 'no-ack' });
   assert.equal((await got).encrypted, 'no-ack');
   assert.equal((await sent).encrypted, 'no-ack');
-  const err = nextEvent(B, 'session-error');
+  // A refused event without an ack is refused silently: no session-error (the app treats
+  // any as fatal), and nothing reaches the others.
+  const errors = collect(B, 'session-error');
+  const aliceGot = collect(A, 'new-message');
   B.emit('send-message', { sessionId, from: 'alice', encrypted: 'spoof' });
-  assert.equal((await err).error, 'FORBIDDEN');
+  // Bob's next message is handled after the spoof: had the spoof been relayed, Alice
+  // would have it before this one; had it been answered, Bob would have that first.
+  const real = nextEvent(A, 'new-message');
+  await expectOk(B, 'send-message', { sessionId, encrypted: 'real' }, assert);
+  await real;
+  assert.deepEqual(aliceGot.map((m) => m.encrypted), ['real']);
+  assert.deepEqual([...errors], []);
 });
 
 // ---------------------------------------------------------------- R2
@@ -135,11 +144,10 @@ test('R2: no event but join/reserve creates a session', async () => {
 
 // ---------------------------------------------------------------- R3
 
-test('R3: from / userId / downloadedBy other than the joined userId are FORBIDDEN', async () => {
+test('R3: from / userId other than the joined userId are FORBIDDEN; downloadedBy is not read', async () => {
   const { sessionId, A, B } = await pair();
   const aliceSaw = ['new-message', 'user-typing', 'user-stopped-typing', 'public-keys-updated', 'user-left']
     .map((e) => [e, collect(A, e)]);
-  const bobNotices = collect(B, 'download-notification');
   await expectError(B, 'send-message', { sessionId, from: 'alice', encrypted: 'x' }, 'FORBIDDEN', assert);
   await expectError(B, 'send-message', { sessionId, from: 'carol', to: 'alice', encrypted: 'x' }, 'FORBIDDEN', assert);
   await expectError(B, 'typing', { sessionId, userId: 'alice' }, 'FORBIDDEN', assert);
@@ -147,7 +155,11 @@ test('R3: from / userId / downloadedBy other than the joined userId are FORBIDDE
   await expectError(B, 'save-public-key', { sessionId, userId: 'alice', publicKey: 'evil' }, 'FORBIDDEN', assert);
   await expectError(B, 'get-public-keys', { sessionId, userId: 'alice' }, 'FORBIDDEN', assert);
   await expectError(B, 'leave-session', { sessionId, userId: 'alice' }, 'FORBIDDEN', assert);
-  await expectError(A, 'file-downloaded', { sessionId, downloadedBy: 'carol', senderId: 'bob', fileName: 'f' }, 'FORBIDDEN', assert);
+  // downloadedBy is free text in the app (a display name): any value is accepted and
+  // ignored; the notice names the member the connection joined as.
+  const notice = nextEvent(B, 'download-notification');
+  await expectOk(A, 'file-downloaded', { sessionId, downloadedBy: 'carol', senderId: 'bob', fileName: 'f', timestamp: 7 }, assert);
+  assert.deepEqual(await notice, { downloadedBy: 'Alice', userId: 'alice', fileName: 'f', timestamp: 7 });
   await expectOk(A, 'typing', { sessionId }, assert);
   const sync = nextEvent(A, 'user-typing'); // a sync point on Alice's connection
   await expectOk(B, 'typing', { sessionId }, assert);
@@ -156,13 +168,12 @@ test('R3: from / userId / downloadedBy other than the joined userId are FORBIDDE
     if (e === 'user-typing') assert.deepEqual(list, [{ userId: 'bob', displayName: 'Bob' }]);
     else assert.deepEqual(list, [], `alice must not get ${e}`);
   }
-  assert.deepEqual(bobNotices, []);
   const keys = await expectOk(B, 'get-public-keys', { sessionId }, assert);
   assert.deepEqual(keys.keys.map((k) => [k.userId, k.publicKey]), [['alice', 'pk-alice']], 'alice key not replaced');
 });
 
-test('R3: an absent from / userId / downloadedBy means the bound userId', async () => {
-  const { sessionId, A, B } = await pair();
+test('R3: an absent from / userId means the bound userId; download-notification names the downloader', async () => {
+  const { sessionId, link, A, B } = await pair();
   const got = nextEvent(A, 'new-message');
   await expectOk(B, 'send-message', { sessionId, to: 'alice', encrypted: 'x' }, assert);
   assert.equal((await got).from, 'bob');
@@ -173,9 +184,19 @@ test('R3: an absent from / userId / downloadedBy means the bound userId', async 
   const st = await nextEventAfter(A, 'user-stopped-typing', () => emitAck(B, 'stopped-typing', { sessionId }));
   assert.deepEqual(st, { userId: 'bob', displayName: 'Bob' });
   const dn = await nextEventAfter(A, 'download-notification', () => emitAck(B, 'file-downloaded', { sessionId, senderId: 'alice', fileName: 'f.bin' }));
-  assert.equal(dn.downloadedBy, 'bob');
+  assert.deepEqual(Object.keys(dn).sort(), ['downloadedBy', 'fileName', 'timestamp', 'userId']);
+  assert.equal(dn.downloadedBy, 'Bob', 'the downloader\'s stored display name');
+  assert.equal(dn.userId, 'bob');
   assert.equal(dn.fileName, 'f.bin');
   assert.equal(typeof dn.timestamp, 'number');
+  // A downloadedBy naming someone else (the app sends a display name) changes nothing.
+  const dn2 = await nextEventAfter(A, 'download-notification', () => emitAck(B, 'file-downloaded', { sessionId, downloadedBy: 'Alice', senderId: 'alice', fileName: 'g.bin', timestamp: 1700000000123 }));
+  assert.deepEqual(dn2, { downloadedBy: 'Bob', userId: 'bob', fileName: 'g.bin', timestamp: 1700000000123 });
+  // A member without a display name is named by its userId.
+  const c = await connect(srv.url);
+  await expectOk(c, 'join-session', { sessionId: link, userId: 'carol' }, assert);
+  const dn3 = await nextEventAfter(A, 'download-notification', () => emitAck(c, 'file-downloaded', { sessionId, downloadedBy: 'Carol C.', senderId: 'alice', fileName: 'h.bin', timestamp: 3 }));
+  assert.deepEqual(dn3, { downloadedBy: 'carol', userId: 'carol', fileName: 'h.bin', timestamp: 3 });
   const pk = await nextEventAfter(A, 'public-keys-updated', () => emitAck(B, 'save-public-key', { sessionId, publicKey: 'pk-bob-new' }));
   assert.equal(pk.find((k) => k.userId === 'bob')?.publicKey, 'pk-bob-new');
 });
@@ -215,7 +236,18 @@ async function nextEventAfter(socket, name, action) {
 
 // ---------------------------------------------------------------- R4
 
-test('R4: originalContent only ever comes back in the sender\'s own message-sent', async () => {
+// The only originalContent others ever get: placeholders, never plaintext.
+// A copy addressed to its reader (the app never shows it; it avoids a false "Previous
+// messages cannot be decrypted" banner):
+const TO_YOU = '🔒';
+// The reader's own earlier messages, in the history of a join that carried a publicKey
+// (the app's reload: it shows this as the text of those bubbles):
+const OWN_AFTER_RELOAD = '🔒 Sent earlier. This server keeps no readable copy, so the text cannot be shown again.';
+
+/** [encrypted] or [encrypted, originalContent] of each history entry. */
+const shapes = (history) => history.map((m) => ('originalContent' in m ? [m.encrypted, m.originalContent] : [m.encrypted]));
+
+test('R4: plaintext originalContent only ever comes back in the sender\'s own message-sent; others get a placeholder at most', async () => {
   const { sessionId, link, authKey, A, B } = await pair();
   const secret = `PLAINTEXT-${hex()}`;
   const secret2 = `PLAINTEXT-${hex()}`;
@@ -225,28 +257,72 @@ test('R4: originalContent only ever comes back in the sender\'s own message-sent
   const ack = await expectOk(A, 'send-message', { sessionId, encrypted: 'cipher-1', originalContent: secret }, assert);
   assert.ok(!JSON.stringify(ack).includes(secret), 'not in the ack either');
   const m = await got;
-  assert.ok(!('originalContent' in m), `new-message carries originalContent: ${JSON.stringify(m)}`);
+  assert.ok(!('originalContent' in m), `a copy to "all" carries no originalContent: ${JSON.stringify(m)}`);
   assert.equal((await sent).originalContent, secret);
-  // A private one, with an object originalContent.
+  // A private one, with an object originalContent: the copy to its one reader carries
+  // the placeholder, not the plaintext.
   const gotP = nextEvent(A, 'new-message');
   const sentP = nextEvent(B, 'message-sent');
   await expectOk(B, 'send-message', { sessionId, to: 'alice', encrypted: 'cipher-2', originalContent: { text: secret2 } }, assert);
-  assert.ok(!JSON.stringify(await gotP).includes(secret2));
+  const p = await gotP;
+  assert.ok(!JSON.stringify(p).includes(secret2));
+  assert.equal(p.originalContent, TO_YOU, `a copy to one member: ${JSON.stringify(p)}`);
   assert.deepEqual((await sentP).originalContent, { text: secret2 });
-  // Nobody's history holds it: a new member, Bob and Alice rejoining on new sockets.
-  const views = [
-    await historyOf(srv.url, { sessionId: link, userId: 'carol' }),
-    await historyOf(srv.url, { sessionId: link, userId: 'bob' }),
-    await historyOf(srv.url, { sessionId, userId: 'alice', isCreator: true, authKey }),
-  ];
-  for (const { history } of views) {
-    assert.ok(history.length >= 1);
-    for (const h of history) assert.ok(!('originalContent' in h), `history has originalContent: ${JSON.stringify(h)}`);
+  // Nobody's history holds the plaintext: a new member, Bob and Alice rejoining on new
+  // sockets without a key (the app's reconnect) and with one (the app's reload).
+  const views = {
+    carol: await historyOf(srv.url, { sessionId: link, userId: 'carol' }),
+    bobReconnect: await historyOf(srv.url, { sessionId: link, userId: 'bob', publicKey: null }),
+    bobReload: await historyOf(srv.url, { sessionId: link, userId: 'bob', publicKey: 'pk-bob-2' }),
+    aliceReconnect: await historyOf(srv.url, { sessionId, userId: 'alice', isCreator: true, authKey }),
+    aliceReload: await historyOf(srv.url, { sessionId, userId: 'alice', isCreator: true, authKey, publicKey: 'pk-alice-2' }),
+  };
+  for (const [who, { history }] of Object.entries(views)) {
     const text = JSON.stringify(history);
-    assert.ok(!text.includes(secret) && !text.includes(secret2), 'plaintext in history');
+    assert.ok(!text.includes(secret) && !text.includes(secret2), `plaintext in ${who}'s history`);
   }
-  assert.equal(views[2].history.length, 2, 'alice sees both messages (hers and the one to her)');
+  assert.deepEqual(shapes(views.carol.history), [['cipher-1']], 'a newcomer: the message to all, no originalContent');
+  // Back without a key: the member's own messages are left out (the app still holds them).
+  assert.deepEqual(shapes(views.bobReconnect.history), [['cipher-1']]);
+  assert.deepEqual(shapes(views.aliceReconnect.history), [['cipher-2', TO_YOU]]);
+  // Back with a key: its own messages carry the "sent earlier" placeholder.
+  assert.deepEqual(shapes(views.bobReload.history), [['cipher-1'], ['cipher-2', OWN_AFTER_RELOAD]]);
+  assert.deepEqual(shapes(views.aliceReload.history), [['cipher-1', OWN_AFTER_RELOAD], ['cipher-2', TO_YOU]]);
   for (const list of seen) assert.ok(!JSON.stringify(list).includes(secret) && !JSON.stringify(list).includes(secret2));
+});
+
+test('R6: the app\'s entry on one connection: get-public-keys first (refused in the ack alone), join with a key, join again with publicKey null', async () => {
+  const { sessionId, link, A } = await pair();
+  await expectOk(A, 'send-message', { sessionId, encrypted: 'earlier' }, assert);
+  const joined = collect(A, 'user-joined');
+  const c = await connect(srv.url);
+  const errors = collect(c, 'session-error');
+  const seen = Object.fromEntries(['messages-history', 'session-metadata', 'public-keys-updated'].map((e) => [e, collect(c, e)]));
+  // All three at once, as the app queues them before it connects.
+  const [pre, first, second] = await Promise.all([
+    emitAck(c, 'get-public-keys', { sessionId: link, userId: 'carol' }),
+    emitAck(c, 'join-session', { sessionId: link, userId: 'carol', displayName: 'Carol', publicKey: 'pk-carol' }),
+    emitAck(c, 'join-session', { sessionId: link, userId: 'carol', displayName: 'Carol', publicKey: null }),
+  ]);
+  assert.equal(pre.ok, false);
+  assert.equal(pre.error, 'NOT_IN_SESSION');
+  for (const j of [first, second]) assert.deepEqual(j, { ok: true, sessionId, userId: 'carol', chatMode: 'group', isCreator: false });
+  // The repeat gets an empty history (this connection has had it), metadata and keys again.
+  assert.deepEqual(seen['messages-history'].map((h) => h.map((m) => m.encrypted)), [['earlier'], []]);
+  assert.deepEqual(seen['session-metadata'], [
+    { chatMode: 'group', encryptedSessionKey: null, sessionKey: null },
+    { chatMode: 'group', encryptedSessionKey: null, sessionKey: null },
+  ]);
+  assert.equal(seen['public-keys-updated'].length, 2);
+  for (const keys of seen['public-keys-updated']) {
+    assert.deepEqual(keys.map((k) => [k.userId, k.publicKey]).sort(), [['alice', 'pk-alice'], ['bob', 'pk-bob'], ['carol', 'pk-carol']], 'the null key keeps the stored one');
+  }
+  // Carol's message to all reaches Alice after anything her joins sent Alice.
+  const got = nextEvent(A, 'new-message');
+  await expectOk(c, 'send-message', { sessionId, encrypted: 'from carol' }, assert);
+  await got;
+  assert.deepEqual(joined.map((e) => e.userId), ['carol'], 'user-joined once');
+  assert.deepEqual([...errors], [], 'no session-error on entry');
 });
 
 // ---------------------------------------------------------------- R5
@@ -286,13 +362,17 @@ test('R5: one copy per (id, sender, recipient); retries are duplicates, not rela
   const hc = (await historyOf(srv.url, { sessionId: link, userId: 'carol' })).history.filter((m) => m.id === id);
   assert.deepEqual(hb.map((m) => [m.to, m.encrypted]), [['bob', 'cipher-for-bob']]);
   assert.deepEqual(hc.map((m) => [m.to, m.encrypted]), [['carol', 'cipher-for-carol']]);
-  // A newcomer sees neither; the sender sees both.
+  // A newcomer sees neither; the sender sees both after a reload (a join with a key),
+  // and none of its own after a reconnect (a join without one: it still holds them).
   const hd = (await historyOf(srv.url, { sessionId: link, userId: 'dave' })).history.filter((m) => m.id === id);
   assert.deepEqual(hd, []);
-  const ha = (await historyOf(srv.url, { sessionId, userId: 'alice', isCreator: true, authKey })).history.filter((m) => m.id === id);
-  assert.deepEqual(ha.map((m) => m.encrypted).sort(), ['cipher-for-bob', 'cipher-for-carol']);
-  // History entries have the new-message shape.
-  assert.deepEqual(Object.keys(hb[0]).sort(), ['encrypted', 'from', 'id', 'senderDisplayName', 'timestamp', 'to', 'type']);
+  const ha = (await historyOf(srv.url, { sessionId, userId: 'alice', isCreator: true, authKey, publicKey: 'pk-alice-2' })).history.filter((m) => m.id === id);
+  assert.deepEqual(ha.map((m) => [m.encrypted, m.originalContent]).sort(), [['cipher-for-bob', OWN_AFTER_RELOAD], ['cipher-for-carol', OWN_AFTER_RELOAD]]);
+  const ha2 = (await historyOf(srv.url, { sessionId, userId: 'alice', isCreator: true, authKey, publicKey: null })).history.filter((m) => m.id === id);
+  assert.deepEqual(ha2, []);
+  // History entries have the new-message shape (a copy to its reader: the placeholder).
+  assert.deepEqual(Object.keys(hb[0]).sort(), ['encrypted', 'from', 'id', 'originalContent', 'senderDisplayName', 'timestamp', 'to', 'type']);
+  assert.equal(hb[0].originalContent, TO_YOU);
 });
 
 test('R5: a broadcast retry is a duplicate too', async () => {
@@ -485,7 +565,8 @@ test('R8: sessionId / userId / displayName / chatMode validation', async () => {
   for (const userId of ['', 'u'.repeat(129), 'bad user', 'a:b', 'é', 'x'.repeat(10000)]) {
     await expectError(t, 'join-session', { sessionId: `${id128}:${key}`, userId }, 'BAD_REQUEST', assert);
   }
-  for (const displayName of ['d'.repeat(65), 'x'.repeat(10000), 42, { n: 1 }]) {
+  // A displayName must be a string (a long one is cut, not refused: see below).
+  for (const displayName of [42, { n: 1 }, true, ['Bob']]) {
     await expectError(t, 'join-session', { sessionId: `${id128}:${key}`, userId: 'bob', displayName }, 'BAD_REQUEST', assert);
   }
   await expectError(t, 'join-session', { sessionId: uid('m'), userId: 'bob', isCreator: true, authKey: key, chatMode: 'secret' }, 'BAD_REQUEST', assert);
@@ -495,6 +576,41 @@ test('R8: sessionId / userId / displayName / chatMode validation', async () => {
   const r = await reserve(srv.url, { sessionId: uid('m'), authKey: key, chatMode: 'secret' });
   assert.equal(r.status, 400, `reserve with chatMode "secret": ${r.status} ${r.text}`);
   assert.equal(r.json?.code, 'BAD_REQUEST');
+});
+
+test('R8: a displayName over 64 characters is cut to its first 64 (on a character boundary), never refused', async () => {
+  const { sessionId, link, A, B } = await pair();
+  const cases = [
+    ['dave', 'd'.repeat(65)],
+    ['erin', 'x'.repeat(10000)],
+    ['fay', 'é'.repeat(70)],
+    ['gus', '😀'.repeat(70)], // one character, two UTF-16 units, four UTF-8 bytes
+    ['hal', '👩‍👩‍👧'.repeat(30)], // five characters each: the cut falls inside a sequence
+  ];
+  for (const [userId, displayName] of cases) {
+    const cut = [...displayName].slice(0, 64).join('');
+    assert.ok(cut.length < displayName.length);
+    const joined = nextEvent(A, 'user-joined');
+    const keys = nextEvent(A, 'public-keys-updated');
+    const s = await connect(srv.url);
+    const errors = collect(s, 'session-error');
+    const own = nextEvent(s, 'public-keys-updated');
+    await expectOk(s, 'join-session', { sessionId: link, userId, displayName, publicKey: `pk-${userId}` }, assert);
+    assert.equal((await own).find((k) => k.userId === userId)?.displayName, cut, `${userId}: the joiner's own list`);
+    const ev = await joined;
+    assert.deepEqual([ev.userId, ev.displayName], [userId, cut], `${userId}: user-joined`);
+    assert.equal((await keys).find((k) => k.userId === userId)?.displayName, cut, `${userId}: public-keys-updated`);
+    // The stored name is the cut one (typing names the typist by it).
+    const typing = nextEvent(A, 'user-typing');
+    await expectOk(s, 'typing', { sessionId }, assert);
+    assert.deepEqual(await typing, { userId, displayName: cut });
+    assert.deepEqual([...errors], []);
+  }
+  // save-public-key's displayName is cut the same way.
+  const long = `${'b'.repeat(64)}TAIL`;
+  const keys = nextEvent(A, 'public-keys-updated');
+  await expectOk(B, 'save-public-key', { sessionId, publicKey: 'pk-bob-2', displayName: long }, assert);
+  assert.equal((await keys).find((k) => k.userId === 'bob')?.displayName, 'b'.repeat(64));
 });
 
 const EVENTS = ['join-session', 'save-public-key', 'get-public-keys', 'send-message', 'set-session-key',
@@ -549,7 +665,7 @@ async function barrage() {
       { sessionId: S, userId: 'xavier', authKey: 5 },
       { sessionId: S, userId: 'xavier', isCreator: true, authKey: mine.authKey, chatMode: 7 },
     ],
-    'save-public-key': [{ sessionId: S }, { sessionId: S, publicKey: null }, { sessionId: S, publicKey: 'k', displayName: 'd'.repeat(65) }],
+    'save-public-key': [{ sessionId: S }, { sessionId: S, publicKey: null }, { sessionId: S, publicKey: 'k', displayName: 65 }],
     'send-message': [
       { sessionId: S }, { sessionId: S, encrypted: null }, { sessionId: S, encrypted: 'e', to: 5 },
       { sessionId: S, encrypted: 'e', to: 'bad id!' }, { sessionId: S, encrypted: 'e', type: 5 },
@@ -581,18 +697,19 @@ async function barrage() {
   }
   // Spoofing.
   await expectError(X, 'send-message', { sessionId: S, from: 'victim', encrypted: 'e' }, 'FORBIDDEN', assert);
-  // Old-client style (no ack): the error still arrives as session-error.
-  for (const p of [null, 'str', 7, [], {}, { sessionId: S }]) {
-    const err = nextEvent(X, 'session-error');
-    X.emit('send-message', p);
-    assert.equal((await err).error, 'BAD_REQUEST');
-  }
-  const noPayloadErr = nextEvent(X, 'session-error');
+  // Old-client style (no ack): refused silently, no session-error (the app would take
+  // it as fatal) and nothing relayed. The barrier's answer comes after anything sent
+  // for the events before it.
+  const errs = collect(X, 'session-error');
+  const relayed = collect(X, 'message-sent');
+  for (const p of [null, 'str', 7, [], {}, { sessionId: S }]) X.emit('send-message', p);
   X.emit('typing');
-  assert.equal((await noPayloadErr).error, 'BAD_REQUEST');
+  await barrier(X);
+  assert.deepEqual([...errs], [], 'refusals without an ack are silent');
+  assert.deepEqual([...relayed], []);
+  relayed.stop();
 
   // Unknown event names: no ack, no error, nothing.
-  const errs = collect(X, 'session-error');
   for (const name of ['no-such-event', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'JOIN-SESSION', 'send_message', '']) {
     await assert.rejects(emitAck(X, name, { sessionId: S }, 150), /timed out|timeout/i, `unknown event '${name}' must not be acked`);
   }
