@@ -90,6 +90,10 @@ settings! {
     metrics_token => "METRICS_TOKEN",
     /// Seconds a graceful shutdown may take before the process exits [default: 10]
     shutdown_grace_secs => "SHUTDOWN_GRACE_SECS",
+    /// Seconds between Engine.IO pings [default: 10]
+    ping_interval_secs => "PING_INTERVAL_SECS",
+    /// Seconds a pong may take before the connection is dropped [default: 10]
+    ping_timeout_secs => "PING_TIMEOUT_SECS",
     /// true = debug logs [default: false]
     debug => "DEBUG",
     /// pretty or json [default: pretty]

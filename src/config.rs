@@ -44,6 +44,12 @@ pub struct Config {
     pub metrics_token: Option<Secret>,
     /// How long a graceful shutdown (SIGTERM) may take.
     pub shutdown_grace: Duration,
+    /// Engine.IO heartbeat: the server pings every `ping_interval` and drops a
+    /// connection whose pong has not come `ping_timeout` later (clients adopt both). So a
+    /// connection that died without a word is gone within their sum, and a member's
+    /// reconnect without a resume token waits that long at most for its old one to go.
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
     pub debug: bool,
     pub log_format: LogFormat,
     pub static_dir: PathBuf,
@@ -57,13 +63,6 @@ pub struct Config {
     /// Limits against abuse (see SECURITY.md); a rate or cap of 0 turns it off.
     pub abuse: AbuseLimits,
 }
-
-/// Engine.IO heartbeat: the server pings every `PING_INTERVAL` and drops a connection
-/// whose pong has not come `PING_TIMEOUT` later (clients adopt both). So a connection
-/// that died without a word is gone within their sum; a member's reconnect without a
-/// resume token waits that long at most for its old connection to go.
-pub const PING_INTERVAL: Duration = Duration::from_secs(10);
-pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The limits that keep one client from hurting the others (issue #7). Rates are a
 /// sustained rate with a burst (a token bucket); a rate of 0 turns that limit off.
@@ -184,6 +183,8 @@ impl Default for Config {
             admin_token: None,
             metrics_token: None,
             shutdown_grace: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(10),
+            ping_timeout: Duration::from_secs(10),
             debug: false,
             log_format: LogFormat::Pretty,
             static_dir: PathBuf::from("static"),
@@ -238,6 +239,8 @@ impl Config {
             admin_token: get("ADMIN_TOKEN").map(Secret::from),
             metrics_token: get("METRICS_TOKEN").map(Secret::from),
             shutdown_grace: duration("SHUTDOWN_GRACE_SECS", d.shutdown_grace)?,
+            ping_interval: duration("PING_INTERVAL_SECS", d.ping_interval)?,
+            ping_timeout: duration("PING_TIMEOUT_SECS", d.ping_timeout)?,
             debug: match get("DEBUG") {
                 None => d.debug,
                 Some(v) => parse_bool(&v).ok_or_else(|| ConfigError {

@@ -62,8 +62,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     telemetry::handle();
     let builder = SocketIo::builder()
-        .ping_interval(config::PING_INTERVAL)
-        .ping_timeout(config::PING_TIMEOUT)
+        .ping_interval(config.ping_interval)
+        .ping_timeout(config.ping_timeout)
         .max_payload(config.max_payload_bytes as u64)
         .ws_max_message_size(config.max_payload_bytes)
         .ws_max_frame_size(config.max_payload_bytes)

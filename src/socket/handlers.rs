@@ -232,11 +232,8 @@ async fn join<A: Adapter>(
     }))
 }
 
-/// How long a join without a resume token waits for the member's other connection to
-/// go (a reconnect racing its dead predecessor), and how often it looks.
-const TAKEOVER_WAIT: Duration = Duration::from_secs(
-    crate::config::PING_INTERVAL.as_secs() + crate::config::PING_TIMEOUT.as_secs() + 2,
-);
+/// How often a join without a resume token looks whether the member's other connection
+/// is gone (it waits a heartbeat at most, see [`join_when_free`]).
 const TAKEOVER_POLL: Duration = Duration::from_millis(250);
 
 /// Joins; a join naming a member present on another connection, without its resume
@@ -247,7 +244,10 @@ async fn join_when_free<A: Adapter>(
     socket: &SocketRef<A>,
     request: JoinRequest,
 ) -> Result<crate::store::Joined, AppError> {
-    let deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
+    // A dead connection is dropped within a heartbeat; a little more for the drop to land.
+    let config = &state.config;
+    let wait = config.ping_interval + config.ping_timeout + Duration::from_secs(2);
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         match state.store.join(request.clone()).await {
             Err(e) if e.error == ErrorCode::MemberPresent => {

@@ -648,6 +648,7 @@ async function resume(saved) {
       groupKeys: saved.groupKeys,
       distributedTo: saved.distributedTo,
       shareLink: saved.shareLink,
+      resumeToken: saved.resumeToken ?? null,
     }, { resumed: true });
   } catch (err) {
     forgetRoom();

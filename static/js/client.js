@@ -54,6 +54,8 @@ export class RoomClient extends EventTarget {
     this.displayName = cfg.displayName;
     this.identity = cfg.identity;
     this.roomSecret = cfg.roomSecret;
+    /** The server's proof that a rejoin is this member (from the first join's ack). */
+    this.resumeToken = cfg.resumeToken ?? null;
     /** @type {Map<string, {userId, displayName, publicKey, present, joinedAt, keys: Map, safety?: string}>} */
     this.members = new Map();
     this.selfKeys = new Map();
@@ -214,6 +216,7 @@ export class RoomClient extends EventTarget {
       userId: this.me,
       displayName: this.displayName,
       publicKey: this.identity.publicKey,
+      ...(this.resumeToken ? { resumeToken: this.resumeToken } : {}),
     };
     if (this.isCreator) {
       return {
@@ -257,6 +260,10 @@ export class RoomClient extends EventTarget {
     this.rejoinTries = 0;
     this.serverRestarting = false;
     this.joined = true;
+    if (ack.resumeToken && ack.resumeToken !== this.resumeToken) {
+      this.resumeToken = ack.resumeToken;
+      this.emit('persist', {});
+    }
     this.isCreator = Boolean(ack.isCreator);
     if (ack.chatMode) this.mode = ack.chatMode;
     const first = !this.everJoined;
@@ -786,6 +793,7 @@ export class RoomClient extends EventTarget {
       groupKeys,
       distributedTo: [...this.distributedTo],
       shareLink: this.cfg.shareLink ?? null,
+      resumeToken: this.resumeToken,
     };
   }
 }

@@ -310,6 +310,8 @@ struct MJoined {
     mode: ChatMode,
     is_creator: bool,
     new_member: bool,
+    /// The connection had already joined as this user: no history again.
+    repeat: bool,
     display_name: String,
     history: Vec<(usize, usize, Option<To>)>,
     keys: Vec<(String, String, String)>,
@@ -404,7 +406,12 @@ impl Model {
         if sess.conns.get(&conn).is_some_and(|u| *u != user) {
             return Err(ErrorCode::Forbidden);
         }
+        let repeat = sess.conns.contains_key(&conn);
         let already_present = sess.members.get(&user).is_some_and(|m| !m.conns.is_empty());
+        // The identity rule (store/resume.rs); the model's clients present no token.
+        if !repeat && already_present {
+            return Err(ErrorCode::MemberPresent);
+        }
         if !already_present {
             let present = sess.present_count();
             if sess.mode.is_one_to_one() && present >= 2 {
@@ -442,8 +449,13 @@ impl Model {
             mode: sess.mode,
             is_creator: sess.creator == Some(user),
             new_member: !already_present,
+            repeat,
             display_name,
-            history: sess.history.visible_to(user),
+            history: if repeat {
+                Vec::new()
+            } else {
+                sess.history.visible_to(user)
+            },
             keys: sess.keys(),
         })
     }
@@ -591,6 +603,7 @@ pub fn run(ops: &[Op], expire_when_empty: bool) {
                         is_creator: creator,
                         credential: credential.map(Secret::from),
                         chat_mode: mode,
+                        resume: None,
                         conn: conns[c],
                     }),
                 )
@@ -598,6 +611,7 @@ pub fn run(ops: &[Op], expire_when_empty: bool) {
                     mode: j.mode,
                     is_creator: j.is_creator,
                     new_member: j.new_member,
+                    repeat: j.repeat,
                     display_name: j.display_name.as_str().to_owned(),
                     history: triples(&j.history),
                     keys: keys_of(&j.keys),

@@ -22,6 +22,7 @@ const SERVER_VARS = [
   'PORT', 'HOST', 'CLIENT_URL', 'SESSION_TTL_SECS', 'REAPER_INTERVAL_SECS',
   'MAX_PAYLOAD_BYTES', 'HISTORY_MAX_MESSAGES', 'HISTORY_MAX_BYTES', 'MAX_SESSIONS',
   'MAX_GROUP_MEMBERS', 'ADMIN_TOKEN', 'METRICS_TOKEN', 'SHUTDOWN_GRACE_SECS', 'DEBUG',
+  'PING_INTERVAL_SECS', 'PING_TIMEOUT_SECS',
   'LOG_FORMAT', 'STATIC_DIR', 'RUST_LOG', 'HEALTHCHECK_URL', 'REDIS_PREFIX', 'NODE_LEASE_SECS',
   'SOCKET_EVENTS_PER_SEC', 'SOCKET_EVENTS_BURST', 'SOCKET_BYTES_PER_SEC', 'SOCKET_BYTES_BURST', 'SOCKET_QUEUED_BYTES',
   'IP_CONNECTS_PER_SEC', 'IP_CONNECTS_BURST', 'IP_RESERVES_PER_SEC', 'IP_RESERVES_BURST',
@@ -260,19 +261,53 @@ export function collect(socket, name) {
   return list;
 }
 
-/** Emits with an ack and expects `{ok:false, error:code, message}` as the ack AND
- *  `session-error {error:code, message}` as an event. Returns the ack. */
-export async function expectError(socket, event, payload, code, assert) {
-  const errEvent = nextEvent(socket, 'session-error');
-  const ack = await emitAck(socket, event, payload);
-  const what = `${event} ${describe(payload)}`;
-  assert.equal(ack?.ok, false, `${what}: ack should be ok:false, got ${JSON.stringify(ack)}`);
-  assert.equal(ack.error, code, `${what}: ack error, got ${JSON.stringify(ack)}`);
-  assert.equal(typeof ack.message, 'string', `${what}: ack message`);
-  const ev = await errEvent;
-  assert.equal(ev?.error, code, `${what}: session-error, got ${JSON.stringify(ev)}`);
-  assert.equal(typeof ev.message, 'string', `${what}: session-error message`);
+/**
+ * A round trip on `socket` that resolves once the server has answered an event sent
+ * after everything before it: the server handles one socket's events in order and sends
+ * their answers in order, so anything it emitted on this socket for earlier events has
+ * arrived when this ack does. The event is a get-public-keys for a session named
+ * 'barrier' (which no test joins): its answer is a NOT_IN_SESSION ack, and never a
+ * session-error. Returns the ack.
+ */
+export async function barrier(socket) {
+  const ack = await emitAck(socket, 'get-public-keys', { sessionId: 'barrier' });
+  if (ack?.ok !== false) throw new Error(`barrier: expected a refusal ack, got ${JSON.stringify(ack)}`);
   return ack;
+}
+
+/**
+ * Emits with an ack and expects `{ok:false, error:code, message}` as the ack. A refused
+ * `join-session` is ALSO answered with `session-error {error:code, message}` (the same
+ * message); any other refused event with the ack alone: no session-error may arrive on
+ * the socket up to a barrier round trip after the ack (the End2End Chat app treats every
+ * session-error as fatal). Returns the ack.
+ */
+export async function expectError(socket, event, payload, code, assert) {
+  const what = `${event} ${describe(payload)}`;
+  const checkAck = (ack) => {
+    assert.equal(ack?.ok, false, `${what}: ack should be ok:false, got ${JSON.stringify(ack)}`);
+    assert.equal(ack.error, code, `${what}: ack error, got ${JSON.stringify(ack)}`);
+    assert.equal(typeof ack.message, 'string', `${what}: ack message`);
+  };
+  if (event === 'join-session') {
+    const errEvent = nextEvent(socket, 'session-error');
+    const ack = await emitAck(socket, event, payload);
+    checkAck(ack);
+    const ev = await errEvent;
+    assert.equal(ev?.error, code, `${what}: session-error, got ${JSON.stringify(ev)}`);
+    assert.equal(ev.message, ack.message, `${what}: session-error message, got ${JSON.stringify(ev)}`);
+    return ack;
+  }
+  const errors = collect(socket, 'session-error');
+  try {
+    const ack = await emitAck(socket, event, payload);
+    checkAck(ack);
+    await barrier(socket);
+    assert.deepEqual([...errors], [], `${what}: a refused ${event} must not be answered with session-error`);
+    return ack;
+  } finally {
+    errors.stop();
+  }
 }
 
 /** Emits with an ack and expects `{ok:true, ...}`. Returns the ack. */
