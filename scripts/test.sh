@@ -73,9 +73,9 @@ for _ in $(seq 200); do # until it answers (10 s at most)
 done
 (
   cd tests/js
-  # The cluster, PM2 and nginx tests start their own Redis and ran above.
+  # The cluster, PM2, nginx and fence tests start their own Redis and ran above.
   REDIS_URL="redis://127.0.0.1:$redis_port" BLINDRELAY_BIN="$PWD/../../target/debug/blindrelay" \
-    node --test $(ls ./*.test.mjs | grep -v -e cluster -e pm2 -e nginx)
+    node --test $(ls ./*.test.mjs | grep -v -e cluster -e pm2 -e nginx -e fenced)
 )
 kill "$(cat "$redis_dir/redis.pid")"
 trap - EXIT

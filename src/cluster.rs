@@ -291,6 +291,8 @@ pub async fn run_lease<A: Adapter>(
     let mut healthy_since: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
+        // Failures show in the keepalive below; the last offset stays meanwhile.
+        let _ = store.sync_clock().await;
         if pubsub.keepalive().await {
             tracing::warn!(
                 "Redis pub/sub is back; sending keys and history to local clients again"

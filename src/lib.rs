@@ -87,6 +87,10 @@ pub async fn serve(
         cluster.node.clone(),
         store::StoreLimits::from(&config),
     );
+    store
+        .sync_clock()
+        .await
+        .map_err(|e| std::io::Error::other(format!("cannot read Redis's clock: {e}")))?;
     let state = AppState::with_store(config.clone(), store::Store::Redis(Box::new(store)));
     let adapter = socketioxide_redis::RedisAdapterCtr::new_with_driver(
         cluster.pubsub.clone(),

@@ -9,6 +9,7 @@
 //! A failed round trip answers `UNAVAILABLE`; the connection manager reconnects on its
 //! own, so service resumes when Redis returns.
 
+mod clock;
 mod value;
 
 use std::{collections::BTreeMap, sync::Arc, time::Instant};
@@ -29,6 +30,11 @@ use crate::{
     },
     secret::Secret,
 };
+
+/// A script must run within this of being sent, or it changes nothing (common.lua's
+/// fence): shorter than the 2 s after which the node stops waiting and answers
+/// UNAVAILABLE, so that an operation answered UNAVAILABLE is never applied later.
+const FENCE_AFTER: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// How many absent members a session remembers (as in memory).
 const MAX_ABSENT_MEMBERS: usize = 64;
@@ -87,6 +93,7 @@ pub struct RedisStore {
     node: Arc<str>,
     limits: StoreLimits,
     scripts: Scripts,
+    clock: clock::RedisClock,
 }
 
 /// The hex SHA-256 of a credential, as stored and compared in Redis.
@@ -150,6 +157,8 @@ fn refusal(code: &str, limits: &StoreLimits) -> AppError {
             AppError::forbidden("Only the session's creator may close it")
         }
         "TOO_LARGE" => AppError::too_large("This message", limits.history_max_bytes),
+        // Ran after its fence: nothing was changed (see common.lua).
+        "FENCED" => AppError::unavailable(),
         "NOT_IN_SESSION" => AppError::not_in_session(),
         other => {
             tracing::error!(reply = other, "unexpected reply from a Redis script");
@@ -173,11 +182,17 @@ impl RedisStore {
             node,
             limits,
             scripts: Scripts::new(),
+            clock: clock::RedisClock::default(),
         }
     }
 
     pub fn limits(&self) -> &StoreLimits {
         &self.limits
+    }
+
+    /// Measures Redis's clock, for the scripts' fences (at start, then every lease tick).
+    pub async fn sync_clock(&self) -> Result<(), redis::RedisError> {
+        self.clock.sync(&self.conn).await
     }
 
     pub fn node(&self) -> &str {
@@ -213,6 +228,7 @@ impl RedisStore {
         for a in args {
             call.arg(*a);
         }
+        call.arg(self.clock.fence(FENCE_AFTER));
         let started = Instant::now();
         let result = call.invoke_async(&mut self.conn.clone()).await;
         crate::telemetry::redis_round_trip(started.elapsed().as_secs_f64(), result.is_ok());

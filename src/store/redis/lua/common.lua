@@ -9,6 +9,17 @@
 -- (connection id -> userId), ":g" wrapped group keys, ":h" history (a list of message
 -- JSON) and ":d" its dedup index ("id\nfrom\nto" -> timestamp). ":x" is a tombstone
 -- that outlives an expired session, so a late joiner hears SESSION_EXPIRED.
+--
+-- The last ARGV is a fence: a deadline in Redis's own clock (ms). A script that runs
+-- after it (Redis was stalled, and the node has answered UNAVAILABLE, "nothing was
+-- changed") changes nothing and answers FENCED, so that answer stays true.
+local FENCE = tonumber(ARGV[#ARGV])
+do
+  local t = redis.call('TIME')
+  if FENCE and tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > FENCE then
+    return { 'FENCED' }
+  end
+end
 local P, SID = ARGV[1], ARGV[2]
 local BASE = P .. 's:' .. SID
 local META, MEMBERS, CONNS = BASE, BASE .. ':m', BASE .. ':c'
