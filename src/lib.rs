@@ -16,6 +16,7 @@
 //! - [`cli`]: the command line;
 //! - [`serve`]: puts them together on a listener.
 
+mod accept;
 pub mod cli;
 pub mod client_ip;
 pub mod cluster;
@@ -33,10 +34,7 @@ pub mod telemetry;
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
-use axum::{
-    http::{HeaderValue, Method, Request},
-    serve::ListenerExt,
-};
+use axum::http::{HeaderValue, Method, Request};
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tower_http::{
@@ -126,7 +124,7 @@ async fn run<A: socketioxide::adapter::Adapter>(
         .layer(socket_layer)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            refuse_while_draining,
+            handshake_gate,
         ))
         .layer(cors(&config))
         .layer(
@@ -184,15 +182,7 @@ async fn run<A: socketioxide::adapter::Adapter>(
         tokio::time::sleep(drain_linger(grace)).await;
     };
 
-    // Small messages must leave at once, not wait for Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful);
+    let server = accept::serve(listener, app, graceful);
     let deadline = async {
         if stopping_rx.await.is_ok() {
             tokio::time::sleep(grace).await;
@@ -201,7 +191,7 @@ async fn run<A: socketioxide::adapter::Adapter>(
         }
     };
     let result = tokio::select! {
-        r = server.into_future() => r,
+        () = server => Ok(()),
         () = deadline => {
             tracing::warn!("connections still open after {grace:?}; exiting anyway");
             Ok(())
@@ -254,9 +244,10 @@ fn drain_linger(grace: Duration) -> Duration {
     (grace / 2).min(Duration::from_secs(2))
 }
 
-/// While draining, refuses new Socket.IO connections (handshakes carry no `sid`) with
-/// 503, so load balancers and clients go elsewhere; established ones finish.
-async fn refuse_while_draining(
+/// New Engine.IO sessions (handshakes carry no `sid`): while draining, refused with 503,
+/// so load balancers and clients go elsewhere (established ones finish); beyond the
+/// address's handshake budget, 429.
+async fn handshake_gate(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -267,8 +258,16 @@ async fn refuse_while_draining(
             .uri()
             .query()
             .is_some_and(|q| q.split('&').any(|p| p.starts_with("sid=")));
-    if state.is_draining() && is_handshake {
+    if !is_handshake {
+        return next.run(req).await;
+    }
+    if state.is_draining() {
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "draining").into_response();
+    }
+    let ip = state.guard.client_ip(req.extensions(), req.headers());
+    if let Err(refusal) = state.guard.check_handshake(ip) {
+        limits::refused(refusal.kind);
+        return refusal.into_response();
     }
     next.run(req).await
 }

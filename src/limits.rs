@@ -162,6 +162,9 @@ impl Drop for ConnectionPermit {
 pub struct Guard {
     limits: AbuseLimits,
     connects: Option<Keyed>,
+    /// Engine.IO handshakes (before any namespace connection): twice `connects`, so that
+    /// only transports that never connect a namespace meet it.
+    handshakes: Option<Keyed>,
     reserves: Option<Keyed>,
     join_failures: Option<KeyedWithState>,
     /// Addresses refused every join until then (too many failed joins).
@@ -176,6 +179,12 @@ impl Guard {
         Guard {
             connects: quota(limits.ip_connects_per_sec, sec, limits.ip_connects_burst)
                 .map(Keyed::keyed),
+            handshakes: quota(
+                limits.ip_connects_per_sec.saturating_mul(2),
+                sec,
+                limits.ip_connects_burst.saturating_mul(2),
+            )
+            .map(Keyed::keyed),
             reserves: quota(limits.ip_reserves_per_sec, sec, limits.ip_reserves_burst)
                 .map(Keyed::keyed),
             join_failures: quota(
@@ -253,8 +262,37 @@ impl Guard {
         })
     }
 
+    /// A new Engine.IO session (a handshake) from `ip`. Each one holds memory until it
+    /// connects a namespace or `CONNECT_TIMEOUT_SECS` passes, and the connection caps
+    /// count only connected sockets; this bounds how many an address can keep pending.
+    pub fn check_handshake(&self, ip: IpAddr) -> Result<(), Refused> {
+        let Some(limiter) = &self.handshakes else {
+            return Ok(());
+        };
+        limiter
+            .check_key(&client_ip::limit_key(ip))
+            .map_err(|not_until| {
+                Refused::rate(
+                    "ip_handshakes",
+                    "Too many new transports from this address; retry later",
+                    not_until.wait_time_from(limiter.clock().now()),
+                )
+            })
+    }
+
     /// `POST /api/reserve-session` from `ip`.
     pub fn check_reserve(&self, ip: IpAddr) -> Result<(), Refused> {
+        let key = client_ip::limit_key(ip);
+        let now = Instant::now();
+        if let Some(until) = self.blocked.get(&key).map(|u| *u)
+            && until > now
+        {
+            return Err(Refused::rate(
+                "ip_join_failures",
+                "Too many failed joins or taken ids from this address; wait and retry",
+                until - now,
+            ));
+        }
         let Some(limiter) = &self.reserves else {
             return Ok(());
         };
@@ -298,6 +336,28 @@ impl Guard {
         Ok(())
     }
 
+    /// Something that tells an address whether a session id exists, without joining an
+    /// existing session: a creator's join that created a session, a reservation of a
+    /// taken id. It counts against the same budget as failed joins, so ids cannot be
+    /// enumerated faster one way than another.
+    pub fn probed(&self, ip: IpAddr) {
+        self.count_probe(client_ip::limit_key(ip), Instant::now());
+    }
+
+    /// Takes one from the address's failed-join budget; an empty budget blocks it.
+    fn count_probe(&self, key: IpAddr, now: Instant) {
+        if let Some(limiter) = &self.join_failures {
+            let until = match limiter.check_key(&key) {
+                Ok(state) if state.remaining_burst_capacity() > 0 => None,
+                Ok(state) => Some(now + state.quota().replenish_interval()),
+                Err(not_until) => Some(now + not_until.wait_time_from(limiter.clock().now())),
+            };
+            if let Some(until) = until {
+                self.blocked.insert(key, until);
+            }
+        }
+    }
+
     /// After a join: counts a failure that could be guessing (an unknown session, a
     /// wrong key or password); a success clears the pair's strikes.
     pub fn join_result(&self, ip: IpAddr, session: &SessionId, outcome: Option<ErrorCode>) {
@@ -313,16 +373,7 @@ impl Guard {
         ) {
             return;
         }
-        if let Some(limiter) = &self.join_failures {
-            let until = match limiter.check_key(&key) {
-                Ok(state) if state.remaining_burst_capacity() > 0 => None,
-                Ok(state) => Some(now + state.quota().replenish_interval()),
-                Err(not_until) => Some(now + not_until.wait_time_from(limiter.clock().now())),
-            };
-            if let Some(until) = until {
-                self.blocked.insert(key, until);
-            }
-        }
+        self.count_probe(key, now);
         let per_session = self.limits.join_failures_per_session;
         if per_session > 0 && matches!(code, ErrorCode::InvalidKey | ErrorCode::InvalidPassword) {
             let lockout = self.limits.join_lockout;
@@ -358,7 +409,10 @@ impl Guard {
             Some(until) => until > now,
             None => now.duration_since(s.last) <= lockout,
         });
-        for limiter in [&self.connects, &self.reserves].into_iter().flatten() {
+        for limiter in [&self.connects, &self.handshakes, &self.reserves]
+            .into_iter()
+            .flatten()
+        {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -385,7 +439,14 @@ pub async fn sweep(state: AppState) {
 pub async fn reserve_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let ip = state.guard.client_ip(req.extensions(), req.headers());
     match state.guard.check_reserve(ip) {
-        Ok(()) => next.run(req).await,
+        Ok(()) => {
+            let response = next.run(req).await;
+            // 409 says the id exists: a probe, counted like a failed join.
+            if response.status() == StatusCode::CONFLICT {
+                state.guard.probed(ip);
+            }
+            response
+        }
         Err(refusal) => {
             refused(refusal.kind);
             tracing::info!(kind = refusal.kind, "reservation refused");

@@ -6,7 +6,12 @@ use std::{
     sync::OnceLock,
 };
 
-use tracing_subscriber::{EnvFilter, fmt as tfmt, prelude::*};
+use tracing_subscriber::{
+    EnvFilter,
+    filter::{LevelFilter, Targets},
+    fmt as tfmt,
+    prelude::*,
+};
 
 use crate::{
     config::{Config, LogFormat},
@@ -16,23 +21,23 @@ use crate::{
 /// Dependencies that print frames, packets, commands or Engine.IO session ids (the
 /// polling transport's only credential) at debug and trace levels, and the most each
 /// may log whatever `RUST_LOG` says: payloads hold keys, passwords and ciphertexts.
-const CAPPED: &[(&str, &str)] = &[
-    ("tungstenite", "info"),
-    ("tokio_tungstenite", "info"),
-    ("engineioxide", "info"),
-    ("engineioxide_core", "info"),
-    ("socketioxide", "info"),
-    ("socketioxide_core", "info"),
-    ("socketioxide_parser_common", "info"),
-    ("socketioxide_redis", "info"),
-    ("redis", "info"),
-    ("hyper", "info"),
-    ("hyper_util", "info"),
-    ("h2", "info"),
-    ("axum", "info"),
-    ("tower", "info"),
+const CAPPED: &[(&str, LevelFilter)] = &[
+    ("tungstenite", LevelFilter::INFO),
+    ("tokio_tungstenite", LevelFilter::INFO),
+    ("engineioxide", LevelFilter::INFO),
+    ("engineioxide_core", LevelFilter::INFO),
+    ("socketioxide", LevelFilter::INFO),
+    ("socketioxide_core", LevelFilter::INFO),
+    ("socketioxide_parser_common", LevelFilter::INFO),
+    ("socketioxide_redis", LevelFilter::INFO),
+    ("redis", LevelFilter::INFO),
+    ("hyper", LevelFilter::INFO),
+    ("hyper_util", LevelFilter::INFO),
+    ("h2", LevelFilter::INFO),
+    ("axum", LevelFilter::INFO),
+    ("tower", LevelFilter::INFO),
     // Its request span is ours (the path, never the query, which holds the sid).
-    ("tower_http", "debug"),
+    ("tower_http", LevelFilter::DEBUG),
 ];
 
 /// Set to exactly this to lift [`CAPPED`] while debugging on a machine of your own.
@@ -49,26 +54,26 @@ pub fn init(config: &Config) -> bool {
         "info"
     };
     // An empty RUST_LOG (as `.env.example` has) counts as unset.
-    let mut filter = std::env::var("RUST_LOG")
+    let filter = std::env::var("RUST_LOG")
         .ok()
         .filter(|v| !v.trim().is_empty())
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
     let unsafe_payloads = std::env::var(UNSAFE_LOG_VAR).is_ok_and(|v| v == UNSAFE_LOG_VALUE);
-    if !unsafe_payloads {
-        // Added last, so they win over a directive for the same target in RUST_LOG.
-        for (target, cap) in CAPPED {
-            if let Ok(directive) = format!("{target}={cap}").parse() {
-                filter = filter.add_directive(directive);
-            }
-        }
-    }
+    // A second filter on the output: an event must pass both, so a cap only ever lowers
+    // what RUST_LOG asks for.
+    let caps = match unsafe_payloads {
+        true => Targets::new().with_default(LevelFilter::TRACE),
+        false => Targets::new()
+            .with_default(LevelFilter::TRACE)
+            .with_targets(CAPPED.iter().copied()),
+    };
     let registry = tracing_subscriber::registry().with(filter);
     let result = match config.log_format {
         LogFormat::Json => registry
-            .with(tfmt::layer().json().flatten_event(true))
+            .with(tfmt::layer().json().flatten_event(true).with_filter(caps))
             .try_init(),
-        LogFormat::Pretty => registry.with(tfmt::layer()).try_init(),
+        LogFormat::Pretty => registry.with(tfmt::layer().with_filter(caps)).try_init(),
     };
     if unsafe_payloads {
         tracing::warn!(
