@@ -111,6 +111,27 @@ fn quota(per: u32, period: Duration, burst: u32) -> Option<Quota> {
 }
 
 type Keyed = DefaultKeyedRateLimiter<IpAddr>;
+
+/// Takes one from `ip`'s bucket of `limiter` (none: no limit), or says when to retry.
+fn take(
+    limiter: Option<&Keyed>,
+    ip: IpAddr,
+    kind: &'static str,
+    message: &'static str,
+) -> Result<(), Refused> {
+    let Some(limiter) = limiter else {
+        return Ok(());
+    };
+    limiter
+        .check_key(&client_ip::limit_key(ip))
+        .map_err(|not_until| {
+            Refused::rate(
+                kind,
+                message,
+                not_until.wait_time_from(limiter.clock().now()),
+            )
+        })
+}
 type KeyedWithState = governor::RateLimiter<
     IpAddr,
     governor::state::keyed::DefaultKeyedStateStore<IpAddr>,
@@ -266,18 +287,12 @@ impl Guard {
     /// connects a namespace or `CONNECT_TIMEOUT_SECS` passes, and the connection caps
     /// count only connected sockets; this bounds how many an address can keep pending.
     pub fn check_handshake(&self, ip: IpAddr) -> Result<(), Refused> {
-        let Some(limiter) = &self.handshakes else {
-            return Ok(());
-        };
-        limiter
-            .check_key(&client_ip::limit_key(ip))
-            .map_err(|not_until| {
-                Refused::rate(
-                    "ip_handshakes",
-                    "Too many new transports from this address; retry later",
-                    not_until.wait_time_from(limiter.clock().now()),
-                )
-            })
+        take(
+            self.handshakes.as_ref(),
+            ip,
+            "ip_handshakes",
+            "Too many new transports from this address; retry later",
+        )
     }
 
     /// `POST /api/reserve-session` from `ip`.
@@ -293,18 +308,12 @@ impl Guard {
                 until - now,
             ));
         }
-        let Some(limiter) = &self.reserves else {
-            return Ok(());
-        };
-        limiter
-            .check_key(&client_ip::limit_key(ip))
-            .map_err(|not_until| {
-                Refused::rate(
-                    "ip_reserves",
-                    "Too many reservations from this address; retry later",
-                    not_until.wait_time_from(limiter.clock().now()),
-                )
-            })
+        take(
+            self.reserves.as_ref(),
+            ip,
+            "ip_reserves",
+            "Too many reservations from this address; retry later",
+        )
     }
 
     /// Before a join: refused while the address, or the (address, session) pair, is

@@ -36,9 +36,9 @@ pub enum OwnMessages {
 
 /// One history entry as a store holds it: the message, or its JSON (Redis).
 pub trait StoredMessage {
-    fn from_user(&self) -> &str;
+    fn sender(&self) -> &str;
     /// The single member it is addressed to, if any.
-    fn to_user(&self) -> Option<&str>;
+    fn recipient(&self) -> Option<&str>;
     fn serialize_with<S: serde::Serializer>(
         &self,
         original_content: Option<&str>,
@@ -47,11 +47,11 @@ pub trait StoredMessage {
 }
 
 impl StoredMessage for Message {
-    fn from_user(&self) -> &str {
+    fn sender(&self) -> &str {
         self.from.as_str()
     }
 
-    fn to_user(&self) -> Option<&str> {
+    fn recipient(&self) -> Option<&str> {
         match &self.to {
             Some(Recipient::User(u)) => Some(u.as_str()),
             _ => None,
@@ -79,12 +79,12 @@ impl StoredMessage for Message {
 }
 
 impl<M: StoredMessage> StoredMessage for std::sync::Arc<M> {
-    fn from_user(&self) -> &str {
-        (**self).from_user()
+    fn sender(&self) -> &str {
+        (**self).sender()
     }
 
-    fn to_user(&self) -> Option<&str> {
-        (**self).to_user()
+    fn recipient(&self) -> Option<&str> {
+        (**self).recipient()
     }
 
     fn serialize_with<S: serde::Serializer>(
@@ -106,11 +106,11 @@ pub struct RawMessage {
 }
 
 impl StoredMessage for RawMessage {
-    fn from_user(&self) -> &str {
+    fn sender(&self) -> &str {
         &self.from
     }
 
-    fn to_user(&self) -> Option<&str> {
+    fn recipient(&self) -> Option<&str> {
         Some(self.to.as_str()).filter(|t| !t.is_empty() && *t != "all")
     }
 
@@ -168,13 +168,13 @@ impl<M: StoredMessage> HistoryFor<'_, M> {
     /// The `originalContent` an entry is sent with; `None` inside: sent as stored.
     fn shape(&self, m: &M) -> Option<Option<&'static str>> {
         let reader = self.reader.as_str();
-        if m.from_user() == reader {
+        if m.sender() == reader {
             return match self.own {
                 OwnMessages::Omit => None,
                 OwnMessages::Placeholder => Some(Some(OWN_AFTER_RELOAD)),
             };
         }
-        Some((m.to_user() == Some(reader)).then_some(TO_YOU))
+        Some((m.recipient() == Some(reader)).then_some(TO_YOU))
     }
 }
 

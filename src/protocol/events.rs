@@ -202,9 +202,12 @@ pub struct UserLeft<'a> {
     pub timestamp: u64,
 }
 
+/// A member and its name: `user-typing`, `user-stopped-typing`, and
+/// `public-key-changed` (a member now has another public key than before: a reload, a
+/// new device, or someone else; clients can warn next to its safety number).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct UserTyping<'a> {
+pub struct MemberNamed<'a> {
     pub user_id: &'a UserId,
     pub display_name: &'a DisplayName,
 }
@@ -257,15 +260,9 @@ pub struct JoinAck {
     /// Present this on every later join as this member (see `store/resume.rs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resume_token: Option<String>,
-}
-
-/// `public-key-changed`: a member now has another public key than before (a reload, a
-/// new device, or someone else); clients can warn next to its safety number.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PublicKeyChanged<'a> {
-    pub user_id: &'a UserId,
-    pub display_name: &'a DisplayName,
+    /// This (creator's) join created the session (for the abuse limits; not sent).
+    #[serde(skip)]
+    pub created: bool,
 }
 
 #[derive(Serialize)]

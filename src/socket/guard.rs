@@ -180,7 +180,17 @@ impl JoinGate {
     ) -> Result<JoinGate, AppError> {
         let ip = client.map_or(IpAddr::from([0, 0, 0, 0]), |c| c.ip);
         let session = p.session_id.id.clone();
-        if let Err(refusal) = state.guard.check_join(ip, &session) {
+        // A creator's join may create a session: the same per-address budget as
+        // reservations, so sessions are not made faster through one path than the other.
+        let creator_budget = || match p.is_creator {
+            Some(true) => state.guard.check_reserve(ip),
+            _ => Ok(()),
+        };
+        if let Err(refusal) = state
+            .guard
+            .check_join(ip, &session)
+            .and_then(|()| creator_budget())
+        {
             refused(refusal.kind);
             tracing::info!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(&session), kind = refusal.kind, "join locked out");
             return Err(refusal.into_app_error());
@@ -188,8 +198,14 @@ impl JoinGate {
         Ok(JoinGate { ip, session })
     }
 
-    pub fn done<T>(self, state: &AppState, result: &Result<T, AppError>) {
+    pub fn done(self, state: &AppState, result: &Result<super::handlers::AckBody, AppError>) {
         let outcome = result.as_ref().err().map(|e| e.error);
         state.guard.join_result(self.ip, &self.session, outcome);
+        // Creating a session tells as much about an id as a failed join: counted alike.
+        if let Ok(super::handlers::AckBody::Joined(ack)) = result
+            && ack.created
+        {
+            state.guard.probed(self.ip);
+        }
     }
 }

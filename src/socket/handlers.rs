@@ -17,9 +17,9 @@ use crate::{
     logging::{ConnTag, SessionTag},
     protocol::{
         AppError, DownloadNotification, Empty, ErrorCode, FileDownloaded, JoinAck, JoinSession,
-        ObjectOnly, PublicKeyChanged, PublicKeyEntry, Recipient, SavePublicKey, SendAck,
-        SendMessage, SessionClosed, SessionId, SessionKeyAvailable, SessionMetadata, SessionUser,
-        SetSessionKey, UserJoined, UserLeft, UserTyping,
+        MemberNamed, ObjectOnly, PublicKeyEntry, Recipient, SavePublicKey, SendAck, SendMessage,
+        SessionClosed, SessionId, SessionKeyAvailable, SessionMetadata, SessionUser, SetSessionKey,
+        UserJoined, UserLeft,
         attachments::{Attachments, WithAttachments},
         delivery::{self, OwnMessages, Relayed},
         limits, now_ms, parse_credential_field,
@@ -185,7 +185,7 @@ async fn join<A: Adapter>(
     metrics::counter!(crate::telemetry::JOINS_TOTAL, "mode" => done.mode.as_str()).increment(1);
 
     if done.key_changed {
-        let notice = PublicKeyChanged {
+        let notice = MemberNamed {
             user_id: &user,
             display_name: &done.display_name,
         };
@@ -229,6 +229,7 @@ async fn join<A: Adapter>(
         chat_mode: done.mode,
         is_creator: done.is_creator,
         resume_token: done.resume_token,
+        created: done.created,
     }))
 }
 
@@ -454,7 +455,7 @@ async fn typing<A: Adapter>(
         .to(rooms::session(&session))
         .emit(
             event,
-            &UserTyping {
+            &MemberNamed {
                 user_id: &user,
                 display_name: &name,
             },

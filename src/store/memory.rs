@@ -90,6 +90,7 @@ impl MemoryStore {
     pub fn join(&self, req: JoinRequest) -> Result<Joined, AppError> {
         let full = self.sessions.len() >= self.limits.max_sessions;
         let now = Instant::now();
+        let mut created = false;
         let mut session = match self.sessions.entry(req.session.clone()) {
             Entry::Occupied(e) if e.get().is_expired(now, self.limits.session_ttl) => {
                 if !req.is_creator {
@@ -98,6 +99,7 @@ impl MemoryStore {
                 }
                 let mut e = e;
                 e.insert(self.new_session_for_creator(&req, now)?);
+                created = true;
                 e.into_ref()
             }
             Entry::Occupied(e) => e.into_ref(),
@@ -111,10 +113,14 @@ impl MemoryStore {
                         "The server holds too many sessions",
                     ));
                 }
+                created = true;
                 e.insert(self.new_session_for_creator(&req, now)?)
             }
         };
-        session.join(req, &self.limits, now)
+        // A creator's join of the session it just created is never refused.
+        session
+            .join(req, &self.limits, now)
+            .map(|joined| Joined { created, ..joined })
     }
 
     fn new_session_for_creator(

@@ -87,6 +87,8 @@ pub struct Joined {
     /// This connection had already joined as this user (the End2End Chat app joins twice
     /// on entry): `history` is empty, since the connection was sent it already.
     pub repeat: bool,
+    /// This join created the session (a creator's join of an unknown id).
+    pub created: bool,
     /// A new resume token for the joiner's ack (none when it proved itself with one).
     pub resume_token: Option<String>,
     /// The member had a public key and this join replaced it with another one.

@@ -244,6 +244,7 @@ impl Session {
             mode: self.mode,
             is_creator: self.is_creator(&req.user),
             new_member: !already_present,
+            created: false,
             repeat,
             resume_token,
             key_changed,

@@ -370,7 +370,9 @@ impl RedisStore {
         let repeat = r.int()? == 1;
         let issued = r.int()? == 1;
         let key_changed = r.int()? == 1;
+        let created = r.int()? == 1;
         Ok(Joined {
+            created,
             mode,
             is_creator,
             new_member,

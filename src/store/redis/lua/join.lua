@@ -6,14 +6,16 @@
 -- SHA-256 of the resume token presented ('' = none), 20 that of a new token, kept when
 -- this join is issued one (the identity rule of `store/resume.rs`).
 -- Returns {'OK', mode, is_creator, new_member, name, has_group_key, group_key,
--- history, keys, again, issued, key_changed} or {code}; a repeated join of a
+-- history, keys, again, issued, key_changed, created} or {code}; a repeated join of a
 -- connection gets no history.
 local user, conn, node = ARGV[3], ARGV[4], ARGV[5]
 local is_creator = ARGV[6] == '1'
 local given_kh, given_ph, created_ph = ARGV[7], ARGV[8], ARGV[9]
 local now, ttl = tonumber(ARGV[14]), tonumber(ARGV[15])
 
+local created = 0
 if redis.call('EXISTS', META) == 0 then
+  created = 1
   if not is_creator then
     if redis.call('EXISTS', TOMB) == 1 then return { 'SESSION_EXPIRED' } end
     return { 'SESSION_NOT_FOUND' }
@@ -99,4 +101,4 @@ if gk then has_gk = 1 else gk = '' end
 local history, again = {}, 1
 if not bound then history, again = redis.call('LRANGE', HIST, 0, -1), 0 end
 return { 'OK', mode, creator_flag, new_member, m.n, has_gk, gk, history, public_keys(), again,
-  issued, key_changed }
+  issued, key_changed, created }
