@@ -116,6 +116,10 @@ settings! {
     socket_bytes_burst => "SOCKET_BYTES_BURST",
     /// Bytes of one socket's events waiting to be handled; 0 = no cap [default: 3 x MAX_PAYLOAD_BYTES]
     socket_queued_bytes => "SOCKET_QUEUED_BYTES",
+    /// Bytes of received events waiting, all sockets of one address; 0 = no cap [default: 134217728]
+    inflight_bytes_per_ip => "INFLIGHT_BYTES_PER_IP",
+    /// Bytes of received events waiting, all sockets; 0 = no cap [default: 268435456]
+    inflight_bytes_total => "INFLIGHT_BYTES_TOTAL",
     /// New Socket.IO connections per client address per second; 0 = no limit [default: 10]
     ip_connects_per_sec => "IP_CONNECTS_PER_SEC",
     /// New Socket.IO connections per client address in a burst [default: 100]

@@ -78,6 +78,9 @@ pub struct AbuseLimits {
     /// Bytes of received events one socket may have waiting to be handled (events beyond
     /// the byte rate wait, they are not refused); beyond it events are refused.
     pub socket_queued_bytes: usize,
+    /// The same, over all sockets of one address, and over all sockets.
+    pub inflight_bytes_per_ip: usize,
+    pub inflight_bytes_total: usize,
     /// New Socket.IO connections per client address, per second and in a burst.
     pub ip_connects_per_sec: u32,
     pub ip_connects_burst: u32,
@@ -123,6 +126,9 @@ impl AbuseLimits {
             socket_bytes_burst: u32::try_from(max_payload_bytes.saturating_mul(2))
                 .unwrap_or(u32::MAX),
             socket_queued_bytes: max_payload_bytes.saturating_mul(3),
+            // Sized for a 1 GiB node: each queued byte costs a few more while relayed.
+            inflight_bytes_per_ip: 128 * 1024 * 1024,
+            inflight_bytes_total: 256 * 1024 * 1024,
             ip_connects_per_sec: 10,
             ip_connects_burst: 100,
             ip_reserves_per_sec: 2,
@@ -147,6 +153,8 @@ impl AbuseLimits {
             socket_events_per_sec: 0,
             socket_bytes_per_sec: 0,
             socket_queued_bytes: 0,
+            inflight_bytes_per_ip: 0,
+            inflight_bytes_total: 0,
             ip_connects_per_sec: 0,
             ip_reserves_per_sec: 0,
             ip_join_failures_per_min: 0,
@@ -315,6 +323,8 @@ fn abuse_limits(
         socket_bytes_per_sec: rate("SOCKET_BYTES_PER_SEC", d.socket_bytes_per_sec)?,
         socket_bytes_burst: burst("SOCKET_BYTES_BURST", d.socket_bytes_burst)?,
         socket_queued_bytes: cap("SOCKET_QUEUED_BYTES", d.socket_queued_bytes)?,
+        inflight_bytes_per_ip: cap("INFLIGHT_BYTES_PER_IP", d.inflight_bytes_per_ip)?,
+        inflight_bytes_total: cap("INFLIGHT_BYTES_TOTAL", d.inflight_bytes_total)?,
         ip_connects_per_sec: rate("IP_CONNECTS_PER_SEC", d.ip_connects_per_sec)?,
         ip_connects_burst: burst("IP_CONNECTS_BURST", d.ip_connects_burst)?,
         ip_reserves_per_sec: rate("IP_RESERVES_PER_SEC", d.ip_reserves_per_sec)?,

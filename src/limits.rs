@@ -182,6 +182,8 @@ impl Drop for ConnectionPermit {
 /// Every per-address limit, shared by the HTTP routes and the sockets.
 pub struct Guard {
     limits: AbuseLimits,
+    /// Received bytes waiting to be handled, per address and in all.
+    pub inflight: Arc<InFlight>,
     connects: Option<Keyed>,
     /// Engine.IO handshakes (before any namespace connection): twice `connects`, so that
     /// only transports that never connect a namespace meet it.
@@ -217,6 +219,7 @@ impl Guard {
             blocked: DashMap::new(),
             strikes: DashMap::new(),
             counts: Arc::default(),
+            inflight: Arc::new(InFlight::new(limits)),
             limits: limits.clone(),
         }
     }
@@ -477,6 +480,68 @@ pub struct SocketBudget {
     byte_burst: u32,
     queued: AtomicUsize,
     max_queued: usize,
+    /// The same bytes, counted for the socket's address and the whole process.
+    shared: Option<(Arc<InFlight>, IpAddr)>,
+}
+
+/// Bytes of received events waiting to be handled, per address and in all: each
+/// socket's queue is capped (`SOCKET_QUEUED_BYTES`), and so are the sum of an address's
+/// sockets (`INFLIGHT_BYTES_PER_IP`) and of every socket (`INFLIGHT_BYTES_TOTAL`), so
+/// many sockets sending large messages at once cannot exhaust memory.
+#[derive(Default)]
+pub struct InFlight {
+    total: AtomicUsize,
+    per_ip: DashMap<IpAddr, usize>,
+    max_total: usize,
+    max_per_ip: usize,
+}
+
+impl InFlight {
+    pub fn new(limits: &AbuseLimits) -> Self {
+        InFlight {
+            max_total: limits.inflight_bytes_total,
+            max_per_ip: limits.inflight_bytes_per_ip,
+            ..Default::default()
+        }
+    }
+
+    /// Takes `bytes` for `ip`, or refuses (nothing taken). One event always fits an
+    /// empty budget, so no size of event is refused for ever.
+    fn admit(&self, ip: IpAddr, bytes: usize) -> Result<(), Refused> {
+        let key = client_ip::limit_key(ip);
+        let mut here = self.per_ip.entry(key).or_insert(0);
+        let over_ip = self.max_per_ip > 0 && *here > 0 && *here + bytes > self.max_per_ip;
+        let total = self.total.fetch_add(bytes, Ordering::Relaxed);
+        let over_total = self.max_total > 0 && total > 0 && total + bytes > self.max_total;
+        if over_ip || over_total {
+            self.total.fetch_sub(bytes, Ordering::Relaxed);
+            if *here == 0 {
+                drop(here);
+                self.per_ip.remove_if(&key, |_, n| *n == 0);
+            }
+            return Err(Refused::rate(
+                if over_ip {
+                    "ip_inflight_bytes"
+                } else {
+                    "inflight_bytes"
+                },
+                "Too many bytes waiting to be handled; retry when earlier messages are answered",
+                Duration::from_secs(1),
+            ));
+        }
+        *here += bytes;
+        Ok(())
+    }
+
+    fn release(&self, ip: IpAddr, bytes: usize) {
+        self.total.fetch_sub(bytes, Ordering::Relaxed);
+        if let dashmap::Entry::Occupied(mut e) = self.per_ip.entry(client_ip::limit_key(ip)) {
+            *e.get_mut() = e.get().saturating_sub(bytes);
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+    }
 }
 
 impl SocketBudget {
@@ -494,7 +559,14 @@ impl SocketBudget {
             byte_burst: limits.socket_bytes_burst,
             queued: AtomicUsize::new(0),
             max_queued: limits.socket_queued_bytes,
+            shared: None,
         }
+    }
+
+    /// Counts this socket's bytes in `inflight` too, as coming from `ip`.
+    pub fn shared_with(mut self, inflight: Arc<InFlight>, ip: IpAddr) -> Self {
+        self.shared = Some((inflight, ip));
+        self
     }
 
     /// Admits one received event of `bytes` into the socket's queue, or says why not.
@@ -518,12 +590,18 @@ impl SocketBudget {
         }
         let queued = self.queued.fetch_add(bytes, Ordering::Relaxed) + bytes;
         if self.max_queued > 0 && queued > self.max_queued && queued > bytes {
-            self.release(bytes);
+            self.queued.fetch_sub(bytes, Ordering::Relaxed);
             return Err(Refused::rate(
                 "socket_queued_bytes",
                 "Too many bytes waiting to be handled; retry when earlier events are answered",
                 Duration::from_secs(1),
             ));
+        }
+        if let Some((inflight, ip)) = &self.shared
+            && let Err(refusal) = inflight.admit(*ip, bytes)
+        {
+            self.queued.fetch_sub(bytes, Ordering::Relaxed);
+            return Err(refusal);
         }
         Ok(())
     }
@@ -540,6 +618,9 @@ impl SocketBudget {
     /// An admitted event was handled (or dropped): its bytes leave the queue.
     pub fn release(&self, bytes: usize) {
         self.queued.fetch_sub(bytes, Ordering::Relaxed);
+        if let Some((inflight, ip)) = &self.shared {
+            inflight.release(*ip, bytes);
+        }
     }
 }
 

@@ -63,9 +63,18 @@ struct Inner {
 }
 
 impl SocketGuard {
-    pub fn new(limits: &crate::config::AbuseLimits) -> Self {
+    /// `shared`: the process's in-flight budget and this socket's address.
+    pub fn new(
+        limits: &crate::config::AbuseLimits,
+        shared: Option<(Arc<crate::limits::InFlight>, IpAddr)>,
+    ) -> Self {
+        let budget = SocketBudget::new(limits);
+        let budget = match shared {
+            Some((inflight, ip)) => budget.shared_with(inflight, ip),
+            None => budget,
+        };
         SocketGuard(Arc::new(Inner {
-            budget: SocketBudget::new(limits),
+            budget,
             cut_off: AtomicBool::new(false),
             limited: AtomicBool::new(false),
         }))

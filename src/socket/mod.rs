@@ -161,7 +161,9 @@ fn install_queue<A: Adapter>(
     socket.extensions.insert(Queue::<A>(tx));
     let pending = PendingWorker(Arc::new(std::sync::Mutex::new(Some(rx))));
     socket.extensions.insert(pending);
-    let limits = guard::SocketGuard::new(&state.config.abuse);
+    let ip = socket.extensions.get::<guard::Client>().map(|c| c.ip);
+    let shared = ip.map(|ip| (state.guard.inflight.clone(), ip));
+    let limits = guard::SocketGuard::new(&state.config.abuse, shared);
     socket.extensions.insert(limits.clone());
     socket.on_fallback(Enqueue { limits });
     socket.on_disconnect(async |socket: SocketRef<A>| {
