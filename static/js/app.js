@@ -462,7 +462,8 @@ function renderMembers(c) {
     items.push(el('li', { class: 'member', 'data-user-id': m.userId },
       el('span', { class: 'name', text: m.displayName || 'Someone' }),
       el('p', { class: 'safety' }, 'Safety number with you:',
-        el('code', { class: 'safety-number', text: m.safety ?? (m.publicKey ? 'computing…' : 'no key yet') }))));
+        el('code', { class: 'safety-number', text: m.safety ?? (m.publicKey ? 'computing…' : 'no key yet') })),
+      m.keyChanged && el('p', { class: 'safety-changed', text: 'Changed since this person joined: compare it again.' })));
   }
   list.replaceChildren(...items);
   const empty = $('people-empty');

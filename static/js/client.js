@@ -149,6 +149,13 @@ export class RoomClient extends EventTarget {
       if (wrapped) this.acceptWrapped(wrapped);
     });
     socket.on('public-keys-updated', (list) => this.onPublicKeys(list));
+    socket.on('public-key-changed', (u) => {
+      if (!u?.userId || u.userId === this.me) return;
+      const m = this.member(u.userId);
+      m.keyChanged = true;
+      this.notice(`${this.nameOf(u.userId)}'s safety number changed: compare it again`, 'key', Date.now());
+      this.emit('members');
+    });
     socket.on('user-joined', (u) => {
       if (!u?.userId || u.userId === this.me) return;
       const m = this.member(u.userId);
