@@ -140,7 +140,7 @@ impl Spare {
             return;
         }
         crate::telemetry::refused("fd_exhausted");
-        tracing::warn!("out of file descriptors: refusing a connection to stay up");
+        tracing::warn!(error = %e, "out of file descriptors: refusing a connection to stay up");
         // Free the spare, take the waiting connection and close it: it is refused at
         // once instead of waiting in the backlog.
         self.0 = None;

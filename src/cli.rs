@@ -94,6 +94,8 @@ settings! {
     ping_interval_secs => "PING_INTERVAL_SECS",
     /// Seconds a pong may take before the connection is dropped [default: 10]
     ping_timeout_secs => "PING_TIMEOUT_SECS",
+    /// Seconds a dropped member may take to come back before the others are told [default: 10]
+    presence_grace_secs => "PRESENCE_GRACE_SECS",
     /// true = debug logs [default: false]
     debug => "DEBUG",
     /// pretty or json [default: pretty]

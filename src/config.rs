@@ -50,6 +50,9 @@ pub struct Config {
     /// reconnect without a resume token waits that long at most for its old one to go.
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
+    /// A member whose last connection dropped is announced as gone only if it is not
+    /// back within this; back within it, it is not announced as joined either.
+    pub presence_grace: Duration,
     pub debug: bool,
     pub log_format: LogFormat,
     pub static_dir: PathBuf,
@@ -193,6 +196,8 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             ping_interval: Duration::from_secs(10),
             ping_timeout: Duration::from_secs(10),
+            // The End2End Chat app retries after ~1, 3, 8 s: a short outage is unseen.
+            presence_grace: Duration::from_secs(10),
             debug: false,
             log_format: LogFormat::Pretty,
             static_dir: PathBuf::from("static"),
@@ -249,6 +254,7 @@ impl Config {
             shutdown_grace: duration("SHUTDOWN_GRACE_SECS", d.shutdown_grace)?,
             ping_interval: duration("PING_INTERVAL_SECS", d.ping_interval)?,
             ping_timeout: duration("PING_TIMEOUT_SECS", d.ping_timeout)?,
+            presence_grace: duration("PRESENCE_GRACE_SECS", d.presence_grace)?,
             debug: match get("DEBUG") {
                 None => d.debug,
                 Some(v) => parse_bool(&v).ok_or_else(|| ConfigError {

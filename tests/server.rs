@@ -14,6 +14,12 @@ fn code(ack: &Value) -> &str {
 
 /// A creator and a joiner in a fresh session of `mode`.
 async fn pair(server: &TestServer, mode: &str) -> (Client, Client, String) {
+    let (a, b, session, _) = pair_with_token(server, mode).await;
+    (a, b, session)
+}
+
+/// [`pair`], and the joiner's resume token (what a second socket of bob's presents).
+async fn pair_with_token(server: &TestServer, mode: &str) -> (Client, Client, String, String) {
     let session = unique(mode);
     assert_eq!(server.reserve(&session, "key-1", mode).await.status(), 200);
     let mut a = server.client().await;
@@ -29,9 +35,18 @@ async fn pair(server: &TestServer, mode: &str) -> (Client, Client, String) {
     let mut b = server.client().await;
     let ack = join(&mut b, &format!("{session}:key-1"), "bob", json!({})).await;
     assert_eq!(ack["ok"], true, "{ack}");
+    let token = resume_token(&ack);
     a.clear();
     b.clear();
-    (a, b, session)
+    (a, b, session, token)
+}
+
+/// The resume token a join ack carries (every join that presented none is issued one).
+fn resume_token(ack: &Value) -> String {
+    ack["resumeToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no resumeToken in {ack}"))
+        .to_owned()
 }
 
 #[tokio::test]
@@ -43,9 +58,10 @@ async fn a_group_session_relays_keys_and_messages_without_plaintext() {
     a.clear();
     let mut b = server.client().await;
     let ack = join(&mut b, &format!("{session}:k"), "bob", json!({})).await;
+    let token = resume_token(&ack);
     assert_eq!(
         ack,
-        json!({ "ok": true, "sessionId": session, "userId": "bob", "chatMode": "group", "isCreator": false })
+        json!({ "ok": true, "sessionId": session, "userId": "bob", "chatMode": "group", "isCreator": false, "resumeToken": token })
     );
 
     let joined = a.next("user-joined").await;
@@ -77,9 +93,17 @@ async fn a_group_session_relays_keys_and_messages_without_plaintext() {
     let sent = a.next("message-sent").await;
     assert_eq!(sent["originalContent"], "PLAINTEXT-1");
 
-    // A new socket of bob reads the history: the message, without the plaintext.
+    // A new socket of bob (beside the first: with his resume token) reads the history:
+    // the message, without the plaintext.
     let mut b2 = server.client().await;
-    join(&mut b2, &format!("{session}:k"), "bob", json!({})).await;
+    let ack = join(
+        &mut b2,
+        &format!("{session}:k"),
+        "bob",
+        json!({ "resumeToken": token }),
+    )
+    .await;
+    assert_eq!(ack["ok"], true, "{ack}");
     let history = b2.next("messages-history").await;
     assert_eq!(history.as_array().unwrap().len(), 1);
     assert!(!history.to_string().contains("PLAINTEXT-1"));
@@ -274,9 +298,9 @@ async fn only_members_act_and_only_as_themselves() {
 #[tokio::test]
 async fn history_keeps_one_copy_per_recipient_and_no_retries() {
     let server = TestServer::start().await;
-    let (mut a, mut b, session) = pair(&server, "group").await;
+    let (mut a, mut b, session, bob) = pair_with_token(&server, "group").await;
     let mut c = server.client().await;
-    join(&mut c, &format!("{session}:key-1"), "carol", json!({})).await;
+    let carol = resume_token(&join(&mut c, &format!("{session}:key-1"), "carol", json!({})).await);
     for (to, body) in [("bob", "for-bob"), ("carol", "for-carol")] {
         let ack = a.ack("send-message", json!({ "sessionId": session, "to": to, "encrypted": body, "clientMessageId": "m1" })).await;
         assert_eq!(ack["ok"], true);
@@ -297,9 +321,17 @@ async fn history_keeps_one_copy_per_recipient_and_no_retries() {
         "a retry was relayed again"
     );
 
-    for (user, want) in [("bob", "for-bob"), ("carol", "for-carol")] {
+    // Each one's new socket (beside its first one: with its resume token).
+    for (user, token, want) in [("bob", &bob, "for-bob"), ("carol", &carol, "for-carol")] {
         let mut again = server.client().await;
-        join(&mut again, &format!("{session}:key-1"), user, json!({})).await;
+        let ack = join(
+            &mut again,
+            &format!("{session}:key-1"),
+            user,
+            json!({ "resumeToken": token }),
+        )
+        .await;
+        assert_eq!(ack["ok"], true, "{ack}");
         let history = again.next("messages-history").await;
         let bodies: Vec<&str> = history
             .as_array()

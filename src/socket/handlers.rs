@@ -598,13 +598,8 @@ async fn retry_disconnect<A: Adapter>(state: AppState, socket: SocketRef<A>, ses
     tracing::warn!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(&session), "gave up recording a disconnect");
 }
 
-/// How long a member whose last connection dropped may take to come back before the
-/// others are told it left. Its reconnect usually races the old connection's death (the
-/// app's blip, a reload); within this, nobody sees it leave and return.
-const PRESENCE_GRACE: Duration = Duration::from_millis(1500);
-
 /// After a disconnect: `user-left` and the key list, unless the member is back within
-/// [`PRESENCE_GRACE`].
+/// `PRESENCE_GRACE_SECS` (a blip, a reload: nobody sees it leave and return).
 fn announce_departure<A: Adapter>(
     state: &AppState,
     socket: &SocketRef<A>,
@@ -616,7 +611,7 @@ fn announce_departure<A: Adapter>(
     }
     let (state, socket) = (state.clone(), socket.clone());
     tokio::spawn(async move {
-        tokio::time::sleep(PRESENCE_GRACE).await;
+        tokio::time::sleep(state.config.presence_grace).await;
         let keys = match state.store.departed(&session, &left.user).await {
             Ok(Some(keys)) => keys,
             Ok(None) => return,

@@ -88,6 +88,7 @@ mod tests {
             history_max_messages: 1000,
             history_max_bytes: 1 << 20,
             history_total_max_bytes: budget,
+            presence_grace: std::time::Duration::ZERO,
         })
     }
 

@@ -45,6 +45,8 @@ pub struct StoreLimits {
     pub history_max_bytes: usize,
     /// Bytes of history over all sessions (0 = unbounded); see `budget.rs`.
     pub history_total_max_bytes: usize,
+    /// A member back within this of its last connection's drop is not a new member.
+    pub presence_grace: Duration,
 }
 
 impl From<&crate::config::Config> for StoreLimits {
@@ -56,6 +58,7 @@ impl From<&crate::config::Config> for StoreLimits {
             history_max_messages: config.history_max_messages,
             history_max_bytes: config.history_max_bytes,
             history_total_max_bytes: config.abuse.history_total_max_bytes,
+            presence_grace: config.presence_grace,
         }
     }
 }

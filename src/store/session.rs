@@ -174,6 +174,12 @@ impl Session {
             )?),
         };
         let already_present = self.members.get(&req.user).is_some_and(Member::is_present);
+        // Back within the grace: its departure was never announced, nor is its return.
+        let grace_ms = limits.presence_grace.as_millis() as u64;
+        let returning = self
+            .members
+            .get(&req.user)
+            .is_some_and(|m| !m.is_present() && now_ms().saturating_sub(m.left_at) < grace_ms);
         if !already_present {
             let present = self.present_count();
             if self.mode.is_one_to_one() && present >= 2 {
@@ -243,7 +249,7 @@ impl Session {
         Ok(Joined {
             mode: self.mode,
             is_creator: self.is_creator(&req.user),
-            new_member: !already_present,
+            new_member: !already_present && !returning,
             created: false,
             repeat,
             resume_token,

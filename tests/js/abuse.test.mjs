@@ -291,12 +291,13 @@ for (const mode of ['group', 'password']) {
     await pair.talk();
     // Another address, the same session, the right key: admitted.
     const other = await connect(srv.url, from('192.0.2.77'));
-    await expectOk(other, 'join-session', { sessionId: target.link, userId: 'bob' }, assert);
+    const bob = await expectOk(other, 'join-session', { sessionId: target.link, userId: 'bob' }, assert);
     assert.ok(await refused(srv.url, 'session_lockout') >= 1);
     // After the lockout (the wait is the behaviour under test), the right key works again.
-    // (As bob, whose second socket a two-person room admits.)
+    // (As bob, whose second socket a two-person room admits: bob is present on `other`,
+    // so this socket presents bob's resume token, as bob's second tab would.)
     await new Promise((r) => setTimeout(r, 2100));
-    await expectOk(X, 'join-session', { sessionId: target.link, userId: 'bob' }, assert);
+    await expectOk(X, 'join-session', { sessionId: target.link, userId: 'bob', resumeToken: bob.resumeToken }, assert);
   });
 }
 

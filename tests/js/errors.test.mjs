@@ -79,18 +79,36 @@ test('SESSION_NOT_ACTIVE: a joiner before the creator of a reserved session', as
   await expectOk(s, 'join-session', { sessionId: `${sessionId}:${authKey}`, userId: 'bob' }, assert);
 });
 
+// A join naming a member present on another socket, without its resume token, waits up
+// to PING_INTERVAL_SECS + PING_TIMEOUT_SECS + 2 s: this server makes that 4 s.
+let quick;
+const quickServer = async () => (quick ??= await startServer({ PING_INTERVAL_SECS: '1', PING_TIMEOUT_SECS: '1' }));
+
 for (const mode of ['private', 'password']) {
-  test(`SESSION_FULL: a third user in a ${mode} room; a present userId may rejoin`, async () => {
-    const { link } = await createSession(srv.url, { mode, reserveFirst: true, userId: 'alice' }, assert);
-    await joinAs(srv.url, link, 'bob', assert);
-    const third = await connect(srv.url);
-    await expectJoinError(third, { sessionId: link, userId: 'carol' }, 'SESSION_FULL', TEXT.SESSION_FULL);
-    // Bob on a second socket (another tab, a reconnect) is not a third member.
-    const { ack } = await joinAs(srv.url, link, 'bob', assert);
+  test(`SESSION_FULL: a third user in a ${mode} room; a present userId may rejoin with its resume token`, async () => {
+    const url = (await quickServer()).url;
+    const alice = await createSession(url, { mode, reserveFirst: true, userId: 'alice' }, assert);
+    const { ack: bob } = await joinAs(url, alice.link, 'bob', assert);
+    assert.equal(typeof alice.resumeToken, 'string');
+    assert.equal(typeof bob.resumeToken, 'string');
+    const third = await connect(url);
+    await expectJoinError(third, { sessionId: alice.link, userId: 'carol' }, 'SESSION_FULL', TEXT.SESSION_FULL);
+    // Bob's userId on a second socket without his token, while he is present: not a third
+    // member but not Bob either (it waits the heartbeat out, bounded above), FORBIDDEN.
+    const stranger = await connect(url);
+    const refusal = nextEvent(stranger, 'session-error', 8000);
+    const no = await emitAck(stranger, 'join-session', { sessionId: alice.link, userId: 'bob' }, 8000);
+    assert.equal(no.ok, false, JSON.stringify(no));
+    assert.equal(no.error, 'FORBIDDEN', JSON.stringify(no));
+    assert.match(no.message, /already in the room/);
+    assert.deepEqual(await refusal, { error: 'FORBIDDEN', message: no.message });
+    // Bob on a second socket (another tab) with his token: admitted at once (within the
+    // ack timeout, shorter than that wait), not a third member.
+    const { ack } = await joinAs(url, alice.link, 'bob', assert, { resumeToken: bob.resumeToken });
     assert.equal(ack.isCreator, false);
     // The creator's userId too.
-    await joinAs(srv.url, link, 'alice', assert, { publicKey: null });
-    await expectJoinError(third, { sessionId: link, userId: 'dave' }, 'SESSION_FULL', TEXT.SESSION_FULL);
+    await joinAs(url, alice.link, 'alice', assert, { publicKey: null, resumeToken: alice.resumeToken });
+    await expectJoinError(third, { sessionId: alice.link, userId: 'dave' }, 'SESSION_FULL', TEXT.SESSION_FULL);
   });
 }
 
@@ -157,10 +175,10 @@ test('LIMIT_REACHED: MAX_SESSIONS and MAX_GROUP_MEMBERS', async () => {
     assert.equal((await health(lim.url)).sessions, 2);
 
     // Group of at most 2 present members.
-    const { socket: B } = await joinAs(lim.url, link, 'bob', assert);
+    const { socket: B, ack: bob } = await joinAs(lim.url, link, 'bob', assert);
     await expectError(c, 'join-session', { sessionId: link, userId: 'carol' }, 'LIMIT_REACHED', assert);
-    // A present member on another socket is not a new member.
-    await joinAs(lim.url, link, 'bob', assert, { publicKey: null });
+    // A present member on another socket (with its resume token) is not a new member.
+    await joinAs(lim.url, link, 'bob', assert, { publicKey: null, resumeToken: bob.resumeToken });
     await expectOk(B, 'send-message', { sessionId: link, encrypted: 'still works' }, assert);
   } finally {
     await lim.stop();

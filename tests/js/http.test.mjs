@@ -133,19 +133,28 @@ test('R9: GET /sessions is 404 without ADMIN_TOKEN or with a wrong bearer; never
   }
 });
 
-test('R10: Engine.IO handshake over polling: pingInterval 25000, pingTimeout 60000', async () => {
+test('R10: Engine.IO handshake over polling: pingInterval 10000, pingTimeout 10000 (PING_INTERVAL_SECS / PING_TIMEOUT_SECS)', async () => {
   const r = await request('GET', `${srv.url}/socket.io/?EIO=4&transport=polling`);
   assert.equal(r.status, 200);
   assert.equal(r.text[0], '0', `open packet: ${r.text}`);
   const open = JSON.parse(r.text.slice(1));
   assert.equal(typeof open.sid, 'string');
   assert.deepEqual(open.upgrades, ['websocket']);
-  assert.equal(open.pingInterval, 25000);
-  assert.equal(open.pingTimeout, 60000);
+  assert.equal(open.pingInterval, 10000);
+  assert.equal(open.pingTimeout, 10000);
   assert.equal(open.maxPayload, 20 * 1024 * 1024, 'maxPayload = MAX_PAYLOAD_BYTES default, 20 MiB');
   // EIO=3 (socket.io-client 2.x) is not what the app speaks; it must not crash anything.
   await request('GET', `${srv.url}/socket.io/?EIO=3&transport=polling`);
   assert.equal((await health(srv.url)).status, 'ok');
+  // The settings set both values.
+  const tuned = await startServer({ PING_INTERVAL_SECS: '3', PING_TIMEOUT_SECS: '4' });
+  try {
+    const t = await request('GET', `${tuned.url}/socket.io/?EIO=4&transport=polling`);
+    const o = JSON.parse(t.text.slice(1));
+    assert.deepEqual([o.pingInterval, o.pingTimeout], [3000, 4000]);
+  } finally {
+    await tuned.stop();
+  }
 });
 
 test('CORS: CLIENT_URL governs /health, the HTTP API and Socket.IO polling', async () => {

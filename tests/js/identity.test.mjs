@@ -143,3 +143,21 @@ test('a member that rejoins with another public key is announced as public-key-c
   await expectOk(B2, 'join-session', { sessionId: A.link, userId: bob, publicKey: 'pk-b-new', displayName: 'Bob' }, assert);
   assert.deepEqual(await changed, { userId: bob, displayName: 'Bob' });
 });
+
+test('with the default presence grace, a member that drops and is back 3 s later is neither announced as gone nor as joined', async () => {
+  const g = await startServer({ PRESENCE_GRACE_SECS: '10' });
+  const A = await createSession(g.url, { mode: 'private', userId: uid('ana') }, assert);
+  const bob = uid('bob');
+  const B = await connect(g.url);
+  const seen = nextEvent(A.socket, 'user-joined');
+  await expectOk(B, 'join-session', { sessionId: A.link, userId: bob, publicKey: 'pk-b' }, assert);
+  await seen;
+  const left = collect(A.socket, 'user-left');
+  const joined = collect(A.socket, 'user-joined');
+  B.close();
+  await new Promise((r) => setTimeout(r, 3000)); // the outage is what is under test
+  const B2 = await connect(g.url);
+  await expectOk(B2, 'join-session', { sessionId: A.link, userId: bob, publicKey: null }, assert);
+  await noEvent(A.socket, 'user-left', 8000); // past the 10 s grace
+  assert.deepEqual([left, joined], [[], []]);
+});

@@ -547,6 +547,7 @@ pub fn run(ops: &[Op], expire_when_empty: bool) {
         history_max_messages: HISTORY_MAX_MESSAGES,
         history_max_bytes: HISTORY_MAX_BYTES,
         history_total_max_bytes: 0,
+        presence_grace: std::time::Duration::ZERO,
     });
     let mut model = Model {
         expire_when_empty,

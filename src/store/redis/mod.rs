@@ -332,7 +332,8 @@ impl RedisStore {
             .unwrap_or_default();
         let (token, _) = resume::issue();
         let new_digest = digest(&token);
-        let args: [&[u8]; 18] = [
+        let grace = ms(self.limits.presence_grace).to_string();
+        let args: [&[u8]; 19] = [
             req.user.as_str().as_bytes(),
             conn.as_bytes(),
             self.node.as_bytes(),
@@ -351,6 +352,7 @@ impl RedisStore {
             max_absent.as_bytes(),
             presented.as_bytes(),
             new_digest.as_bytes(),
+            grace.as_bytes(),
         ];
         let mut r = self
             .run_ok(&self.scripts.join, req.session.as_str(), &args)

@@ -22,9 +22,9 @@ const SERVER_VARS = [
   'PORT', 'HOST', 'CLIENT_URL', 'SESSION_TTL_SECS', 'REAPER_INTERVAL_SECS',
   'MAX_PAYLOAD_BYTES', 'HISTORY_MAX_MESSAGES', 'HISTORY_MAX_BYTES', 'MAX_SESSIONS',
   'MAX_GROUP_MEMBERS', 'ADMIN_TOKEN', 'METRICS_TOKEN', 'SHUTDOWN_GRACE_SECS', 'DEBUG',
-  'PING_INTERVAL_SECS', 'PING_TIMEOUT_SECS',
+  'PING_INTERVAL_SECS', 'PING_TIMEOUT_SECS', 'PRESENCE_GRACE_SECS',
   'LOG_FORMAT', 'STATIC_DIR', 'RUST_LOG', 'HEALTHCHECK_URL', 'REDIS_PREFIX', 'NODE_LEASE_SECS',
-  'SOCKET_EVENTS_PER_SEC', 'SOCKET_EVENTS_BURST', 'SOCKET_BYTES_PER_SEC', 'SOCKET_BYTES_BURST', 'SOCKET_QUEUED_BYTES',
+  'SOCKET_EVENTS_PER_SEC', 'SOCKET_EVENTS_BURST', 'SOCKET_BYTES_PER_SEC', 'SOCKET_BYTES_BURST', 'SOCKET_QUEUED_BYTES', 'INFLIGHT_BYTES_PER_IP', 'INFLIGHT_BYTES_TOTAL',
   'IP_CONNECTS_PER_SEC', 'IP_CONNECTS_BURST', 'IP_RESERVES_PER_SEC', 'IP_RESERVES_BURST',
   'IP_JOIN_FAILURES_PER_MIN', 'IP_JOIN_FAILURES_BURST', 'JOIN_FAILURES_PER_SESSION',
   'JOIN_LOCKOUT_SECS', 'MAX_CONNECTIONS', 'MAX_CONNECTIONS_PER_IP', 'HISTORY_TOTAL_MAX_BYTES',
@@ -68,6 +68,9 @@ export async function startServer(env = {}, { readyTimeoutMs = 15000, nofile } =
     CLIENT_URL: '*',
     // Teardown of the per-file servers: keep the drain linger short.
     SHUTDOWN_GRACE_SECS: '2',
+    // Departures are announced 1 s after a disconnect (default 10 s), so tests of
+    // user-left need not wait; tests of the grace itself set it.
+    PRESENCE_GRACE_SECS: '1',
     // With REDIS_URL in the environment (the suite's Redis run), each server gets its
     // own key prefix unless the test shares one on purpose (several nodes, one cluster).
     ...(process.env.REDIS_URL ? { REDIS_PREFIX: `test-${uid('p')}:` } : {}),
@@ -372,7 +375,8 @@ export async function createSession(url, {
   const pw = mode === 'password' ? authKey.slice(authKey.indexOf(':') + 1) : undefined;
   // What a joiner puts in sessionId.
   const link = mode === 'password' ? `${sessionId}:password:${pw}` : `${sessionId}:${authKey}`;
-  return { sessionId, authKey, link, socket, userId, pw };
+  // resumeToken: what the creator presents to join again beside this socket (a second tab).
+  return { sessionId, authKey, link, socket, userId, pw, resumeToken: ack.resumeToken };
 }
 
 /** A non-creator joins by link; returns {socket, ack}. */

@@ -4,7 +4,8 @@
 -- created session, 11 has_name (1/0), 12 name, 13 public key JSON ('' = none), 14 now
 -- ms, 15 ttl ms, 16 max group members, 17 max sessions, 18 max absent members, 19 hex
 -- SHA-256 of the resume token presented ('' = none), 20 that of a new token, kept when
--- this join is issued one (the identity rule of `store/resume.rs`).
+-- this join is issued one (the identity rule of `store/resume.rs`), 21 presence grace
+-- ms (a member back within it of its drop is not a new member).
 -- Returns {'OK', mode, is_creator, new_member, name, has_group_key, group_key,
 -- history, keys, again, issued, key_changed, created} or {code}; a repeated join of a
 -- connection gets no history.
@@ -94,6 +95,9 @@ settle(mode, now, ttl)
 local gk = redis.call('HGET', GKEYS, user)
 local new_member = 1
 if already_present then new_member = 0 end
+if m.p == 1 and not bound and not already_present and (now - (tonumber(m.l) or 0)) < tonumber(ARGV[21]) then
+  new_member = 0
+end
 local creator_flag = 0
 if creator == user then creator_flag = 1 end
 local has_gk = 0
