@@ -146,7 +146,7 @@ pub fn cut_off<A: Adapter>(socket: &SocketRef<A>) {
     tracing::info!(socket = %ConnTag::of(socket.id), "outgoing buffer full: disconnecting a slow reader");
     if let Some(super::Queue(tx)) = socket.extensions.get::<super::Queue<A>>() {
         // Wakes the worker if it is idle; a full queue wakes it anyway.
-        let _ = tx.try_send(super::Job::Disconnect);
+        let _ = tx.try_send(super::Job::Disconnect(None));
     }
     disconnect_soon(socket.clone());
 }

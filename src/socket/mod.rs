@@ -116,7 +116,8 @@ enum Job<A: Adapter> {
     },
     /// Send the joined sessions' keys and history again (broadcasts were missed).
     Resync,
-    Disconnect,
+    /// The socket is gone: it leaves its sessions, then says so on the sender if any.
+    Disconnect(Option<tokio::sync::oneshot::Sender<()>>),
 }
 
 /// The sending half of a socket's queue, kept in the socket's extensions.
@@ -169,7 +170,7 @@ fn install_queue<A: Adapter>(
     socket.on_disconnect(async |socket: SocketRef<A>| {
         if let Some(Queue(tx)) = socket.extensions.get::<Queue<A>>() {
             // Waits for room in a full queue: the disconnect must be handled.
-            let _ = tx.send(Job::Disconnect).await;
+            let _ = tx.send(Job::Disconnect(None)).await;
         }
     });
     Ok(())
@@ -188,13 +189,22 @@ fn start_worker<A: Adapter>(socket: SocketRef<A>, state: AppState) {
 }
 
 /// At shutdown: every local socket leaves its sessions (others are told), as its
-/// disconnect would. socketioxide 0.18's `close()` drops its namespaces before closing
-/// the transports, so disconnect handlers do not run then; this does their work.
+/// disconnect would, and this returns once they all have (so that, with Redis, no
+/// member is left present on a node that is gone, blocking its own reconnect).
+/// socketioxide 0.18's `close()` drops its namespaces before closing the transports, so
+/// disconnect handlers do not run then; this does their work.
 pub async fn disconnect_all<A: Adapter>(io: &SocketIo<A>) {
+    let mut done = Vec::new();
     for socket in io.sockets() {
         if let Some(Queue(tx)) = socket.extensions.get::<Queue<A>>() {
-            let _ = tx.send(Job::Disconnect).await;
+            let (left, rx) = tokio::sync::oneshot::channel();
+            if tx.send(Job::Disconnect(Some(left))).await.is_ok() {
+                done.push(rx);
+            }
         }
+    }
+    for rx in done {
+        let _ = rx.await;
     }
 }
 
@@ -356,8 +366,11 @@ async fn run_queue<A: Adapter>(
                 }
             }
             Job::Resync => handlers::resync(&state, &socket, &joined).await,
-            Job::Disconnect => {
+            Job::Disconnect(done) => {
                 finish(&state, &socket, &mut joined).await;
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
                 break;
             }
         }
