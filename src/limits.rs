@@ -298,19 +298,21 @@ impl Guard {
         )
     }
 
+    /// Refused while the address's failed-join budget is empty (see [`Guard::probed`]).
+    fn check_blocked(&self, key: IpAddr, now: Instant) -> Result<(), Refused> {
+        match self.blocked.get(&key).map(|u| *u) {
+            Some(until) if until > now => Err(Refused::rate(
+                "ip_join_failures",
+                "Too many failed joins or probes of session ids from this address; wait and retry",
+                until - now,
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// `POST /api/reserve-session` from `ip`.
     pub fn check_reserve(&self, ip: IpAddr) -> Result<(), Refused> {
-        let key = client_ip::limit_key(ip);
-        let now = Instant::now();
-        if let Some(until) = self.blocked.get(&key).map(|u| *u)
-            && until > now
-        {
-            return Err(Refused::rate(
-                "ip_join_failures",
-                "Too many failed joins or taken ids from this address; wait and retry",
-                until - now,
-            ));
-        }
+        self.check_blocked(client_ip::limit_key(ip), Instant::now())?;
         take(
             self.reserves.as_ref(),
             ip,
@@ -324,15 +326,7 @@ impl Guard {
     pub fn check_join(&self, ip: IpAddr, session: &SessionId) -> Result<(), Refused> {
         let key = client_ip::limit_key(ip);
         let now = Instant::now();
-        if let Some(until) = self.blocked.get(&key).map(|u| *u)
-            && until > now
-        {
-            return Err(Refused::rate(
-                "ip_join_failures",
-                "Too many failed joins from this address; wait and retry",
-                until - now,
-            ));
-        }
+        self.check_blocked(key, now)?;
         if let Some(until) = self
             .strikes
             .get(&(key, session.clone()))
