@@ -94,7 +94,7 @@ settings! {
     ping_interval_secs => "PING_INTERVAL_SECS",
     /// Seconds a pong may take before the connection is dropped [default: 10]
     ping_timeout_secs => "PING_TIMEOUT_SECS",
-    /// Seconds a dropped member may take to come back before the others are told [default: 10]
+    /// Seconds a dropped member may take to come back before the others are told [default: 20]
     presence_grace_secs => "PRESENCE_GRACE_SECS",
     /// true = debug logs [default: false]
     debug => "DEBUG",

@@ -196,8 +196,8 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             ping_interval: Duration::from_secs(10),
             ping_timeout: Duration::from_secs(10),
-            // The End2End Chat app retries after ~1, 3, 8 s: a short outage is unseen.
-            presence_grace: Duration::from_secs(10),
+            // The End2End Chat app retries after ~1, 3, 8, 13, 18 s (±50 %): covers them.
+            presence_grace: Duration::from_secs(20),
             debug: false,
             log_format: LogFormat::Pretty,
             static_dir: PathBuf::from("static"),
