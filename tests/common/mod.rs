@@ -37,6 +37,9 @@ impl TestServer {
     pub async fn with(adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config {
             static_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/static").into(),
+            // Departures are announced 1 s after a disconnect (default 20 s), as in the
+            // JS harness, so tests of user-left need not wait.
+            presence_grace: std::time::Duration::from_secs(1),
             ..Config::default()
         };
         adjust(&mut config);
