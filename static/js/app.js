@@ -1,52 +1,40 @@
-// blindrelay web client: the page. Three views (create, join, room) over one RoomClient.
+// blindrelay web client: the page. Four views (create, join, room, ended) over one RoomClient.
 
 import qrcode from '../vendor/qrcode.mjs';
 import * as C from './crypto.js';
 import { RoomClient, MAX_FILE_BYTES } from './client.js';
-import { CodedError, errorText } from './errors.js';
+import { CodedError, errorText, formatWait } from './errors.js';
+import { $, el, formatSize } from './dom.js';
+import { MessageLog } from './log.js';
+import { Alerts, notificationsSupported } from './notify.js';
+import { Attachments } from './attach.js';
 
 /** sessionStorage (this tab only, gone when it closes): the room this tab is in. */
 const ROOM_KEY = 'blindrelay.room.v1';
 /** sessionStorage: an invitation read from a link, until it is used. */
 const INVITE_KEY = 'blindrelay.invite.v1';
+/** sessionStorage: safety numbers marked as verified, {"<room>/<member>": its public key}. */
+const VERIFIED_KEY = 'blindrelay.verified.v1';
 const ID_RE = /^[A-Za-z0-9_.-]{1,128}$/;
 const B64URL_RE = /^[A-Za-z0-9_-]+$/;
 const MODES = ['group', 'private', 'password'];
 const MODE_TITLE = { group: 'Group room', private: 'Private room', password: 'Password room' };
-
-const $ = (id) => document.getElementById(id);
+const HOME_TITLE = 'blindrelay · encrypted rooms';
+/** Join refusals that mean the room itself is gone. */
+const GONE = new Set(['SESSION_NOT_FOUND', 'SESSION_EXPIRED']);
 
 let client = null;
 let invite = null;
 let shareAutoOpened = false;
-const messageEls = new Map();
+const log = new MessageLog();
+const alerts = new Alerts();
+const attachments = new Attachments({
+  accepting: () => Boolean(client && !client.closed && document.body.dataset.view === 'room'),
+  send: (files) => sendFiles(files),
+  error: (code, message) => showError(code, message),
+});
 
 // ---- small helpers ----
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') node.className = v;
-    else if (k === 'text') node.textContent = v;
-    else if (k.startsWith('data-')) node.setAttribute(k, String(v));
-    else if (k in node) node[k] = v;
-    else node.setAttribute(k, String(v));
-  }
-  for (const c of children) if (c !== null && c !== undefined && c !== false) node.append(c);
-  return node;
-}
-
-function formatSize(n) {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
-}
-
-function formatTime(ts) {
-  const d = new Date(ts);
-  return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-}
 
 function loadJson(key) {
   try {
@@ -66,14 +54,41 @@ function forgetRoom() {
 
 // ---- banner and status ----
 
-function showError(code, message) {
+let waitTimer = null;
+
+/**
+ * Shows an error. With `retryAfterMs` (the server's lockouts and rate limits) it says how
+ * long to wait, counting down, and calls `onReady` when the wait is over.
+ */
+function showError(code, message, { retryAfterMs, lead, onReady } = {}) {
+  hideError();
   const banner = $('banner');
-  $('banner-text').textContent = errorText(code, message);
   banner.dataset.code = code;
   banner.hidden = false;
+  if (!retryAfterMs) {
+    $('banner-text').textContent = errorText(code, message);
+    return;
+  }
+  const until = Date.now() + retryAfterMs;
+  const first = lead ?? (code === 'RATE_LIMITED' ? 'Too many attempts.' : errorText(code, message));
+  const tick = () => {
+    const left = until - Date.now();
+    if (left > 0) {
+      $('banner-text').textContent = `${first} Try again in ${formatWait(left)}.`;
+      return;
+    }
+    clearInterval(waitTimer);
+    waitTimer = null;
+    $('banner-text').textContent = `${first} You can try again now.`;
+    onReady?.();
+  };
+  tick();
+  waitTimer = setInterval(tick, 1000);
 }
 
 function hideError() {
+  clearInterval(waitTimer);
+  waitTimer = null;
   $('banner').hidden = true;
   delete $('banner').dataset.code;
 }
@@ -87,6 +102,7 @@ const STATE_TEXT = {
   waiting: 'Reconnected · waiting for the room to come back…',
   closed: 'Room closed',
   left: 'Not in a room',
+  removed: 'Not in a room',
   failed: 'Not connected',
 };
 
@@ -96,7 +112,7 @@ function setConn(state) {
 }
 
 function showView(name) {
-  for (const v of ['home', 'join', 'room']) $(`view-${v}`).hidden = v !== name;
+  for (const v of ['home', 'join', 'room', 'ended']) $(`view-${v}`).hidden = v !== name;
   document.body.dataset.view = name;
 }
 
@@ -111,6 +127,13 @@ function setBusy(button, busy, text) {
     button.disabled = false;
     button.removeAttribute('aria-busy');
   }
+}
+
+function fieldError(id, text, focus) {
+  const p = $(id);
+  p.textContent = text ?? '';
+  p.hidden = !text;
+  if (text && focus) focus.focus();
 }
 
 // ---- links ----
@@ -141,6 +164,15 @@ function readFragment() {
   if (!ID_RE.test(sessionId) || !MODES.includes(mode)) return { bad: true };
   if (mode !== 'password' && (!ID_RE.test(key) || key.includes(':') || !B64URL_RE.test(secret))) return { bad: true };
   return { sessionId, mode, key: mode === 'password' ? null : key, secret: mode === 'password' ? null : secret };
+}
+
+/** A fresh join credential in the creation format; private and password rooms get a new secret too. */
+async function newCredential(mode, sessionId, password) {
+  if (mode === 'password') {
+    const derived = await C.derivePassword(password, sessionId);
+    return { authKey: `${C.randomId(32)}:${derived.digest}`, roomSecret: derived.secret };
+  }
+  return { authKey: C.randomId(32), roomSecret: C.randomBytes(32) };
 }
 
 // ---- QR code ----
@@ -179,7 +211,7 @@ function showHome() {
   invite = null;
   sessionStorage.removeItem(INVITE_KEY);
   showView('home');
-  document.title = 'blindrelay · encrypted rooms';
+  alerts.setTitle(HOME_TITLE);
   setConn('idle');
   updateCreateMode();
 }
@@ -189,13 +221,6 @@ function updateCreateMode() {
   $('create-password-fields').hidden = mode !== 'password';
 }
 
-function fieldError(id, text, focus) {
-  const p = $(id);
-  p.textContent = text ?? '';
-  p.hidden = !text;
-  if (text && focus) focus.focus();
-}
-
 function validName(input, errorId) {
   const name = input.value.trim();
   if (!name) {
@@ -203,6 +228,12 @@ function validName(input, errorId) {
     return null;
   }
   return name.slice(0, 64);
+}
+
+function passwordProblem(password, repeated) {
+  if (password.length < 8) return 'Choose a password of at least 8 characters.';
+  if (password !== repeated) return errorText('PASSWORD_MISMATCH');
+  return null;
 }
 
 async function reserve(body) {
@@ -218,7 +249,8 @@ async function reserve(body) {
   }
   if (res.ok) return;
   const answer = await res.json().catch(() => ({}));
-  throw new CodedError(answer.code ?? (res.status === 413 ? 'PAYLOAD_TOO_LARGE' : 'UNKNOWN'), answer.error);
+  const retryAfterMs = Number(res.headers.get('retry-after')) * 1000 || undefined;
+  throw new CodedError(answer.code ?? (res.status === 413 ? 'PAYLOAD_TOO_LARGE' : 'UNKNOWN'), answer.error, retryAfterMs);
 }
 
 async function onCreate(event) {
@@ -230,12 +262,9 @@ async function onCreate(event) {
   const mode = new FormData($('create-form')).get('mode');
   const password = $('create-password').value;
   if (mode === 'password') {
-    if (password.length < 8) {
-      fieldError('create-error', 'Choose a password of at least 8 characters.', $('create-password'));
-      return;
-    }
-    if (password !== $('create-password2').value) {
-      fieldError('create-error', errorText('PASSWORD_MISMATCH'), $('create-password2'));
+    const problem = passwordProblem(password, $('create-password2').value);
+    if (problem) {
+      fieldError('create-error', problem, $(password.length < 8 ? 'create-password' : 'create-password2'));
       return;
     }
   }
@@ -246,16 +275,7 @@ async function onCreate(event) {
     for (;;) {
       // 128-bit random room id; 256-bit random key.
       const sessionId = C.randomId(16);
-      let authKey;
-      let secret;
-      if (mode === 'password') {
-        const derived = await C.derivePassword(password, sessionId);
-        authKey = `${C.randomId(32)}:${derived.digest}`;
-        secret = derived.secret;
-      } else {
-        authKey = C.randomId(32);
-        secret = C.randomBytes(32);
-      }
+      const { authKey, roomSecret } = await newCredential(mode, sessionId, password);
       try {
         await reserve({ sessionId, authKey, chatMode: mode });
       } catch (err) {
@@ -268,19 +288,19 @@ async function onCreate(event) {
         mode,
         isCreator: true,
         authKey,
-        roomSecret: secret,
+        roomSecret,
         userId: C.randomId(16),
         displayName: name,
         identity,
         savedIdentity: await C.exportIdentity(identity),
-        shareLink: shareLink({ sessionId, mode, key: authKey, secret: C.toBase64Url(secret) }),
+        shareLink: shareLink({ sessionId, mode, key: authKey, secret: C.toBase64Url(roomSecret) }),
       }, { share: true });
       $('create-password').value = '';
       $('create-password2').value = '';
       break;
     }
   } catch (err) {
-    showError(err.code ?? 'UNKNOWN', err.message);
+    showError(err.code ?? 'UNKNOWN', err.message, { retryAfterMs: err.retryAfterMs, lead: 'Too many rooms created from here.' });
   } finally {
     setBusy(button, false);
   }
@@ -293,12 +313,12 @@ function showJoin(inv) {
   sessionStorage.setItem(INVITE_KEY, JSON.stringify(inv));
   showView('join');
   setConn('idle');
-  document.title = 'Join a room · blindrelay';
+  alerts.setTitle('Join a room · blindrelay');
   const pw = inv.mode === 'password';
   $('join-password-fields').hidden = !pw;
   $('join-desc').textContent = {
     private: 'You were invited to a private, end-to-end-encrypted conversation between two people.',
-    group: 'You were invited to an end-to-end-encrypted group room.',
+    group: 'You were invited to an end-to-end-encrypted group room. You will read what is said from the moment you join.',
     password: 'You were invited to a password-protected, end-to-end-encrypted conversation. Enter the password you were given.',
   }[inv.mode];
   $('join-name').focus();
@@ -318,6 +338,7 @@ async function onJoin(event) {
   }
   const button = $('join-submit');
   setBusy(button, true, invite.mode === 'password' ? 'Checking…' : 'Joining…');
+  let locked = false;
   try {
     let credential;
     let secret;
@@ -344,28 +365,68 @@ async function onJoin(event) {
     });
     pwInput.value = '';
   } catch (err) {
-    const code = err.code ?? 'UNKNOWN';
-    showError(code, err.message);
-    if (code === 'INVALID_PASSWORD') {
-      pwInput.select();
-      pwInput.focus();
-    }
+    locked = joinFailed(err, pwInput);
   } finally {
     setBusy(button, false);
+    button.disabled = locked;
   }
+}
+
+/** Says why a join failed; returns whether the join button must wait (a lockout). */
+function joinFailed(err, pwInput) {
+  const code = err.code ?? 'UNKNOWN';
+  if (GONE.has(code) || code === 'REMOVED') {
+    showEnded(code === 'REMOVED' ? 'removed' : 'gone');
+    return false;
+  }
+  const lead = invite?.mode === 'password' ? 'Too many wrong passwords.' : 'Too many failed attempts to join this room.';
+  showError(code, err.message, {
+    retryAfterMs: err.retryAfterMs,
+    lead: code === 'RATE_LIMITED' ? lead : undefined,
+    onReady: () => { $('join-submit').disabled = false; },
+  });
+  if (code === 'INVALID_PASSWORD') {
+    pwInput.select();
+    pwInput.focus();
+  }
+  return Boolean(err.retryAfterMs);
+}
+
+// ---- views: after a room ----
+
+const ENDED = {
+  left: ['You left the room', 'The others were told. To come back you need the link again, and you will not be able to read what was said while you were away.'],
+  removed: ['You were removed from this room', 'The room’s creator took you out of it. You cannot read or send anything there any more.'],
+  gone: ['This room no longer exists', 'It was closed by its creator, or it expired after a while with nobody in it. Ask for a new link, or start a room of your own.'],
+};
+
+function showEnded(kind) {
+  forgetRoom();
+  sessionStorage.removeItem(INVITE_KEY);
+  invite = null;
+  client = null;
+  hideError();
+  attachments.clear();
+  const [title, text] = ENDED[kind];
+  $('ended-title').textContent = title;
+  $('ended-text').textContent = text;
+  showView('ended');
+  setConn(kind === 'left' ? 'left' : 'idle');
+  alerts.setTitle(`${title} · blindrelay`);
+  $('ended-new').focus();
 }
 
 // ---- the room ----
 
 function resetRoomView() {
-  followLog = true;
-  messageEls.clear();
-  $('messages').replaceChildren();
+  log.reset();
+  attachments.clear();
   $('member-list').replaceChildren();
   $('typing').textContent = '';
-  $('closed-panel').hidden = true;
-  $('share-panel').hidden = true;
-  $('share-toggle').setAttribute('aria-expanded', 'false');
+  $('end-panel').hidden = true;
+  $('composer').hidden = false;
+  for (const id of ['leave-room', 'more-menu']) $(id).hidden = false;
+  toggleShare(false);
   $('key-generation').hidden = true;
   $('key-generation').dataset.generation = '0';
   setComposerEnabled(true);
@@ -396,22 +457,29 @@ function wire(c) {
   };
   c.addEventListener('state', mine(({ state }) => {
     setConn(state);
-    if (state === 'closed') roomClosed(c);
+    if (['closed', 'removed'].includes(state)) roomEnded(c, state);
     if (state === 'failed') forgetRoom();
   }));
   c.addEventListener('members', mine(() => {
     renderMembers(c);
+    renderShare(c);
     // A 1:1 room is complete once the other person is in: the invitation has done its job.
     if (c.mode !== 'group' && shareAutoOpened && c.presentPeers().length) {
       shareAutoOpened = false;
       toggleShare(false);
     }
   }));
-  c.addEventListener('message', mine(({ record }) => renderMessage(c, record)));
-  c.addEventListener('notice', mine((n) => renderNotice(n)));
+  c.addEventListener('keychange', mine(({ userId }) => setVerified(c, userId, null)));
+  c.addEventListener('message', mine(({ record }) => log.message(c, record)));
+  c.addEventListener('incoming', mine(() => alerts.incoming()));
+  c.addEventListener('notice', mine((n) => log.notice(n)));
   c.addEventListener('typing', mine(({ names }) => renderTyping(names)));
   c.addEventListener('keygen', mine(({ generation }) => renderKeyGeneration(c, generation)));
-  c.addEventListener('error', mine(({ code, message }) => showError(code, message)));
+  c.addEventListener('link', mine(() => {
+    renderShare(c);
+    if (c.isCreator) toggleShare(true);
+  }));
+  c.addEventListener('error', mine(({ code, message, retryAfterMs }) => showError(code, message, { retryAfterMs })));
   c.addEventListener('persist', mine(() => saveRoom()));
 }
 
@@ -419,25 +487,33 @@ function showRoom(c, { share }) {
   showView('room');
   const title = MODE_TITLE[c.mode] ?? 'Room';
   $('room-title').textContent = title;
-  document.title = `${title} · blindrelay`;
+  alerts.setTitle(`${title} · blindrelay`);
   $('room-me').textContent = `You are ${c.displayName}${c.isCreator ? ' (you created this room)' : ''}.`;
   $('close-room').hidden = !c.isCreator;
-  $('attach-hint').textContent = `Files and images up to ${formatSize(MAX_FILE_BYTES)}, encrypted like messages.`;
-  const link = c.cfg.shareLink;
-  $('share-toggle').hidden = !link;
-  if (link) {
-    $('share-link').value = link;
-    $('share-note').textContent = c.mode === 'password'
-      ? 'This link does not contain the password. Tell the other person the password another way (in person, by phone).'
-      : 'Anyone with this link can join and read what is said from then on. Send it privately; it contains the room key.';
-    $('share-qr').replaceChildren(qrSvg(link));
-  }
-  toggleShare(share);
+  $('attach-hint').textContent = `Attach, paste or drop files and images up to ${formatSize(MAX_FILE_BYTES)}, encrypted like messages.`;
+  renderShare(c);
+  toggleShare(share && !$('share-toggle').hidden);
   shareAutoOpened = share;
   renderMembers(c);
   renderKeyGeneration(c, c.currentGen);
   if (share) $('share-link').focus();
   else $('message-input').focus();
+}
+
+/** The invitation: offered while someone may still join and this page knows the link. */
+function renderShare(c) {
+  const link = c.cfg.shareLink;
+  const full = c.mode !== 'group' && c.presentPeers().length > 0;
+  $('share-toggle').hidden = !link || full || c.closed;
+  if ($('share-toggle').hidden) toggleShare(false);
+  // Private and password rooms reset their link only with nobody else in (their secret changes).
+  $('reset-link').hidden = !c.isCreator || (c.mode !== 'group' && c.presentPeers().length > 0);
+  if (!link || $('share-link').value === link) return;
+  $('share-link').value = link;
+  $('share-note').textContent = c.mode === 'password'
+    ? 'This link does not contain the password. Tell the other person the password another way (in person, by phone).'
+    : 'Anyone with this link can join and read what is said from then on. Send it privately; it contains the room key.';
+  $('share-qr').replaceChildren(qrSvg(link));
 }
 
 function toggleShare(open) {
@@ -449,32 +525,71 @@ function renderKeyGeneration(c, generation) {
   const pill = $('key-generation');
   pill.dataset.generation = String(generation);
   pill.hidden = c.mode !== 'group' || !generation;
-  pill.textContent = `Room key #${generation}`;
-  pill.title = 'The room key changes whenever someone leaves: people who left cannot read what follows.';
+  pill.textContent = 'Only the people here can read new messages';
+  pill.title = 'The room key changes whenever someone joins, leaves or is removed: newcomers cannot read earlier messages, and people who left cannot read new ones.';
+}
+
+// ---- members and safety numbers ----
+
+function verifiedMarks() {
+  return loadJson(VERIFIED_KEY) ?? {};
+}
+
+function isVerified(c, m) {
+  return Boolean(m.publicKey) && verifiedMarks()[`${c.sessionId}/${m.userId}`] === m.publicKey;
+}
+
+/** Marks (a public key) or unmarks (null) a member's safety number as compared. */
+function setVerified(c, userId, publicKey) {
+  const marks = verifiedMarks();
+  if (publicKey) marks[`${c.sessionId}/${userId}`] = publicKey;
+  else delete marks[`${c.sessionId}/${userId}`];
+  sessionStorage.setItem(VERIFIED_KEY, JSON.stringify(marks));
+}
+
+function renderMember(c, m) {
+  const name = m.displayName || 'Someone';
+  const verified = isVerified(c, m);
+  const actions = el('div', { class: 'row' });
+  if (m.safety) {
+    const toggle = el('button', { type: 'button', class: 'verify', text: verified ? 'Unmark' : 'Mark as verified' });
+    toggle.addEventListener('click', () => {
+      setVerified(c, m.userId, verified ? null : m.publicKey);
+      if (!verified) m.keyChanged = false;
+      renderMembers(c);
+    });
+    actions.append(toggle);
+  }
+  if (c.isCreator && !c.closed) {
+    const remove = el('button', { type: 'button', class: 'remove danger', text: 'Remove…' });
+    remove.addEventListener('click', () => onRemove(c, m));
+    actions.append(remove);
+  }
+  return el('li', { class: 'member', 'data-user-id': m.userId, 'data-verified': verified },
+    el('span', { class: 'name', text: name }),
+    el('p', { class: 'safety' }, 'Safety number with you:',
+      el('code', { class: 'safety-number', text: m.safety ?? (m.publicKey ? 'computing…' : 'no key yet') })),
+    verified && el('p', { class: 'verified', text: '✓ Verified by you' }),
+    m.keyChanged && el('p', { class: 'safety-changed', role: 'alert', text: `⚠ ${name}'s safety number changed since you first saw it. Compare it again before you trust new messages.` }),
+    actions.childElementCount ? actions : null);
 }
 
 function renderMembers(c) {
-  const list = $('member-list');
-  const items = [el('li', { class: 'member me', 'data-user-id': c.me },
-    el('span', { class: 'name', text: c.displayName }), ' ', el('span', { class: 'you', text: '(you)' }))];
+  const me = el('li', { class: 'member me', 'data-user-id': c.me },
+    el('span', { class: 'name', text: c.displayName }), ' ', el('span', { class: 'you', text: '(you)' }));
   const peers = [...c.members.values()].filter((m) => m.present).sort((a, b) => a.joinedAt - b.joinedAt);
-  for (const m of peers) {
-    items.push(el('li', { class: 'member', 'data-user-id': m.userId },
-      el('span', { class: 'name', text: m.displayName || 'Someone' }),
-      el('p', { class: 'safety' }, 'Safety number with you:',
-        el('code', { class: 'safety-number', text: m.safety ?? (m.publicKey ? 'computing…' : 'no key yet') })),
-      m.keyChanged && el('p', { class: 'safety-changed', text: 'Changed since this person joined: compare it again.' })));
-  }
-  list.replaceChildren(...items);
+  $('member-list').replaceChildren(me, ...peers.map((m) => renderMember(c, m)));
   const empty = $('people-empty');
-  if (!peers.length && !c.closed) {
-    empty.hidden = false;
-    empty.textContent = c.mode === 'group'
-      ? 'Nobody else is here yet. Send them the link (Invite).'
-      : 'Waiting for the other person. Send them the link (Invite); your messages are sent once they join.';
-  } else {
-    empty.hidden = true;
-  }
+  empty.hidden = peers.length > 0 || c.closed;
+  empty.textContent = c.mode === 'group'
+    ? 'Nobody else is here yet. Send them the link (Invite).'
+    : 'Waiting for the other person. Send them the link (Invite); your messages are sent once they join.';
+  // The safety-number advice, only when there is someone to compare with.
+  const hint = $('safety-hint');
+  hint.hidden = !peers.length;
+  hint.textContent = c.mode === 'group'
+    ? 'Compare your safety number with each person, by phone or in person. Where they match, nobody swapped keys between the two of you.'
+    : 'Compare the safety number with the other person, by phone or in person. If yours match, nobody swapped keys in between and only the two of you can read your messages.';
 }
 
 function renderTyping(names) {
@@ -485,131 +600,154 @@ function renderTyping(names) {
   else t.textContent = 'Several people are typing…';
 }
 
-/** Whether the message log follows new messages (it does unless the reader scrolled up). */
-let followLog = true;
-
-function keepLogAtBottom() {
-  const log = $('messages');
-  if (followLog) log.scrollTop = log.scrollHeight;
-}
-
-/** Inserts a message or notice element ordered by timestamp. */
-function place(node, ts) {
-  const log = $('messages');
-  node.dataset.ts = String(ts);
-  let before = null;
-  for (let n = log.lastElementChild; n; n = n.previousElementSibling) {
-    if (Number(n.dataset.ts) <= ts) break;
-    before = n;
-  }
-  log.insertBefore(node, before);
-  keepLogAtBottom();
-}
-
-function renderNotice({ text, kind, timestamp }) {
-  place(el('li', { class: `notice notice-${kind}`, text: `${text} · ${formatTime(timestamp)}` }), timestamp);
-}
-
-const STATUS_TEXT = {
-  queued: 'Not sent yet (offline); sent when reconnected',
-  sending: 'Sending…',
-  sent: 'Sent',
-  failed: 'Not sent',
-};
-
-const PROBLEM_TEXT = {
-  'no-room-key': 'Encrypted with a room key you do not have (sent before you joined). It cannot be read here.',
-  'no-peer-key': 'Waiting for the sender’s key to decrypt this message…',
-  undecryptable: 'This message could not be decrypted (wrong key or tampered with).',
-  unsupported: 'This message was sent by a client this page cannot read.',
-};
-
-function statusText(c, r) {
-  if (r.state === 'waiting') {
-    return r.waitingFor === 'room-key' ? 'Waiting for the room key…' : 'Waiting for the other person to join…';
-  }
-  let s = STATUS_TEXT[r.state] ?? '';
-  if (r.state === 'failed' && r.failure) s += `: ${errorText(r.failure)}`;
-  if (r.downloadedBy?.length) s += ` · Downloaded by ${r.downloadedBy.join(', ')}`;
-  return s;
-}
-
-function renderMessage(c, r) {
-  let li = messageEls.get(r.key);
-  const fresh = !li;
-  if (fresh) {
-    li = el('li');
-    messageEls.set(r.key, li);
-  }
-  li.className = `msg ${r.mine ? 'mine' : 'theirs'}`;
-  li.dataset.id = r.id;
-  li.dataset.state = r.state;
-  li.dataset.type = r.type;
-  if (r.gen !== undefined) li.dataset.gen = String(r.gen);
-  const who = r.mine ? 'You' : (r.fromName || c.nameOf(r.from));
-  const parts = [el('p', { class: 'meta' },
-    el('span', { class: 'who', text: who }),
-    el('time', { dateTime: new Date(r.timestamp).toISOString(), text: formatTime(r.timestamp) }))];
-  if (r.problem && !r.content) {
-    parts.push(el('p', { class: 'body problem', text: PROBLEM_TEXT[r.problem] ?? PROBLEM_TEXT.undecryptable }));
-  } else if (!r.content) {
-    parts.push(el('p', { class: 'body problem', text: 'Decrypting…' }));
-  } else if (r.type === 'text') {
-    parts.push(el('p', { class: 'body', text: r.content.text }));
-  } else {
-    const f = r.content;
-    const box = el('div', { class: 'file' });
-    if (f.image) {
-      const img = el('img', { src: f.url, alt: `Image: ${f.name}` });
-      img.addEventListener('load', keepLogAtBottom, { once: true });
-      box.append(img);
-    }
-    else box.append(el('p', { class: 'body', text: `File: ${f.name} (${formatSize(f.size)})` }));
-    const link = el('a', { class: 'download', href: f.url, download: f.name, text: `Download ${f.name}` });
-    if (!r.mine) link.addEventListener('click', () => c.fileDownloaded(r));
-    box.append(link);
-    parts.push(box);
-  }
-  if (r.mine) {
-    const status = el('p', { class: 'status', text: statusText(c, r) });
-    if (r.state === 'failed') {
-      const retry = el('button', { type: 'button', text: 'Retry' });
-      retry.addEventListener('click', () => c.retry(r));
-      status.append(retry);
-    }
-    parts.push(status);
-  }
-  li.replaceChildren(...parts);
-  if (fresh) place(li, r.timestamp);
-  else keepLogAtBottom();
-}
-
 function setComposerEnabled(on) {
   for (const id of ['message-input', 'attach', 'send']) $(id).disabled = !on;
 }
 
-function roomClosed(c) {
+/** Closed or removed: the conversation stays readable on this page, calmly marked as over. */
+function roomEnded(c, reason) {
   forgetRoom();
+  attachments.clear();
   setComposerEnabled(false);
-  $('close-room').hidden = true;
-  $('leave-room').hidden = true;
-  $('share-toggle').hidden = true;
+  $('composer').hidden = true;
+  for (const id of ['leave-room', 'more-menu', 'share-toggle']) $(id).hidden = true;
   toggleShare(false);
-  $('closed-panel').hidden = false;
-  $('closed-text').textContent = c.isCreator
-    ? 'You closed the room. It is deleted from the server.'
-    : 'This room no longer exists. Its messages were deleted from the server.';
+  const [title, text] = reason === 'removed'
+    ? ENDED.removed
+    : [c.isCreator ? 'You closed this room' : 'The room was closed',
+      `${c.isCreator ? 'It is' : 'Its creator closed it: it is'} deleted from the server with its messages. What you see here disappears when you leave this page.`];
+  $('end-title').textContent = title;
+  $('end-text').textContent = text;
+  $('end-panel').hidden = false;
   renderTyping([]);
   renderMembers(c);
-  if (!c.isCreator) showError('ROOM_CLOSED');
-  $('closed-new').focus();
+  $('end-new').focus();
 }
+
+// ---- confirmations ----
+
+let confirming = null;
+
+/** A modal question; resolves to `{password?}` when confirmed, null when cancelled. */
+function confirmAction({ title, text, confirm, password = false }) {
+  $('confirm-title').textContent = title;
+  $('confirm-text').textContent = text;
+  $('confirm-ok').textContent = confirm;
+  $('confirm-password-fields').hidden = !password;
+  $('confirm-password').value = '';
+  $('confirm-password2').value = '';
+  fieldError('confirm-error', null);
+  $('confirm-dialog').showModal();
+  if (password) $('confirm-password').focus();
+  return new Promise((resolve) => { confirming = { resolve, password, result: null }; });
+}
+
+function onConfirmSubmit(event) {
+  event.preventDefault();
+  const result = {};
+  if (confirming.password) {
+    const pw = $('confirm-password').value;
+    const problem = passwordProblem(pw, $('confirm-password2').value);
+    if (problem) {
+      fieldError('confirm-error', problem, $(pw.length < 8 ? 'confirm-password' : 'confirm-password2'));
+      return;
+    }
+    result.password = pw;
+  }
+  confirming.result = result;
+  $('confirm-dialog').close();
+}
+
+// ---- creator controls ----
+
+/** A new link: the old one stops admitting anyone; who is in stays. */
+async function resetLink(c, password) {
+  const { authKey, roomSecret } = await newCredential(c.mode, c.sessionId, password);
+  // A group room's members keep deriving with the current secret, so only its key changes.
+  const secret = c.mode === 'group' ? c.roomSecret : roomSecret;
+  await c.resetLink({
+    authKey,
+    roomSecret: c.mode === 'group' ? undefined : roomSecret,
+    shareLink: shareLink({ sessionId: c.sessionId, mode: c.mode, key: authKey, secret: C.toBase64Url(secret) }),
+  });
+}
+
+async function onResetLink() {
+  const c = client;
+  if (!c) return;
+  $('more-menu').open = false;
+  const pw = c.mode === 'password';
+  const answer = await confirmAction({
+    title: 'Reset the link?',
+    text: `The current link stops working at once. Everyone in the room now stays; anyone new needs the new link${pw ? ' and the new password' : ''}.`,
+    confirm: 'Reset the link',
+    password: pw,
+  });
+  if (!answer || client !== c) return;
+  try {
+    await resetLink(c, answer.password);
+  } catch (err) {
+    showError(err.code ?? 'UNKNOWN', err.message);
+  }
+}
+
+async function onRemove(c, m) {
+  const name = m.displayName || 'this person';
+  const pw = c.mode === 'password';
+  const answer = await confirmAction({
+    title: `Remove ${name}?`,
+    text: `${name} is taken out of the room now and cannot read anything said after this. The room’s link is reset at the same time, so they cannot come back with it: the people still here stay, and anyone new needs the new link${pw ? ' and a new password, which you choose now' : ''}.`,
+    confirm: 'Remove and reset the link',
+    password: pw,
+  });
+  if (!answer || client !== c) return;
+  try {
+    // The link first: the removed person must not slip back in with the old one meanwhile.
+    await resetLink(c, answer.password);
+    await c.removeMember(m.userId);
+  } catch (err) {
+    showError(err.code ?? 'UNKNOWN', err.message);
+  }
+}
+
+async function onLeave() {
+  const c = client;
+  if (!c) return;
+  const answer = await confirmAction({
+    title: 'Leave this room?',
+    text: c.isCreator && c.mode === 'group'
+      ? 'The room stays open for the others, but while you are away nobody new can get its key. To end it for everyone, close the room instead (in More).'
+      : 'The others will see that you left. To come back you need the link again.',
+    confirm: 'Leave',
+  });
+  if (!answer || client !== c) return;
+  await c.leave();
+  showEnded('left');
+}
+
+async function onClose() {
+  $('more-menu').open = false;
+  const answer = await confirmAction({
+    title: 'Close the room for everyone?',
+    text: 'Everyone is removed and the room and its messages are deleted from the server. This cannot be undone.',
+    confirm: 'Close the room',
+  });
+  if (!answer) return;
+  try {
+    await client?.closeRoom();
+  } catch (err) {
+    showError(err.code ?? 'UNKNOWN', err.message);
+  }
+}
+
+// ---- composer ----
 
 function sendFromComposer(event) {
   event?.preventDefault();
   if (!client) return;
   const input = $('message-input');
   const text = input.value.trim();
+  if (attachments.files.length) attachments.send();
   if (!text) return;
   client.sendText(text);
   client.stopTyping();
@@ -619,17 +757,29 @@ function sendFromComposer(event) {
 
 async function sendFiles(files) {
   for (const file of files) {
-    if (file.size > MAX_FILE_BYTES) {
-      showError('FILE_TOO_LARGE', `“${file.name}” is ${formatSize(file.size)}; files up to ${formatSize(MAX_FILE_BYTES)} can be sent.`);
-      continue;
-    }
     try {
-      await client.sendFile(file);
+      await client?.sendFile(file);
     } catch (err) {
       showError(err.code ?? 'UNKNOWN', err.message);
     }
   }
 }
+
+// ---- alerts ----
+
+function renderAlertButtons() {
+  const sound = $('sound-toggle');
+  sound.setAttribute('aria-pressed', String(alerts.sound));
+  sound.textContent = `Sound for new messages: ${alerts.sound ? 'on' : 'off'}`;
+  const notify = $('notify-toggle');
+  notify.hidden = !notificationsSupported();
+  notify.setAttribute('aria-pressed', String(alerts.notify));
+  notify.textContent = notificationsSupported() && Notification.permission === 'denied'
+    ? 'Browser notifications: blocked in the browser’s settings'
+    : `Browser notifications: ${alerts.notify ? 'on' : 'off'}`;
+}
+
+// ---- resuming after a reload ----
 
 async function resume(saved) {
   setConn('connecting');
@@ -653,25 +803,31 @@ async function resume(saved) {
     }, { resumed: true });
   } catch (err) {
     forgetRoom();
+    if (GONE.has(err.code) || err.code === 'REMOVED') {
+      showEnded(err.code === 'REMOVED' ? 'removed' : 'gone');
+      return;
+    }
     showHome();
-    showError(err.code ?? 'UNKNOWN', err.message);
+    showError(err.code ?? 'UNKNOWN', err.message, { retryAfterMs: err.retryAfterMs });
   }
 }
 
 // ---- start ----
 
-function bind() {
-  $('create-form').addEventListener('submit', onCreate);
-  $('create-form').addEventListener('change', updateCreateMode);
-  $('join-form').addEventListener('submit', onJoin);
-  $('join-cancel').addEventListener('click', () => {
-    hideError();
-    showHome();
-  });
-  $('banner-close').addEventListener('click', hideError);
+function bindRoom() {
   $('share-toggle').addEventListener('click', () => {
     shareAutoOpened = false;
     toggleShare($('share-panel').hidden);
+  });
+  $('share-close').addEventListener('click', () => {
+    shareAutoOpened = false;
+    toggleShare(false);
+    $('share-toggle').focus();
+  });
+  $('qr-toggle').addEventListener('click', () => {
+    const open = $('share-qr-box').hidden;
+    $('share-qr-box').hidden = !open;
+    $('qr-toggle').setAttribute('aria-expanded', String(open));
   });
   $('share-copy').addEventListener('click', async () => {
     const input = $('share-link');
@@ -685,35 +841,21 @@ function bind() {
     }
     setTimeout(() => { button.textContent = 'Copy link'; }, 2500);
   });
-  $('leave-room').addEventListener('click', async () => {
-    if (!client) return;
-    const c = client;
-    await c.leave();
-    forgetRoom();
-    client = null;
-    hideError();
-    showHome();
+  $('leave-room').addEventListener('click', onLeave);
+  $('close-room').addEventListener('click', onClose);
+  $('reset-link').addEventListener('click', onResetLink);
+  $('sound-toggle').addEventListener('click', () => {
+    alerts.toggleSound();
+    renderAlertButtons();
   });
-  $('close-room').addEventListener('click', () => $('close-dialog').showModal());
-  $('close-cancel').addEventListener('click', () => $('close-dialog').close());
-  $('close-confirm').addEventListener('click', async () => {
-    $('close-dialog').close();
-    try {
-      await client?.closeRoom();
-    } catch (err) {
-      showError(err.code ?? 'UNKNOWN', err.message);
-    }
+  $('notify-toggle').addEventListener('click', async () => {
+    await alerts.toggleNotify();
+    renderAlertButtons();
   });
-  $('closed-new').addEventListener('click', () => {
-    client = null;
-    hideError();
-    showHome();
-    $('create-name').focus();
+  // The menu closes when the person clicks elsewhere, as menus do.
+  document.addEventListener('click', (e) => {
+    if (!$('more-menu').contains(e.target)) $('more-menu').open = false;
   });
-  $('messages').addEventListener('scroll', () => {
-    const log = $('messages');
-    followLog = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-  }, { passive: true });
   $('composer').addEventListener('submit', sendFromComposer);
   $('message-input').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) sendFromComposer(e);
@@ -722,12 +864,34 @@ function bind() {
     if ($('message-input').value) client?.typingInput();
     else client?.stopTyping();
   });
-  $('attach').addEventListener('click', () => $('file-input').click());
-  $('file-input').addEventListener('change', async () => {
-    const files = [...$('file-input').files];
-    $('file-input').value = '';
-    await sendFiles(files);
+  attachments.bind();
+}
+
+function bind() {
+  $('create-form').addEventListener('submit', onCreate);
+  $('create-form').addEventListener('change', updateCreateMode);
+  $('join-form').addEventListener('submit', onJoin);
+  $('join-cancel').addEventListener('click', () => {
+    hideError();
+    showHome();
   });
+  $('banner-close').addEventListener('click', hideError);
+  $('confirm-form').addEventListener('submit', onConfirmSubmit);
+  $('confirm-cancel').addEventListener('click', () => $('confirm-dialog').close());
+  $('confirm-dialog').addEventListener('close', () => {
+    const pending = confirming;
+    confirming = null;
+    pending?.resolve(pending.result);
+  });
+  for (const id of ['end-new', 'ended-new']) {
+    $(id).addEventListener('click', () => {
+      client = null;
+      hideError();
+      showHome();
+      $('create-name').focus();
+    });
+  }
+  bindRoom();
   window.addEventListener('hashchange', () => {
     if (new URLSearchParams(location.hash.slice(1)).has('join')) location.reload();
   });
@@ -735,6 +899,7 @@ function bind() {
 
 function init() {
   bind();
+  renderAlertButtons();
   if (!C.cryptoAvailable()) {
     showView('home');
     showError('INSECURE_CONTEXT');

@@ -1,9 +1,12 @@
 // blindrelay web client: one room, over Socket.IO. This module speaks the protocol of the
 // README ("Protocol reference") and does the cryptography; it knows nothing of the page.
 // It reports what happens through DOM events (CustomEvent) on the RoomClient:
-//   state     {state}       connecting | joined | reconnecting | restarting | waiting | closed | left | failed
+//   state     {state}       connecting | joined | reconnecting | restarting | waiting | closed | left | removed | failed
 //   members   {}            the member list or a public key changed
+//   keychange {userId}      a member's public key changed (its safety number is new)
 //   message   {record}      a message was added or changed (decrypted, delivered...)
+//   incoming  {record}      someone else's message arrived live (not from history)
+//   link      {}            the room's link changed (reset by its creator)
 //   notice    {text, kind, timestamp}
 //   typing    {names}
 //   keygen    {generation}  the group room key changed
@@ -151,10 +154,7 @@ export class RoomClient extends EventTarget {
     socket.on('public-keys-updated', (list) => this.onPublicKeys(list));
     socket.on('public-key-changed', (u) => {
       if (!u?.userId || u.userId === this.me) return;
-      const m = this.member(u.userId);
-      m.keyChanged = true;
-      this.notice(`${this.nameOf(u.userId)}'s safety number changed: compare it again`, 'key', Date.now());
-      this.emit('members');
+      this.flagKeyChange(this.member(u.userId));
     });
     socket.on('user-joined', (u) => {
       if (!u?.userId || u.userId === this.me) return;
@@ -174,7 +174,10 @@ export class RoomClient extends EventTarget {
       this.emit('members');
       this.reconcileGroupKey();
     });
-    socket.on('new-message', (m) => this.ingest(m));
+    socket.on('new-message', (m) => {
+      const record = this.ingest(m);
+      if (record && !record.mine) this.emit('incoming', { record });
+    });
     socket.on('message-sent', (m) => this.ingest(m));
     socket.on('user-typing', (u) => {
       if (!u?.userId || u.userId === this.me) return;
@@ -192,11 +195,29 @@ export class RoomClient extends EventTarget {
     socket.on('download-notification', (n) => this.onDownloaded(n));
     socket.on('session-closed', (p) => {
       if (p?.sessionId && p.sessionId !== this.sessionId) return;
-      this.closed = true;
-      this.joined = false;
-      this.notice('The room was closed', 'closed', p?.timestamp);
-      this.setState('closed');
-      socket.disconnect();
+      this.end('closed');
+    });
+    socket.on('member-removed', (u) => {
+      if (!u?.userId) return;
+      if (u.userId === this.me) {
+        this.end('removed');
+        return;
+      }
+      const m = this.member(u.userId);
+      m.present = false;
+      this.typing.delete(u.userId);
+      this.emitTyping();
+      this.notice(`${u.displayName || this.nameOf(u.userId)} was removed from the room`, 'leave', u.timestamp);
+      this.emit('members');
+    });
+    socket.on('link-reset', (p) => {
+      this.notice('The room’s link was reset: the old link no longer lets anyone in', 'link', p?.timestamp);
+      // Only the creator knows the new link; a member's copy of the old one is useless now.
+      if (!this.isCreator && this.cfg.shareLink) {
+        this.cfg.shareLink = null;
+        this.emit('persist');
+        this.emit('link');
+      }
     });
     socket.on('session-error', (e) => {
       // Every error is also acked; this event is for clients that send no ack. Report it
@@ -204,7 +225,12 @@ export class RoomClient extends EventTarget {
       const code = e?.error ?? 'UNKNOWN';
       const seen = this.recentAckErrors.get(code);
       if (seen && Date.now() - seen < 5_000) return;
-      this.emit('error', { code, message: e?.message });
+      if (code === 'REMOVED') {
+        if (this.firstJoin) this.failFirstJoin(new CodedError(code));
+        else this.end('removed');
+        return;
+      }
+      this.emit('error', { code, message: e?.message, retryAfterMs: e?.retryAfterMs });
     });
   }
 
@@ -249,16 +275,20 @@ export class RoomClient extends EventTarget {
         return;
       }
       if (err.code === 'CONNECTION') return; // the next 'connect' rejoins
+      if (err.code === 'REMOVED') {
+        this.end('removed');
+        return;
+      }
       if (REJOIN_RETRYABLE.has(err.code) && this.rejoinTries++ < REJOIN_MAX_TRIES) {
         // After a server restart the room exists again only once its creator is back.
         this.setState('waiting');
         clearTimeout(this.rejoinTimer);
         this.rejoinTimer = setTimeout(() => {
           if (this.socket.connected && !this.joined) this.join();
-        }, REJOIN_RETRY_MS);
+        }, Math.max(REJOIN_RETRY_MS, err.retryAfterMs ?? 0));
         return;
       }
-      this.emit('error', { code: err.code, message: err.message });
+      this.emit('error', { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs });
       this.closed = true;
       this.socket.disconnect();
       this.setState('failed');
@@ -304,7 +334,7 @@ export class RoomClient extends EventTarget {
         const code = res?.error ?? 'UNKNOWN';
         // Recorded synchronously: the matching 'session-error' may be handled right after.
         this.recentAckErrors.set(code, Date.now());
-        reject(new CodedError(code, res?.message));
+        reject(new CodedError(code, res?.message, res?.retryAfterMs));
       });
     });
   }
@@ -319,15 +349,55 @@ export class RoomClient extends EventTarget {
         // Leaving anyway: the disconnect below leaves the room too.
       }
     }
-    this.closed = true;
-    this.joined = false;
-    this.socket?.disconnect();
-    this.setState('left');
+    this.end('left');
   }
 
   /** Creator only: closes the room for everyone (they all get `session-closed`). */
   async closeRoom() {
-    await this.request('close-session', { sessionId: this.sessionId });
+    try {
+      await this.request('close-session', { sessionId: this.sessionId });
+    } catch (err) {
+      // `session-closed` may arrive before the ack and end the connection: that is success.
+      if (this.endReason !== 'closed') throw err;
+    }
+    this.end('closed');
+  }
+
+  /**
+   * Creator only: a new join credential (same format as at creation). The old link stops
+   * working; members in the room stay. `roomSecret` is given when the link's secret changes
+   * too (private and password rooms, where the creator is alone when it happens).
+   */
+  async resetLink({ authKey, roomSecret, shareLink }) {
+    await this.request('reset-link', { sessionId: this.sessionId, authKey });
+    this.cfg.authKey = authKey;
+    this.cfg.shareLink = shareLink;
+    if (roomSecret) {
+      this.roomSecret = roomSecret;
+      this.selfKeys = new Map();
+      for (const m of this.members.values()) m.keys = new Map();
+    }
+    this.emit('persist');
+    this.emit('link');
+  }
+
+  /** Creator only: takes a member out of the room (the group key rotates without them). */
+  async removeMember(userId) {
+    await this.request('remove-member', { sessionId: this.sessionId, userId });
+  }
+
+  /** The room is over for this page: closed, left, or this member was removed. */
+  end(reason) {
+    if (this.endReason) return;
+    this.endReason = reason;
+    this.closed = true;
+    this.joined = false;
+    this.stopTyping();
+    this.typing.clear();
+    for (const m of this.members.values()) m.present = false;
+    if (reason === 'closed') this.notice('The room was closed', 'closed');
+    this.socket?.disconnect();
+    this.setState(reason);
   }
 
   /** Drops the connection without leaving (used when the page goes away). */
@@ -378,6 +448,7 @@ export class RoomClient extends EventTarget {
       listed.add(e.userId);
       const m = this.member(e.userId);
       if (m.publicKey !== e.publicKey) {
+        if (m.publicKey) this.flagKeyChange(m);
         m.publicKey = e.publicKey;
         m.keys = new Map();
         m.safety = undefined;
@@ -400,6 +471,20 @@ export class RoomClient extends EventTarget {
     this.retryPending();
     this.reconcileGroupKey();
     this.flushOutbox();
+  }
+
+  /**
+   * A member's key was replaced: seen here (the key list changed) or told by the server
+   * (`public-key-changed`); both usually happen for one change, hence the short dedup.
+   */
+  flagKeyChange(m) {
+    const now = Date.now();
+    if (m.keyChangedAt && now - m.keyChangedAt < 10_000) return;
+    m.keyChangedAt = now;
+    m.keyChanged = true;
+    this.notice(`${this.nameOf(m.userId)}'s safety number changed: compare it again before trusting them`, 'key', now);
+    this.emit('keychange', { userId: m.userId });
+    this.emit('members');
   }
 
   /** The AES key I share with `userId` for `purpose` ("msg" or "wrap"), derived once. */
@@ -438,10 +523,12 @@ export class RoomClient extends EventTarget {
     const present = new Set([this.me, ...this.presentPeers().map((m) => m.userId)]);
     const someoneLeft = [...this.distributedTo].some((u) => !present.has(u));
     const someoneNew = [...present].some((u) => !this.distributedTo.has(u));
-    const rotate = !this.currentGen || someoneLeft;
-    if (!rotate && !someoneNew && !this.needsKeyResend) return;
+    // Every change of membership makes a new key: whoever left (or was removed) never sees
+    // it, so cannot read what follows; whoever arrived gets only it, so cannot read what
+    // was said before.
+    const rotate = !this.currentGen || someoneLeft || someoneNew;
+    if (!rotate && !this.needsKeyResend) return;
     if (rotate) {
-      // A member left: a new key they never see, so they cannot read what follows.
       const gen = this.currentGen + 1;
       this.groupKeys.set(gen, await C.newRoomKey());
       this.currentGen = gen;
@@ -499,8 +586,9 @@ export class RoomClient extends EventTarget {
 
   // ---- incoming messages ----
 
+  /** Adds a relayed message; returns its record when it is new. */
   ingest(m) {
-    if (!m || typeof m.id !== 'string' || typeof m.from !== 'string') return;
+    if (!m || typeof m.id !== 'string' || typeof m.from !== 'string') return null;
     const key = `${m.from}/${m.id}`;
     const known = this.messages.get(key);
     if (known) {
@@ -510,7 +598,7 @@ export class RoomClient extends EventTarget {
         this.outbox = this.outbox.filter((r) => r !== known);
         this.emit('message', { record: known });
       }
-      return;
+      return null;
     }
     const record = {
       key,
@@ -531,6 +619,7 @@ export class RoomClient extends EventTarget {
     this.messages.set(key, record);
     this.emit('message', { record });
     this.decrypt(record);
+    return record;
   }
 
   retryPending() {

@@ -14,7 +14,8 @@ export const ERROR_TEXT = {
   PAYLOAD_TOO_LARGE: 'That is too large for the server to relay.',
   LIMIT_REACHED: 'The server is full (too many rooms or members). Try again later.',
   SESSION_EXPIRED: 'This room expired after a long time without activity. Create a new room.',
-  RATE_LIMITED: 'Too many actions at once. Slow down and try again.',
+  RATE_LIMITED: 'The server is refusing this for a while after too many attempts. Wait a few minutes, then try again.',
+  REMOVED: 'You were removed from this room.',
   UNAVAILABLE: 'The server cannot reach its storage just now. Try again in a moment.',
   // HTTP reservation
   SESSION_EXISTS: 'That room name is already taken. Try again.',
@@ -34,10 +35,25 @@ export function errorText(code, fallback) {
   return ERROR_TEXT[code] ?? fallback ?? ERROR_TEXT.UNKNOWN;
 }
 
-/** An error carrying a protocol or client error code. */
+/** "4 minutes 52 seconds": a wait in plain words (rounded up to the second). */
+export function formatWait(ms) {
+  const total = Math.max(1, Math.ceil(ms / 1000));
+  const unit = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  const parts = [];
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  if (h) parts.push(unit(h, 'hour'));
+  if (m) parts.push(unit(m, 'minute'));
+  if (s && !h) parts.push(unit(s, 'second'));
+  return parts.join(' ');
+}
+
+/** An error carrying a protocol or client error code, and how long to wait when one applies. */
 export class CodedError extends Error {
-  constructor(code, message) {
+  constructor(code, message, retryAfterMs) {
     super(message ?? errorText(code));
     this.code = code;
+    if (Number.isFinite(retryAfterMs) && retryAfterMs > 0) this.retryAfterMs = retryAfterMs;
   }
 }

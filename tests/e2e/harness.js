@@ -1,7 +1,8 @@
 // Test harness: the real server binary on a free port, headless Debian Chromium driven by
 // playwright-core, a recorder of everything the pages send, and page helpers.
 // Synchronisation is by polling /health, waiting on page selectors, events and acks: no
-// fixed sleeps.
+// fixed sleeps. Every page runs under the server's Content-Security-Policy; any violation
+// fails the suite (stopSuite).
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -21,6 +22,14 @@ export const BIN = process.env.BLINDRELAY_BIN
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
+
+/** The policy the server sends with every response (README "HTTP routes"). */
+export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+  + "media-src 'self' blob:; connect-src 'self'; font-src 'self'; manifest-src 'self'; frame-ancestors 'none'; "
+  + "base-uri 'none'; form-action 'none'";
+
+/** Every Content-Security-Policy violation seen by any page of this test file. */
+export const cspViolations = [];
 
 /** A TCP port nobody listens on right now. */
 export async function freePort() {
@@ -118,6 +127,7 @@ export async function startSuite() {
 export async function stopSuite({ server, browser }) {
   await browser?.close();
   await server?.stop();
+  if (cspViolations.length) throw new Error(`Content-Security-Policy violations:\n${cspViolations.join('\n')}`);
 }
 
 export function launchBrowser() {
@@ -133,6 +143,9 @@ export function launchBrowser() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      // A document the harness fulfils (enforceCsp) would count as coming from outside the
+      // machine, and its connections to 127.0.0.1 would be refused.
+      '--disable-features=LocalNetworkAccessChecks',
     ],
   });
 }
@@ -190,15 +203,40 @@ export class Recorder {
   }
 }
 
+/**
+ * The page's document always carries the policy: the server's own header when it sends one,
+ * else the same policy added here, so a page that needs more than it allows fails either way.
+ */
+async function enforceCsp(context, url) {
+  const served = url && (await fetch(new URL('/', url))).headers.get('content-security-policy');
+  if (url && !served) {
+    await context.route((u) => u.pathname === '/' || u.pathname.endsWith('.html'), async (route) => {
+      const response = await route.fetch();
+      await route.fulfill({ response, headers: { ...response.headers(), 'content-security-policy': CSP } });
+    });
+  }
+  await context.exposeBinding('reportCspViolation', ({ page }, text) => {
+    cspViolations.push(text);
+    page?.problems?.push(`csp: ${text}`);
+  });
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.reportCspViolation(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} (${e.sourceFile}:${e.lineNumber})`);
+    });
+  });
+}
+
 /** A new browser context (a separate person) with one page on `url`. */
 export async function openPerson(browser, { label, url, recorder, viewport = { width: 1100, height: 820 } }) {
   const context = await browser.newContext({ viewport, acceptDownloads: true });
+  await enforceCsp(context, url);
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);
   recorder?.attach(page, label);
   page.problems = [];
   page.on('pageerror', (err) => page.problems.push(`pageerror: ${err.message}`));
   page.on('console', (msg) => {
+    if (/Content Security Policy|Refused to/i.test(msg.text())) cspViolations.push(`console: ${msg.text()}`);
     if (msg.type() !== 'error') return;
     // A polling request socket.io-client had in flight when its session ended (it was
     // refused, or the page left the room) is answered 400 "Session ID unknown"; the
@@ -254,6 +292,31 @@ export async function joinRoom(page, link, opts) {
   await openLinkAndJoin(page, link, opts);
   await page.locator('#view-room').waitFor();
   await page.locator('#conn[data-state="joined"]').waitFor();
+}
+
+/** Attaches files through the Attach button's file picker and sends them from the preview. */
+export async function sendFiles(page, files) {
+  await page.setInputFiles('#file-input', files);
+  await page.locator('#attach-preview:not([hidden])').waitFor();
+  await page.click('#attach-send');
+  await page.locator('#attach-preview[hidden]').waitFor({ state: 'attached' });
+}
+
+/** Opens the room's "More" menu and clicks one of its items. */
+export async function menuItem(page, id) {
+  if (!(await page.locator('#more-menu[open]').count())) await page.click('#more-menu summary');
+  await page.click(`#${id}`);
+}
+
+/** Answers the page's confirmation dialog (with a new password when it asks for one). */
+export async function confirmDialog(page, { password } = {}) {
+  await page.locator('#confirm-dialog[open]').waitFor();
+  if (password !== undefined) {
+    await page.fill('#confirm-password', password);
+    await page.fill('#confirm-password2', password);
+  }
+  await page.click('#confirm-ok');
+  await page.locator('#confirm-dialog:not([open])').waitFor({ state: 'attached' });
 }
 
 /** Sends a text message and waits for the server's ack (status "Sent"). */

@@ -1,6 +1,7 @@
 // A private (1:1) room between two browsers: create, share link with QR, join, messages both
-// ways, typing, safety numbers, files and images with download notification, a third person
-// refused, closing the room, and what the server saw.
+// ways with clickable links, typing, safety numbers marked as verified, files and images
+// (attached, pasted, dropped) with a preview and download notification, a third person
+// refused, closing the room calmly, and what the server saw.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -11,11 +12,13 @@ import {
   Recorder,
   assertNothingLeaked,
   bannerText,
+  confirmDialog,
   createRoom,
-  joinRoom,
+  menuItem,
   openLinkAndJoin,
   openPerson,
   screenshot,
+  sendFiles,
   sendText,
   waitForMessage,
   startSuite,
@@ -30,6 +33,10 @@ const PLAIN = {
   fileName: `treasure-map-${tag}.txt`,
   fileText: `The treasure is under the third palm tree ${tag}`,
   imageName: `holiday-photo-${tag}.png`,
+  pastedName: `pasted-${tag}.png`,
+  droppedName: `dropped-notes-${tag}.txt`,
+  droppedText: `Dropped onto the chat ${tag}`,
+  link: `Details at https://example.org/plan?x=${tag}.`,
 };
 /** A 160x100 PNG drawn by the browser itself. */
 async function makePng(page) {
@@ -74,7 +81,7 @@ test('the creator makes a private room and gets a share link with a QR code', as
   assert.match(params.get('s'), /^[A-Za-z0-9_-]{43}$/, '256-bit link secret');
   assert.equal(await alice.page.locator('#share-qr svg path').count(), 1, 'QR code drawn');
   assert.equal(await alice.page.locator('#room-title').textContent(), 'Private room');
-  assert.equal(await alice.page.locator('#close-room').isVisible(), true, 'the creator may close the room');
+  assert.equal(await alice.page.locator('#close-room').getAttribute('hidden'), null, 'the creator may close the room (in More)');
   await alice.page.locator('#people-empty:not([hidden])').waitFor();
   await screenshot(alice.page, '02-share-link-qr');
   const health = await server.waitHealthy();
@@ -93,7 +100,10 @@ test('a friend opens the link on a phone-sized screen and joins; both see each o
   await bob.page.locator('.member .name', { hasText: 'Alice' }).waitFor();
   await alice.page.locator('.member .name', { hasText: 'Bob' }).waitFor();
   await alice.page.locator('.notice', { hasText: 'Bob joined' }).waitFor();
-  assert.equal(await bob.page.locator('#close-room').isVisible(), false, 'only the creator may close');
+  assert.equal(await bob.page.locator('#close-room').getAttribute('hidden'), '', 'only the creator may close');
+  // The private room is full: no invitation is offered any more.
+  await alice.page.locator('#share-toggle').waitFor({ state: 'hidden' });
+  assert.equal(await bob.page.locator('#share-toggle').isHidden(), true);
 });
 
 test('safety numbers match in both browsers', async () => {
@@ -104,6 +114,12 @@ test('safety numbers match in both browsers', async () => {
   const b = await number(bob.page).textContent();
   assert.match(a, /^\d{5}( \d{5}){5}$/);
   assert.equal(a, b);
+  assert.match(await alice.page.locator('#safety-hint').textContent(), /only the two of you/);
+  // Marked as verified: kept for this tab (a reload keeps it), per member key.
+  await bob.page.click('.member:not(.me) button.verify');
+  await bob.page.locator('.member:not(.me)[data-verified="true"] .verified').waitFor();
+  const marks = JSON.parse(await bob.page.evaluate(() => sessionStorage.getItem('blindrelay.verified.v1')));
+  assert.equal(Object.keys(marks).length, 1);
 });
 
 test('messages go both ways and are shown decrypted with sender, time and delivery state', async () => {
@@ -114,6 +130,12 @@ test('messages go both ways and are shown decrypted with sender, time and delive
   await waitForMessage(alice.page, PLAIN.b1, 'Bob');
   const status = await alice.page.locator('.msg.mine .status').first().textContent();
   assert.match(status, /^Sent/);
+  // Addresses become links that open elsewhere, without a referrer; the full stop stays text.
+  await sendText(alice.page, PLAIN.link);
+  const a = (await waitForMessage(bob.page, PLAIN.link, 'Alice')).locator('.body a');
+  assert.equal(await a.getAttribute('href'), `https://example.org/plan?x=${tag}`);
+  assert.equal(await a.getAttribute('target'), '_blank');
+  assert.equal(await a.getAttribute('rel'), 'noopener noreferrer');
 });
 
 test('typing shows on the other side and stops', async () => {
@@ -124,7 +146,7 @@ test('typing shows on the other side and stops', async () => {
 });
 
 test('a file and an image travel encrypted; the download notifies the sender', async () => {
-  await alice.page.setInputFiles('#file-input', {
+  await sendFiles(alice.page, {
     name: PLAIN.fileName, mimeType: 'text/plain', buffer: Buffer.from(PLAIN.fileText),
   });
   await alice.page.locator('.msg.mine[data-type="file"][data-state="sent"]').waitFor();
@@ -137,18 +159,76 @@ test('a file and an image travel encrypted; the download notifies the sender', a
   await alice.page.locator('.msg.mine[data-type="file"] .status', { hasText: 'Downloaded by Bob' }).waitFor();
   await alice.page.locator('.notice', { hasText: `Bob downloaded ${PLAIN.fileName}` }).waitFor();
 
-  await alice.page.setInputFiles('#file-input', { name: PLAIN.imageName, mimeType: 'image/png', buffer: await makePng(alice.page) });
+  await sendFiles(alice.page, { name: PLAIN.imageName, mimeType: 'image/png', buffer: await makePng(alice.page) });
   const img = bob.page.locator(`.msg.theirs[data-type="image"] img[alt="Image: ${PLAIN.imageName}"]`);
   await img.waitFor();
   await bob.page.waitForFunction((name) => {
     const el = document.querySelector(`img[alt="Image: ${name}"]`);
     return el && el.complete && el.naturalWidth === 160;
   }, PLAIN.imageName);
+  // The name is shown once (the download link), not twice.
+  const shown = await bob.page.locator('.msg.theirs[data-type="image"]').last().innerText();
+  assert.equal(shown.split(PLAIN.imageName).length - 1, 1);
+});
+
+/** A File made in the page, in a DataTransfer (what a paste or a drop carries). */
+function dataTransfer(page, { name, type, base64 }) {
+  return page.evaluateHandle(({ name, type, base64 }) => {
+    const bytes = Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], name, { type }));
+    return dt;
+  }, { name, type, base64 });
+}
+
+test('a pasted image shows a preview (cancel, then send) and arrives', async () => {
+  const png = (await makePng(bob.page)).toString('base64');
+  const paste = async () => {
+    const dt = await dataTransfer(bob.page, { name: PLAIN.pastedName, type: 'image/png', base64: png });
+    await bob.page.focus('#message-input');
+    await bob.page.evaluate((clipboardData) => {
+      document.activeElement.dispatchEvent(new ClipboardEvent('paste', { clipboardData, bubbles: true, cancelable: true }));
+    }, dt);
+    await bob.page.locator('#attach-preview:not([hidden])').waitFor();
+  };
+  await paste();
+  await bob.page.locator('#attach-list img').waitFor();
+  assert.match(await bob.page.locator('#attach-list').innerText(), new RegExp(`${PLAIN.pastedName}[\\s\\S]*B`));
+  await screenshot(bob.page, '12-paste-preview-phone');
+  await bob.page.click('#attach-cancel');
+  await bob.page.locator('#attach-preview').waitFor({ state: 'hidden' });
+  assert.equal(await bob.page.locator(`.msg img[alt="Image: ${PLAIN.pastedName}"]`).count(), 0, 'cancelled: nothing sent');
+  await paste();
+  await bob.page.click('#attach-send');
+  await alice.page.locator(`.msg.theirs img[alt="Image: ${PLAIN.pastedName}"]`).waitFor();
+});
+
+test('a file dropped on the chat is sent; a drop anywhere never leaves the page', async () => {
+  const base64 = Buffer.from(PLAIN.droppedText).toString('base64');
+  const dt = await dataTransfer(alice.page, { name: PLAIN.droppedName, type: 'text/plain', base64 });
+  await alice.page.dispatchEvent('#messages', 'dragenter', { dataTransfer: dt });
+  await alice.page.locator('#chat.dropping').waitFor();
+  await screenshot(alice.page, '13-drop-desktop');
+  await alice.page.dispatchEvent('#messages', 'drop', { dataTransfer: dt });
+  await alice.page.locator('#attach-preview:not([hidden])', { hasText: PLAIN.droppedName }).waitFor();
+  await alice.page.click('#attach-send');
+  const link = bob.page.locator(`.msg.theirs a.download[download="${PLAIN.droppedName}"]`);
+  await link.waitFor();
+  // A drop elsewhere on the page (the header) is the page's too, not the browser's to open.
+  const prevented = await alice.page.evaluate((d) => {
+    const e = new DragEvent('drop', { dataTransfer: d, bubbles: true, cancelable: true });
+    document.querySelector('.topbar').dispatchEvent(e);
+    return e.defaultPrevented;
+  }, await dataTransfer(alice.page, { name: 'elsewhere.txt', type: 'text/plain', base64 }));
+  assert.equal(prevented, true);
+  await alice.page.locator('#attach-preview:not([hidden])', { hasText: 'elsewhere.txt' }).waitFor();
+  await alice.page.click('#attach-cancel');
+  await alice.page.locator('#attach-preview').waitFor({ state: 'hidden' });
 });
 
 test('a 4 MiB binary file arrives intact', async () => {
   const big = randomBytes(4 * 1024 * 1024);
-  await alice.page.setInputFiles('#file-input', { name: 'big.bin', mimeType: 'application/octet-stream', buffer: big });
+  await sendFiles(alice.page, { name: 'big.bin', mimeType: 'application/octet-stream', buffer: big });
   await alice.page.locator('.msg.mine[data-type="file"][data-state="sent"]', { hasText: 'big.bin' }).waitFor({ timeout: 60_000 });
   const link = bob.page.locator('.msg.theirs[data-type="file"] a.download[download="big.bin"]');
   await link.waitFor({ timeout: 60_000 });
@@ -161,6 +241,7 @@ test('a file over the size limit is refused in the page', async () => {
     name: 'big.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(5 * 1024 * 1024 + 1),
   });
   assert.match(await bannerText(alice.page), /That file is too large|can be sent/);
+  assert.equal(await alice.page.locator('#attach-preview').isHidden(), true, 'not offered for sending');
   await alice.page.click('#banner-close');
 });
 
@@ -212,16 +293,22 @@ test('chat screens in both browsers', async () => {
   await screenshot(bob.page, '05-chat-phone');
 });
 
-test('the creator closes the room; both see it closed', async () => {
-  await alice.page.click('#close-room');
-  await alice.page.locator('#close-dialog[open]').waitFor();
-  await alice.page.click('#close-confirm');
-  await alice.page.locator('#closed-panel:not([hidden])', { hasText: 'You closed the room' }).waitFor();
-  await bob.page.locator('#closed-panel:not([hidden])').waitFor();
-  await bob.page.locator('#banner[data-code="ROOM_CLOSED"]').waitFor();
-  assert.equal(await bob.page.locator('#message-input').isDisabled(), true);
+test('the creator closes the room; both see it closed, calmly, with no error', async () => {
+  await menuItem(alice.page, 'close-room');
+  await screenshot(alice.page, '14-close-confirm');
+  await confirmDialog(alice.page);
+  await alice.page.locator('#end-panel:not([hidden])', { hasText: 'You closed this room' }).waitFor();
+  await bob.page.locator('#end-panel:not([hidden])', { hasText: 'The room was closed' }).waitFor();
+  assert.equal(await bob.page.locator('#composer').isHidden(), true);
   await alice.page.locator('#conn[data-state="closed"]').waitFor();
+  for (const { page } of [alice, bob]) {
+    assert.equal(await page.locator('#banner').isHidden(), true, 'no error banner');
+    assert.doesNotMatch(await page.locator('body').innerText(), /Cannot reach the server/);
+  }
+  // The conversation stays readable on the page until it is left.
+  await waitForMessage(bob.page, PLAIN.a2, 'Alice');
   await screenshot(bob.page, '07-room-closed');
+  await screenshot(alice.page, '07-room-closed-creator');
   const health = await server.waitHealthy();
   assert.equal(health.sessions, 0, 'the session is deleted');
 });
@@ -240,7 +327,8 @@ test('the server saw no plaintext, no file name, no link secret and no originalC
   const downloaded = recorder.events().filter((e) => e.event === 'file-downloaded');
   assert.equal(downloaded.length, 2);
   assert.match(downloaded[0].payload.fileName, /^m-/, 'the message id stands for the file name');
-  const words = [PLAIN.a1, PLAIN.b1, PLAIN.a2, PLAIN.fileText, PLAIN.fileName, PLAIN.imageName, 'a draft', tag, secret];
+  const words = [PLAIN.a1, PLAIN.b1, PLAIN.a2, PLAIN.fileText, PLAIN.fileName, PLAIN.imageName, PLAIN.pastedName,
+    PLAIN.droppedName, PLAIN.droppedText, 'a draft', tag, secret];
   assertNothingLeaked(recorder, words, { serverLog: server.log });
   assert.deepEqual([...alice.page.problems, ...bob.page.problems], []);
 });

@@ -1,0 +1,162 @@
+// blindrelay web client: the message log (messages, notices, collapsed unreadable runs).
+
+import { $, el, formatSize, formatTime, linkify } from './dom.js';
+import { errorText } from './errors.js';
+
+const STATUS_TEXT = {
+  queued: 'Not sent yet (offline); sent when reconnected',
+  sending: 'Sending…',
+  // The server acks a message once it has stored and relayed it; no signal says that a
+  // recipient's browser got it, so "Sent" is as far as this page can truthfully go.
+  sent: 'Sent',
+  failed: 'Not sent',
+};
+
+const PROBLEM_TEXT = {
+  'no-peer-key': 'Waiting for the sender’s key to decrypt this message…',
+  undecryptable: 'This message could not be decrypted (wrong key or tampered with).',
+  unsupported: 'This message was sent by a client this page cannot read.',
+};
+
+const plural = (n, one, many) => (n === 1 ? one : many);
+
+export class MessageLog {
+  constructor() {
+    this.list = $('messages');
+    this.els = new Map();
+    /** Whether the log follows new messages (it does unless the reader scrolled up). */
+    this.follow = true;
+    this.collapseQueued = false;
+    this.list.addEventListener('scroll', () => {
+      const log = this.list;
+      this.follow = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    }, { passive: true });
+  }
+
+  reset() {
+    this.follow = true;
+    this.els.clear();
+    this.list.replaceChildren();
+  }
+
+  keepAtBottom() {
+    if (this.follow) this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  /** Inserts a message or notice element ordered by timestamp. */
+  place(node, ts) {
+    node.dataset.ts = String(ts);
+    let before = null;
+    for (let n = this.list.lastElementChild; n; n = n.previousElementSibling) {
+      if (Number(n.dataset.ts) <= ts) break;
+      before = n;
+    }
+    this.list.insertBefore(node, before);
+    this.keepAtBottom();
+  }
+
+  notice({ text, kind, timestamp }) {
+    this.place(el('li', { class: `notice notice-${kind}`, text: `${text} · ${formatTime(timestamp)}` }), timestamp);
+  }
+
+  message(c, r) {
+    let li = this.els.get(r.key);
+    const fresh = !li;
+    if (fresh) {
+      li = el('li');
+      this.els.set(r.key, li);
+    }
+    const unreadable = r.problem === 'no-room-key' && !r.content;
+    li.className = `msg ${r.mine ? 'mine' : 'theirs'}${unreadable ? ' unreadable' : ''}`;
+    li.dataset.id = r.id;
+    li.dataset.state = r.state;
+    li.dataset.type = r.type;
+    if (r.gen !== undefined) li.dataset.gen = String(r.gen);
+    const who = r.mine ? 'You' : (r.fromName || c.nameOf(r.from));
+    const parts = [el('p', { class: 'meta' },
+      el('span', { class: 'who', text: who, title: who }),
+      el('time', { dateTime: new Date(r.timestamp).toISOString(), text: formatTime(r.timestamp) }))];
+    parts.push(this.body(c, r));
+    if (r.mine) parts.push(this.status(c, r));
+    li.replaceChildren(...parts);
+    if (fresh) this.place(li, r.timestamp);
+    else this.keepAtBottom();
+    this.queueCollapse(c);
+  }
+
+  body(c, r) {
+    if (r.problem && !r.content) {
+      return el('p', { class: 'body problem', text: PROBLEM_TEXT[r.problem] ?? PROBLEM_TEXT.undecryptable });
+    }
+    if (!r.content) return el('p', { class: 'body problem', text: 'Decrypting…' });
+    if (r.type === 'text') return el('p', { class: 'body' }, ...linkify(r.content.text));
+    const f = r.content;
+    const box = el('div', { class: 'file' });
+    if (f.image) {
+      const img = el('img', { src: f.url, alt: `Image: ${f.name}` });
+      img.addEventListener('load', () => this.keepAtBottom(), { once: true });
+      box.append(img);
+    }
+    // The name once, as the download link, with the size beside it.
+    const link = el('a', { class: 'download', href: f.url, download: f.name, text: f.image ? f.name : `📄 ${f.name}` });
+    if (!r.mine) link.addEventListener('click', () => c.fileDownloaded(r));
+    box.append(el('p', { class: 'body' }, link, el('span', { class: 'size', text: formatSize(f.size) })));
+    return box;
+  }
+
+  status(c, r) {
+    const status = el('p', { class: 'status', text: statusText(r) });
+    if (r.state === 'failed') {
+      const retry = el('button', { type: 'button', text: 'Retry' });
+      retry.addEventListener('click', () => c.retry(r));
+      status.append(retry);
+    }
+    return status;
+  }
+
+  /** Many renders (a history of hundreds) in one task: collapse once after them. */
+  queueCollapse(c) {
+    if (this.collapseQueued) return;
+    this.collapseQueued = true;
+    queueMicrotask(() => {
+      this.collapseQueued = false;
+      this.collapse(c);
+    });
+  }
+
+  /**
+   * Messages encrypted with a room key this member never got (sent before it joined) are
+   * hidden; each run of them is summed up in one line.
+   */
+  collapse(c) {
+    for (const s of this.list.querySelectorAll('.unreadable-summary')) s.remove();
+    let run = [];
+    const flush = () => {
+      if (run.length) this.list.insertBefore(summary(c, run), run[0]);
+      run = [];
+    };
+    for (const node of [...this.list.children]) {
+      if (node.classList.contains('unreadable')) run.push(node);
+      else flush();
+    }
+    flush();
+  }
+}
+
+function summary(c, run) {
+  const n = run.length;
+  const text = c.groupKeys.size
+    ? `${n} earlier ${plural(n, 'message was', 'messages were')} sent before you joined and cannot be read`
+    : `${n} ${plural(n, 'message is', 'messages are')} waiting for the room key…`;
+  return el('li', { class: 'notice unreadable-summary', 'data-count': n, 'data-ts': run[0].dataset.ts, text });
+}
+
+function statusText(r) {
+  if (r.state === 'waiting') {
+    return r.waitingFor === 'room-key' ? 'Waiting for the room key…' : 'Waiting for the other person to join…';
+  }
+  let s = STATUS_TEXT[r.state] ?? '';
+  if (r.state === 'failed' && r.failure) s += `: ${errorText(r.failure)}`;
+  if (r.downloadedBy?.length) s += ` · Downloaded by ${r.downloadedBy.join(', ')}`;
+  return s;
+}
