@@ -1,14 +1,23 @@
-//! HTTP routes: health, reservation, the admin listing and the static web client.
+//! HTTP routes: health, reservation, the admin listing and the static web client, with
+//! the headers every answer carries (security policy, caching) and compression.
+
+use std::{
+    convert::Infallible,
+    path::{Path, PathBuf},
+};
 
 use axum::{
     Json, Router,
     extract::{State, rejection::JsonRejection},
-    http::{HeaderMap, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    response::{Html, IntoResponse, Response},
     routing::{get, post},
 };
 use serde::Deserialize;
 use serde_json::json;
+use tower_http::{
+    compression::CompressionLayer, services::ServeDir, set_header::SetResponseHeaderLayer,
+};
 
 use crate::{
     logging::SessionTag,
@@ -20,8 +29,47 @@ use crate::{
 /// Largest body `POST /api/reserve-session` accepts.
 pub const RESERVE_BODY_LIMIT: usize = 16 * 1024;
 
+/// The policy the web client runs under: scripts, styles and connections from the page's
+/// own origin only, no inline script, no framing, no referrer, no form posts. One
+/// injected script would read every room's keys; this keeps it from running.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; \
+    font-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+    form-action 'none'";
+
+/// The page needs no camera, microphone or location: no script may ask for them.
+pub const PERMISSIONS_POLICY: &str = "camera=(), microphone=(), geolocation=()";
+
+/// Headers on every answer: the policy above, no MIME sniffing, no referrer, no framing,
+/// and a browsing context of its own (no `window.opener` from or to other sites).
+pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("content-security-policy", CONTENT_SECURITY_POLICY),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("permissions-policy", PERMISSIONS_POLICY),
+];
+
+/// Adds [`SECURITY_HEADERS`] to every response of `router` that does not set them itself.
+/// [`routes`] applies it; applied again around the whole app (Socket.IO included), it
+/// covers the rest without doubling any header.
+pub fn with_security_headers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    SECURITY_HEADERS.iter().fold(router, |router, &(name, value)| {
+        router.layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ))
+    })
+}
+
+/// The HTTP routes and, at every other path, the files of `STATIC_DIR`, all with
+/// [`SECURITY_HEADERS`] and compressed (gzip or brotli) when the client accepts it.
+/// Socket.IO is not in here: its layer wraps this router and answers `/socket.io`
+/// before it, so its polling bodies are never compressed by this layer.
 pub fn routes(state: AppState) -> Router {
-    Router::new()
+    let files = static_files(state.config.static_dir.clone());
+    let api = Router::new()
         .route("/health", get(health))
         .route(
             "/api/reserve-session",
@@ -35,7 +83,88 @@ pub fn routes(state: AppState) -> Router {
         .route("/sessions", get(sessions))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        // Live figures and one-off answers: never from a cache.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    let app = api
+        // Catch-all routes rather than a fallback: the layers below apply to them, and
+        // the exact routes above still win.
+        .route_service("/", files.clone())
+        .route_service("/{*path}", files)
         .with_state(state)
+        .layer(CompressionLayer::new());
+    with_security_headers(app)
+}
+
+/// The web client: `STATIC_DIR`'s files with `Last-Modified` (a 304 for an unchanged
+/// file) and `Cache-Control: no-cache`, so a browser keeps its copy but asks each time:
+/// the page has no build step and no hashed file names, so a changed file must show up
+/// at the next load, never after a cache lifetime. Unknown paths get [`not_found`].
+fn static_files(
+    dir: PathBuf,
+) -> tower_http::set_header::SetResponseHeader<
+    ServeDir<tower_http::set_status::SetStatus<NotFound>>,
+    HeaderValue,
+> {
+    use tower::Layer;
+    let files = ServeDir::new(&dir).not_found_service(NotFound(dir));
+    SetResponseHeaderLayer::if_not_present(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    )
+    .layer(files)
+}
+
+/// The answer for a path with no file: `STATIC_DIR/404.html` when there is one, else a
+/// page of ours that says what happened and where to go (never a bare status).
+#[derive(Clone)]
+struct NotFound(PathBuf);
+
+impl<B: Send + 'static> tower::Service<axum::http::Request<B>> for NotFound {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: axum::http::Request<B>) -> Self::Future {
+        let dir = self.0.clone();
+        Box::pin(async move { Ok(not_found(&dir).await) })
+    }
+}
+
+/// The not-found page (status 404; `ServeDir` sets it for its fallback, and the admin
+/// route answers the same page so that it cannot be told from a path that is not there).
+async fn not_found(dir: &Path) -> Response {
+    if let Ok(page) = tokio::fs::read(dir.join("404.html")).await {
+        let html = [(header::CONTENT_TYPE, "text/html; charset=utf-8")];
+        return (StatusCode::NOT_FOUND, html, page).into_response();
+    }
+    let installed = tokio::fs::metadata(dir.join("index.html")).await.is_ok();
+    let body = if installed {
+        "<h1>Page not found</h1>\n<p>There is nothing at this address. Room links look like \
+         <code>/#…</code>: check that the whole link was copied.</p>\n\
+         <p><a href=\"/\">Open the start page</a> to create a room.</p>"
+    } else {
+        "<h1>No web page here</h1>\n<p>This blindrelay server runs without its web client \
+         (its <code>STATIC_DIR</code> folder is missing), so there is no page to open. \
+         Apps that speak its Socket.IO protocol still work.</p>"
+    };
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>Not found · blindrelay</title>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+    );
+    (StatusCode::NOT_FOUND, Html(page)).into_response()
 }
 
 /// Liveness: 200 while the process serves. Session counts are `null` while Redis is
@@ -185,7 +314,7 @@ async fn sessions(State(state): State<AppState>, headers: HeaderMap) -> Response
     let authorised =
         (state.config.admin_token.as_ref()).is_some_and(|t| bearer_matches(&headers, t));
     if !authorised {
-        return StatusCode::NOT_FOUND.into_response();
+        return not_found(&state.config.static_dir).await;
     }
     match state.store.summaries().await {
         Ok(list) => Json(json!({ "count": list.len(), "sessions": list })).into_response(),
