@@ -58,9 +58,9 @@ let waitTimer = null;
 
 /**
  * Shows an error. With `retryAfterMs` (the server's lockouts and rate limits) it says how
- * long to wait, counting down, and calls `onReady` when the wait is over.
+ * long to wait, counting down; `lead` is the sentence before the wait.
  */
-function showError(code, message, { retryAfterMs, lead, onReady } = {}) {
+function showError(code, message, { retryAfterMs, lead } = {}) {
   hideError();
   const banner = $('banner');
   banner.dataset.code = code;
@@ -80,7 +80,6 @@ function showError(code, message, { retryAfterMs, lead, onReady } = {}) {
     clearInterval(waitTimer);
     waitTimer = null;
     $('banner-text').textContent = `${first} You can try again now.`;
-    onReady?.();
   };
   tick();
   waitTimer = setInterval(tick, 1000);
@@ -380,16 +379,15 @@ function joinFailed(err, pwInput) {
     return false;
   }
   const lead = invite?.mode === 'password' ? 'Too many wrong passwords.' : 'Too many failed attempts to join this room.';
-  showError(code, err.message, {
-    retryAfterMs: err.retryAfterMs,
-    lead: code === 'RATE_LIMITED' ? lead : undefined,
-    onReady: () => { $('join-submit').disabled = false; },
-  });
+  showError(code, err.message, { retryAfterMs: err.retryAfterMs, lead: code === 'RATE_LIMITED' ? lead : undefined });
   if (code === 'INVALID_PASSWORD') {
     pwInput.select();
     pwInput.focus();
   }
-  return Boolean(err.retryAfterMs);
+  if (!err.retryAfterMs) return false;
+  // Every join is refused until then, even with the right password: no point in trying.
+  setTimeout(() => { $('join-submit').disabled = false; }, err.retryAfterMs);
+  return true;
 }
 
 // ---- views: after a room ----
@@ -852,9 +850,14 @@ function bindRoom() {
     await alerts.toggleNotify();
     renderAlertButtons();
   });
-  // The menu closes when the person clicks elsewhere, as menus do.
+  // The menu closes when the person clicks elsewhere or presses Escape, as menus do.
   document.addEventListener('click', (e) => {
     if (!$('more-menu').contains(e.target)) $('more-menu').open = false;
+  });
+  $('more-menu').addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape') return;
+    $('more-menu').open = false;
+    $('more-menu').querySelector('summary').focus();
   });
   $('composer').addEventListener('submit', sendFromComposer);
   $('message-input').addEventListener('keydown', (e) => {
