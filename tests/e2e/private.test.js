@@ -122,6 +122,34 @@ test('safety numbers match in both browsers', async () => {
   assert.equal(Object.keys(marks).length, 1);
 });
 
+test('a member whose key changes loses its verified mark and gets a warning', async () => {
+  const bobRow = alice.page.locator('.member:not(.me)');
+  await bobRow.locator('button.verify').click();
+  await alice.page.locator('.member:not(.me)[data-verified="true"]').waitFor();
+  const before = await bobRow.locator('.safety-number').textContent();
+  // Bob's tab comes back with another key pair (as a swapped key would look to Alice).
+  await bob.page.evaluate(async () => {
+    const saved = JSON.parse(sessionStorage.getItem('blindrelay.room.v1'));
+    const pair = await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, true, ['deriveBits']);
+    const spki = new Uint8Array(await crypto.subtle.exportKey('spki', pair.publicKey));
+    saved.identity = { privateJwk: await crypto.subtle.exportKey('jwk', pair.privateKey), publicKey: btoa(String.fromCharCode(...spki)) };
+    sessionStorage.setItem('blindrelay.room.v1', JSON.stringify(saved));
+  });
+  await bob.page.reload();
+  await bob.page.locator('#conn[data-state="joined"]').waitFor();
+  await alice.page.locator('.member:not(.me) .safety-changed').waitFor();
+  await alice.page.locator('.notice-key', { hasText: 'Bob' }).waitFor();
+  assert.equal(await alice.page.locator('.member:not(.me)[data-verified]').count(), 0, 'the mark is gone');
+  await alice.page.waitForFunction((old) => {
+    const n = document.querySelector('.member:not(.me) .safety-number').textContent;
+    return /^\d{5}( \d{5}){5}$/.test(n) && n !== old;
+  }, before);
+  await screenshot(alice.page, '24-key-changed');
+  await bobRow.locator('button.verify').click();
+  await alice.page.locator('.member:not(.me)[data-verified="true"]').waitFor();
+  assert.equal(await alice.page.locator('.safety-changed').count(), 0);
+});
+
 test('messages go both ways and are shown decrypted with sender, time and delivery state', async () => {
   await sendText(alice.page, PLAIN.a1);
   const atBob = await waitForMessage(bob.page, PLAIN.a1, 'Alice');
