@@ -510,7 +510,7 @@ function renderShare(c) {
   $('share-link').value = link;
   $('share-note').textContent = c.mode === 'password'
     ? 'This link does not contain the password. Tell the other person the password another way (in person, by phone).'
-    : 'Anyone with this link can join and read what is said from then on. Send it privately; it contains the room key.';
+    : `Anyone with this link can join and read what is said from then on. Send it privately: it works like a key.${c.isCreator ? ' To stop it working, reset it (More).' : ''}`;
   $('share-qr').replaceChildren(qrSvg(link));
 }
 
