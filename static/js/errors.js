@@ -25,7 +25,6 @@ export const ERROR_TEXT = {
   TIMEOUT: 'The server did not answer in time. Try again.',
   BAD_LINK: 'This link is incomplete or damaged. Ask for the link again.',
   FILE_TOO_LARGE: 'That file is too large.',
-  ROOM_CLOSED: 'The room was closed by its creator. Nothing more can be sent.',
   DECRYPT_FAILED: 'A message could not be decrypted. Compare safety numbers: someone may have tampered with it.',
   PASSWORD_MISMATCH: 'The two passwords differ.',
   UNKNOWN: 'Something went wrong. Reload the page and try again.',

@@ -50,11 +50,6 @@ export class Alerts {
     if (this.notify && notificationsGranted()) this.showNotification();
   }
 
-  reset() {
-    this.unread = 0;
-    this.render();
-  }
-
   render() {
     document.title = this.unread ? `(${this.unread}) ${this.baseTitle}` : this.baseTitle;
   }
