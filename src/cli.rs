@@ -72,6 +72,8 @@ settings! {
     client_url => "CLIENT_URL",
     /// Seconds an empty session is kept without activity [default: 1800]
     session_ttl_secs => "SESSION_TTL_SECS",
+    /// Seconds an empty session nobody but its creator joined is kept [default: 300]
+    unused_session_ttl_secs => "UNUSED_SESSION_TTL_SECS",
     /// Seconds between sweeps of expired sessions [default: 60]
     reaper_interval_secs => "REAPER_INTERVAL_SECS",
     /// Largest Socket.IO packet a client may send, in bytes [default: 20971520]
@@ -106,6 +108,8 @@ settings! {
     redis_url => "REDIS_URL",
     /// Prefix of every Redis key and channel [default: blindrelay:]
     redis_prefix => "REDIS_PREFIX",
+    /// With Redis: key of the HMAC credentials are stored under, the same on every node [required with REDIS_URL]
+    store_digest_key => "STORE_DIGEST_KEY",
     /// With Redis: seconds before a dead node's members are dropped [default: 15]
     node_lease_secs => "NODE_LEASE_SECS",
     /// Events one socket may send per second; 0 = no limit [default: 30]
@@ -122,6 +126,10 @@ settings! {
     inflight_bytes_per_ip => "INFLIGHT_BYTES_PER_IP",
     /// Bytes of received events waiting, all sockets; 0 = no cap [default: 268435456]
     inflight_bytes_total => "INFLIGHT_BYTES_TOTAL",
+    /// Bytes of history sent and maybe unread, all sockets of one address; 0 = no cap [default: 67108864]
+    replay_bytes_per_ip => "REPLAY_BYTES_PER_IP",
+    /// Bytes of history sent and maybe unread, all sockets; 0 = no cap [default: 134217728]
+    replay_bytes_total => "REPLAY_BYTES_TOTAL",
     /// New Socket.IO connections per client address per second; 0 = no limit [default: 10]
     ip_connects_per_sec => "IP_CONNECTS_PER_SEC",
     /// New Socket.IO connections per client address in a burst [default: 100]

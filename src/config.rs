@@ -31,6 +31,9 @@ pub struct Config {
     pub client_origins: AllowedOrigins,
     /// An empty session (or a reservation never joined) is deleted after this long without activity.
     pub session_ttl: Duration,
+    /// The same for a session nobody but its creator ever joined and where nothing was
+    /// sent: abandoned or made in bulk, it should not hold a slot for `session_ttl`.
+    pub unused_session_ttl: Duration,
     pub reaper_interval: Duration,
     /// Largest Socket.IO packet a client may send (and the polling body limit).
     pub max_payload_bytes: usize,
@@ -61,6 +64,10 @@ pub struct Config {
     pub redis_url: Option<Secret>,
     /// Prefix of every Redis key and channel, so deployments can share one Redis.
     pub redis_prefix: String,
+    /// Key of the HMAC under which credentials are stored in Redis, so a copy of Redis
+    /// alone cannot be searched for passwords. Required with `redis_url`; the same on
+    /// every node.
+    pub store_digest_key: Option<Secret>,
     /// With Redis: how long a node that stopped renewing its lease keeps its members.
     pub node_lease: Duration,
     /// Limits against abuse (see SECURITY.md); a rate or cap of 0 turns it off.
@@ -84,6 +91,11 @@ pub struct AbuseLimits {
     /// The same, over all sockets of one address, and over all sockets.
     pub inflight_bytes_per_ip: usize,
     pub inflight_bytes_total: usize,
+    /// Bytes of history sent to the sockets of one address, and to all sockets, that
+    /// may still be unread (counted for a heartbeat round after each join); beyond
+    /// them a join's history waits.
+    pub replay_bytes_per_ip: usize,
+    pub replay_bytes_total: usize,
     /// New Socket.IO connections per client address, per second and in a burst.
     pub ip_connects_per_sec: u32,
     pub ip_connects_burst: u32,
@@ -132,6 +144,8 @@ impl AbuseLimits {
             // Sized for a 1 GiB node: each queued byte costs a few more while relayed.
             inflight_bytes_per_ip: 128 * 1024 * 1024,
             inflight_bytes_total: 256 * 1024 * 1024,
+            replay_bytes_per_ip: 64 * 1024 * 1024,
+            replay_bytes_total: 128 * 1024 * 1024,
             ip_connects_per_sec: 10,
             ip_connects_burst: 100,
             ip_reserves_per_sec: 2,
@@ -158,6 +172,8 @@ impl AbuseLimits {
             socket_queued_bytes: 0,
             inflight_bytes_per_ip: 0,
             inflight_bytes_total: 0,
+            replay_bytes_per_ip: 0,
+            replay_bytes_total: 0,
             ip_connects_per_sec: 0,
             ip_reserves_per_sec: 0,
             ip_join_failures_per_min: 0,
@@ -185,6 +201,7 @@ impl Default for Config {
             port: 3001,
             client_origins: AllowedOrigins::List(vec!["http://localhost:5173".into()]),
             session_ttl: Duration::from_secs(1800),
+            unused_session_ttl: Duration::from_secs(300),
             reaper_interval: Duration::from_secs(60),
             max_payload_bytes: 20 * 1024 * 1024,
             history_max_messages: 500,
@@ -203,6 +220,7 @@ impl Default for Config {
             static_dir: PathBuf::from("static"),
             redis_url: None,
             redis_prefix: "blindrelay:".into(),
+            store_digest_key: None,
             node_lease: Duration::from_secs(15),
             abuse: AbuseLimits::defaults(20 * 1024 * 1024),
         }
@@ -220,13 +238,17 @@ impl Config {
         let d = Config::default();
         let duration = |var: &'static str, default: Duration| secs(get(var), var, default);
         let config = Config {
-            host: parse_or(get("HOST"), "HOST", d.host)?,
+            host: match get("HOST") {
+                None => d.host,
+                Some(v) => resolve_host(&v)?,
+            },
             port: parse_or(get("PORT"), "PORT", d.port)?,
             client_origins: match get("CLIENT_URL") {
                 None => d.client_origins,
                 Some(v) => parse_origins(&v)?,
             },
             session_ttl: duration("SESSION_TTL_SECS", d.session_ttl)?,
+            unused_session_ttl: duration("UNUSED_SESSION_TTL_SECS", d.unused_session_ttl)?,
             reaper_interval: duration("REAPER_INTERVAL_SECS", d.reaper_interval)?,
             max_payload_bytes: positive(
                 get("MAX_PAYLOAD_BYTES"),
@@ -259,7 +281,7 @@ impl Config {
                 None => d.debug,
                 Some(v) => parse_bool(&v).ok_or_else(|| ConfigError {
                     var: "DEBUG",
-                    reason: format!("expected true or false, got {v:?}"),
+                    reason: format!("expected {DEBUG_VALUES}, got {v:?}"),
                 })?,
             },
             log_format: match get("LOG_FORMAT").as_deref() {
@@ -295,13 +317,35 @@ impl Config {
                 }
                 Some(v) => v,
             },
+            store_digest_key: get("STORE_DIGEST_KEY").map(Secret::from),
             node_lease: duration("NODE_LEASE_SECS", d.node_lease)?,
             abuse: AbuseLimits::default(),
         };
+        check_digest_key(&config)?;
         Ok(Config {
             abuse: abuse_limits(&get, config.max_payload_bytes)?,
             ..config
         })
+    }
+}
+
+/// Shortest `STORE_DIGEST_KEY`: 128 bits as hex.
+const MIN_DIGEST_KEY_CHARS: usize = 32;
+
+fn check_digest_key(config: &Config) -> Result<(), ConfigError> {
+    let error = |reason: &str| ConfigError {
+        var: "STORE_DIGEST_KEY",
+        reason: reason.into(),
+    };
+    match &config.store_digest_key {
+        None if config.redis_url.is_some() => Err(error(
+            "required with REDIS_URL (the same on every node), so that Redis holds no \
+             password digest a dictionary could search; make one with `openssl rand -hex 32`",
+        )),
+        Some(k) if k.len() < MIN_DIGEST_KEY_CHARS => Err(error(
+            "must be at least 32 characters; make one with `openssl rand -hex 32`",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -331,6 +375,8 @@ fn abuse_limits(
         socket_queued_bytes: cap("SOCKET_QUEUED_BYTES", d.socket_queued_bytes)?,
         inflight_bytes_per_ip: cap("INFLIGHT_BYTES_PER_IP", d.inflight_bytes_per_ip)?,
         inflight_bytes_total: cap("INFLIGHT_BYTES_TOTAL", d.inflight_bytes_total)?,
+        replay_bytes_per_ip: cap("REPLAY_BYTES_PER_IP", d.replay_bytes_per_ip)?,
+        replay_bytes_total: cap("REPLAY_BYTES_TOTAL", d.replay_bytes_total)?,
         ip_connects_per_sec: rate("IP_CONNECTS_PER_SEC", d.ip_connects_per_sec)?,
         ip_connects_burst: burst("IP_CONNECTS_BURST", d.ip_connects_burst)?,
         ip_reserves_per_sec: rate("IP_RESERVES_PER_SEC", d.ip_reserves_per_sec)?,
@@ -406,6 +452,49 @@ fn secs(
     positive(value, var, default).map(|n| Duration::from_secs(n as u64))
 }
 
+/// `HOST`: an IP address (`0.0.0.0`, `::`, `127.0.0.1`, `[::1]`) or a host name such as
+/// `localhost`, resolved once at start (its IPv4 address first: `localhost` is both
+/// `127.0.0.1` and `::1`, and one listener binds one of them).
+fn resolve_host(v: &str) -> Result<IpAddr, ConfigError> {
+    use std::net::ToSocketAddrs;
+    let error = |reason: String| ConfigError {
+        var: "HOST",
+        reason,
+    };
+    let bare = v
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(v);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    let is_name = v.len() <= 253
+        && v.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !is_name {
+        return Err(error(format!(
+            "{v:?} is neither an IP address (0.0.0.0, ::, 127.0.0.1) nor a host name (localhost)"
+        )));
+    }
+    let found: Vec<IpAddr> = (v, 0)
+        .to_socket_addrs()
+        .map_err(|e| error(format!("cannot resolve {v:?}: {e}")))?
+        .map(|a| a.ip())
+        .collect();
+    found
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| error(format!("{v:?} resolves to no address")))
+}
+
+/// The spellings `DEBUG` accepts (any case), all documented in the README.
+pub const DEBUG_VALUES: &str = "true, false, 1, 0, yes, no, on or off";
+
 fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Some(true),
@@ -478,6 +567,48 @@ mod tests {
         assert_eq!(
             load(&[("CLIENT_URL", "localhost")]).unwrap_err().var,
             "CLIENT_URL"
+        );
+    }
+
+    #[test]
+    fn host_takes_addresses_and_names() {
+        let host = |v: &str| load(&[("HOST", v)]).map(|c| c.host);
+        assert_eq!(host("0.0.0.0").unwrap(), IpAddr::from([0, 0, 0, 0]));
+        assert_eq!(host("::").unwrap().to_string(), "::");
+        assert_eq!(host("[::1]").unwrap().to_string(), "::1");
+        assert_eq!(host("192.168.1.20").unwrap().to_string(), "192.168.1.20");
+        let local = host("localhost").unwrap();
+        assert!(
+            local.is_loopback(),
+            "localhost resolves to a loopback address: {local}"
+        );
+        for bad in [
+            "local host",
+            "http://localhost",
+            "127.0.0.1:3001",
+            "bad_name",
+            "",
+        ] {
+            if bad.is_empty() {
+                continue; // empty counts as unset
+            }
+            assert_eq!(host(bad).unwrap_err().var, "HOST", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn debug_takes_every_documented_spelling_and_refuses_others() {
+        for (v, on) in [("true", true), ("YES", true), ("1", true), ("on", true)] {
+            assert_eq!(load(&[("DEBUG", v)]).unwrap().debug, on, "{v}");
+        }
+        for v in ["false", "No", "0", "off"] {
+            assert!(!load(&[("DEBUG", v)]).unwrap().debug, "{v}");
+        }
+        let err = load(&[("DEBUG", "verbose")]).unwrap_err();
+        assert_eq!(err.var, "DEBUG");
+        assert!(
+            err.to_string().contains("yes"),
+            "the message lists the spellings: {err}"
         );
     }
 

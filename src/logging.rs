@@ -54,11 +54,12 @@ pub fn init(config: &Config) -> bool {
         "info"
     };
     // An empty RUST_LOG (as `.env.example` has) counts as unset.
-    let filter = std::env::var("RUST_LOG")
+    let rust_log = std::env::var("RUST_LOG")
         .ok()
-        .filter(|v| !v.trim().is_empty())
-        .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new(default));
+        .filter(|v| !v.trim().is_empty());
+    let from_rust_log = rust_log.as_deref().and_then(|v| EnvFilter::try_new(v).ok());
+    let overridden = from_rust_log.is_some();
+    let filter = from_rust_log.unwrap_or_else(|| EnvFilter::new(default));
     let unsafe_payloads = std::env::var(UNSAFE_LOG_VAR).is_ok_and(|v| v == UNSAFE_LOG_VALUE);
     // A second filter on the output: an event must pass both, so a cap only ever lowers
     // what RUST_LOG asks for.
@@ -75,6 +76,20 @@ pub fn init(config: &Config) -> bool {
             .try_init(),
         LogFormat::Pretty => registry.with(tfmt::layer().with_filter(caps)).try_init(),
     };
+    // Say what DEBUG did, so that it is never silently without effect.
+    match (config.debug, overridden) {
+        (true, true) => {
+            tracing::warn!("DEBUG is set but RUST_LOG is too, and RUST_LOG decides what is logged")
+        }
+        (true, false) => tracing::debug!(
+            "debug logs on (DEBUG): each HTTP request (method, path, status, time) \
+             and per reservation; never payloads, keys or session ids"
+        ),
+        _ => {}
+    }
+    if rust_log.is_some() && !overridden {
+        tracing::warn!("RUST_LOG is not a valid filter; it is ignored");
+    }
     if unsafe_payloads {
         tracing::warn!(
             "{UNSAFE_LOG_VAR} is set: dependencies may log frames, keys, passwords, \

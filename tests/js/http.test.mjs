@@ -1,10 +1,16 @@
-// HTTP routes (R9), the Engine.IO handshake (R10) and CORS.
+// HTTP routes (R9), the Engine.IO handshake (R10), CORS, and what every answer carries:
+// security headers, compression and caching of the web client's files, the 404 page.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
 import {
-  startServer, cleanup, connect, expectOk, createSession, joinAs, reserve, request, health,
+  REPO, startServer, cleanup, connect, expectOk, createSession, joinAs, reserve, request, health,
   uid, closeClient,
 } from './lib/server.mjs';
 
@@ -204,4 +210,172 @@ test('CORS: CLIENT_URL=* reflects any origin (credentials allowed)', async () =>
   assert.equal(r.status, 200);
   assert.equal(r.headers['access-control-allow-origin'], 'http://anything.example');
   assert.equal(r.headers['access-control-allow-credentials'], 'true');
+});
+
+// ---- Headers, compression and caching (issue #14) ----
+
+const STATIC = path.join(REPO, 'static');
+
+/** The exact headers every answer carries (src/http.rs SECURITY_HEADERS). */
+const SECURITY = {
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; font-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cross-origin-opener-policy': 'same-origin',
+  'permissions-policy': 'camera=(), microphone=(), geolocation=()',
+};
+
+/** GET/HEAD/POST with the raw body bytes (no decoding), for compression checks. */
+function raw(method, url, headers = {}, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false }, (res) => {
+      const parts = [];
+      res.on('data', (c) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(parts) }));
+      res.on('error', reject);
+    });
+    req.setTimeout(5000, () => req.destroy(new Error(`${method} ${url} timed out`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function decode(r) {
+  switch (r.headers['content-encoding']) {
+    case 'br': return zlib.brotliDecompressSync(r.body);
+    case 'gzip': return zlib.gunzipSync(r.body);
+    case undefined: return r.body;
+    default: throw new Error(`unexpected content-encoding ${r.headers['content-encoding']}`);
+  }
+}
+
+let web; // serves the repository's static/
+test('security headers on every answer: page, files, 404s, API JSON, errors, metrics, Socket.IO polling', async () => {
+  web = await startServer({ STATIC_DIR: STATIC, ADMIN_TOKEN: TOKEN });
+  const cases = [
+    ['GET', '/', 200],
+    ['GET', '/index.html', 200],
+    ['GET', '/app.css', 200],
+    ['GET', '/js/app.js', 200],
+    ['HEAD', '/', 200],
+    ['GET', '/no/such/page', 404],
+    ['GET', '/health', 200],
+    ['GET', '/ready', 200],
+    ['GET', '/metrics', 200],
+    ['GET', '/sessions', 404],
+    ['POST', '/api/reserve-session', 400],
+    ['GET', '/api/reserve-session', 405],
+  ];
+  const wrong = [];
+  for (const [method, p, status] of cases) {
+    const r = await raw(method, `${web.url}${p}`, method === 'POST' ? { 'content-type': 'application/json' } : {}, method === 'POST' ? '{}' : undefined);
+    if (r.status !== status) wrong.push(`${method} ${p}: status ${r.status}, expected ${status}`);
+    for (const [name, value] of Object.entries(SECURITY)) {
+      if (r.headers[name] !== value) wrong.push(`${method} ${p}: ${name} = ${JSON.stringify(r.headers[name])}`);
+    }
+  }
+  assert.deepEqual(wrong, []);
+  // API answers are never cached; files are revalidated (see below).
+  assert.equal((await raw('GET', `${web.url}/health`)).headers['cache-control'], 'no-store');
+  assert.equal((await raw('GET', `${web.url}/metrics`)).headers['cache-control'], 'no-store');
+});
+
+test('static files: compressed with br or gzip as asked, identical once decoded; Socket.IO polling is not compressed and still works', async () => {
+  for (const file of ['index.html', 'js/app.js', 'app.css']) {
+    const onDisk = readFileSync(path.join(STATIC, file));
+    for (const [accept, expected] of [['br', 'br'], ['gzip', 'gzip'], ['gzip, deflate, br', 'br'], ['identity', undefined], [undefined, undefined]]) {
+      const r = await raw('GET', `${web.url}/${file}`, accept ? { 'accept-encoding': accept } : {});
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['content-encoding'], expected, `${file} with accept-encoding ${accept}`);
+      assert.match(r.headers.vary ?? '', /accept-encoding/i, `${file}: Vary names Accept-Encoding`);
+      assert.ok(decode(r).equals(onDisk), `${file} with ${accept}: the bytes on disk`);
+      if (expected) assert.ok(r.body.length < onDisk.length * 0.6, `${file}: ${r.body.length} of ${onDisk.length} bytes with ${expected}`);
+    }
+  }
+  // Engine.IO polling answers itself, outside the compressed router, even when the
+  // client accepts compression; and a polling-only client still connects and talks.
+  const hs = await raw('GET', `${web.url}/socket.io/?EIO=4&transport=polling`, { 'accept-encoding': 'gzip, br' });
+  assert.equal(hs.status, 200);
+  assert.equal(hs.headers['content-encoding'], undefined, 'polling bodies are not compressed');
+  assert.equal(hs.body.toString()[0], '0', 'an Engine.IO open packet, readable as is');
+  const c = await createSession(web.url, { transports: ['polling'] }, assert);
+  const { socket: bob } = await joinAs(web.url, c.link, 'bob', assert, {}, { transports: ['polling'] });
+  const got = new Promise((resolve) => bob.once('new-message', resolve));
+  await expectOk(c.socket, 'send-message', { sessionId: c.sessionId, encrypted: 'x'.repeat(5000), clientMessageId: 'poll-1' }, assert);
+  assert.equal((await got).encrypted.length, 5000);
+});
+
+test('static files: Cache-Control no-cache (never immutable) with Last-Modified; a 304 when unchanged; a changed file shows at the next load', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'blindrelay-static-'));
+  writeFileSync(path.join(dir, 'index.html'), '<!doctype html><title>one</title>');
+  writeFileSync(path.join(dir, 'app.js'), 'export const v = 1;\n');
+  utimesSync(path.join(dir, 'app.js'), new Date(Date.now() - 60000), new Date(Date.now() - 60000));
+  const s = await startServer({ STATIC_DIR: dir });
+  try {
+    for (const p of ['/', '/index.html', '/app.js']) {
+      const r = await raw('GET', `${s.url}${p}`);
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['cache-control'], 'no-cache', `${p}: revalidated at every load`);
+      assert.ok(r.headers['last-modified'], `${p}: Last-Modified`);
+    }
+    const first = await raw('GET', `${s.url}/app.js`, { 'accept-encoding': 'gzip' });
+    const again = await raw('GET', `${s.url}/app.js`, { 'if-modified-since': first.headers['last-modified'], 'accept-encoding': 'gzip' });
+    assert.equal(again.status, 304, 'unchanged: 304');
+    assert.equal(again.body.length, 0);
+    assert.equal(again.headers['content-security-policy'], SECURITY['content-security-policy']);
+    writeFileSync(path.join(dir, 'app.js'), 'export const v = 2;\n');
+    const changed = await raw('GET', `${s.url}/app.js`, { 'if-modified-since': first.headers['last-modified'] });
+    assert.equal(changed.status, 200, 'changed since: the new file');
+    assert.equal(changed.body.toString(), 'export const v = 2;\n');
+  } finally {
+    await s.stop();
+  }
+});
+
+test('unknown paths: a 404 page that says what happened (the web client\'s own 404.html when it has one)', async () => {
+  const r = await raw('GET', `${web.url}/room/abc`);
+  assert.equal(r.status, 404);
+  assert.match(r.headers['content-type'], /^text\/html/);
+  const page = r.body.toString();
+  assert.match(page, /Page not found/);
+  assert.match(page, /href="\/"/, 'a way back to the start page');
+  assert.doesNotMatch(page, /<script|style=/, 'nothing the policy would block');
+  // GET /sessions without its token is the same page as any missing path.
+  const adm = await raw('GET', `${web.url}/sessions`);
+  assert.equal(adm.status, 404);
+  assert.equal(adm.body.toString(), page);
+
+  // Without a 404.html of the web client's, a page of the server's own.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'blindrelay-static-'));
+  writeFileSync(path.join(dir, 'index.html'), '<!doctype html><title>home</title>');
+  const s = await startServer({ STATIC_DIR: dir });
+  try {
+    const builtIn = await raw('GET', `${s.url}/nowhere`);
+    assert.equal(builtIn.status, 404);
+    assert.match(builtIn.headers['content-type'], /^text\/html/);
+    assert.match(builtIn.body.toString(), /Page not found[^]*href="\/"/);
+    writeFileSync(path.join(dir, '404.html'), '<!doctype html><title>lost</title><p>Our own page</p>');
+    const own = await raw('GET', `${s.url}/nowhere`);
+    assert.equal(own.status, 404);
+    assert.match(own.body.toString(), /Our own page/);
+  } finally {
+    await s.stop();
+  }
+});
+
+test('a missing STATIC_DIR: the server starts, warns loudly, and the page says there is no web client', async () => {
+  const missing = path.join(os.tmpdir(), `blindrelay-no-static-${uid('d')}`);
+  const s = await startServer({ STATIC_DIR: missing });
+  try {
+    const r = await raw('GET', `${s.url}/`);
+    assert.equal(r.status, 404);
+    assert.match(r.body.toString(), /No web page here/);
+    assert.equal(r.headers['content-security-policy'], SECURITY['content-security-policy']);
+    assert.match(s.output(), /WARN.*no web client.*STATIC_DIR/i, `the start-up warning:\n${s.output()}`);
+    // The relay itself still serves.
+    await createSession(s.url, {}, assert);
+  } finally {
+    await s.stop();
+  }
 });
