@@ -113,7 +113,7 @@ run_redis_pair() {
     local port
     port=$(free_port)
     env PORT="$port" HOST=127.0.0.1 RUST_LOG=warn MAX_GROUP_MEMBERS=1000 "${limits_off[@]}" \
-      REDIS_URL="redis://127.0.0.1:$redis_port" REDIS_PREFIX="$prefix" \
+      REDIS_URL="redis://127.0.0.1:$redis_port" REDIS_PREFIX="$prefix" STORE_DIGEST_KEY="bench-digest-key-$prefix-0123456789abcdef" \
       target/release/blindrelay >"target/bench/redis-node-$i.log" 2>&1 &
     pids+=("$!")
     started+=("$!")

@@ -75,6 +75,12 @@ pub async fn serve(
         socket::register(&io, state.clone());
         return run(listener, config, state, layer, io, None, shutdown).await;
     };
+    // `Config::from_lookup` refuses REDIS_URL without it; a Config built in code may not.
+    let Some(digest_key) = &config.store_digest_key else {
+        return Err(std::io::Error::other(
+            "STORE_DIGEST_KEY is required with REDIS_URL",
+        ));
+    };
     let cluster = cluster::Cluster::connect(url.expose())
         .await
         .map_err(std::io::Error::other)?;
@@ -84,6 +90,7 @@ pub async fn serve(
         &config.redis_prefix,
         cluster.node.clone(),
         store::StoreLimits::from(&config),
+        store::DigestKey::new(digest_key),
     );
     store
         .sync_clock()

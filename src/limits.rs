@@ -184,6 +184,8 @@ pub struct Guard {
     limits: AbuseLimits,
     /// Received bytes waiting to be handled, per address and in all.
     pub inflight: Arc<InFlight>,
+    /// History sent to sockets and maybe unread, per address and in all.
+    pub replay: Arc<InFlight>,
     connects: Option<Keyed>,
     /// Engine.IO handshakes (before any namespace connection): twice `connects`, so that
     /// only transports that never connect a namespace meet it.
@@ -220,6 +222,7 @@ impl Guard {
             strikes: DashMap::new(),
             counts: Arc::default(),
             inflight: Arc::new(InFlight::new(limits)),
+            replay: Arc::new(InFlight::replay(limits)),
             limits: limits.clone(),
         }
     }
@@ -482,21 +485,48 @@ pub struct SocketBudget {
 /// socket's queue is capped (`SOCKET_QUEUED_BYTES`), and so are the sum of an address's
 /// sockets (`INFLIGHT_BYTES_PER_IP`) and of every socket (`INFLIGHT_BYTES_TOTAL`), so
 /// many sockets sending large messages at once cannot exhaust memory.
-#[derive(Default)]
+///
+/// The same type counts history replayed to sockets that may not have read it yet
+/// (`REPLAY_BYTES_*`, see [`InFlight::replay`]).
 pub struct InFlight {
     total: AtomicUsize,
     per_ip: DashMap<IpAddr, usize>,
     max_total: usize,
     max_per_ip: usize,
+    /// Refusal kinds: over the address's cap, over the total.
+    kinds: (&'static str, &'static str),
 }
 
 impl InFlight {
     pub fn new(limits: &AbuseLimits) -> Self {
         InFlight {
+            total: AtomicUsize::new(0),
+            per_ip: DashMap::new(),
             max_total: limits.inflight_bytes_total,
             max_per_ip: limits.inflight_bytes_per_ip,
-            ..Default::default()
+            kinds: ("ip_inflight_bytes", "inflight_bytes"),
         }
+    }
+
+    /// History sent to sockets and maybe not read yet.
+    pub fn replay(limits: &AbuseLimits) -> Self {
+        InFlight {
+            max_total: limits.replay_bytes_total,
+            max_per_ip: limits.replay_bytes_per_ip,
+            kinds: ("ip_replay_bytes", "replay_bytes"),
+            ..Self::new(limits)
+        }
+    }
+
+    /// Holds `bytes` for `ip` until the returned [`Held`] is dropped, or refuses
+    /// (nothing held).
+    pub fn hold(self: &Arc<Self>, ip: IpAddr, bytes: usize) -> Result<Held, Refused> {
+        self.admit(ip, bytes)?;
+        Ok(Held {
+            budget: self.clone(),
+            ip,
+            bytes,
+        })
     }
 
     /// Takes `bytes` for `ip`, or refuses (nothing taken). One event always fits an
@@ -514,11 +544,7 @@ impl InFlight {
                 self.per_ip.remove_if(&key, |_, n| *n == 0);
             }
             return Err(Refused::rate(
-                if over_ip {
-                    "ip_inflight_bytes"
-                } else {
-                    "inflight_bytes"
-                },
+                if over_ip { self.kinds.0 } else { self.kinds.1 },
                 "Too many bytes waiting to be handled; retry when earlier messages are answered",
                 Duration::from_secs(1),
             ));
@@ -535,6 +561,19 @@ impl InFlight {
                 e.remove();
             }
         }
+    }
+}
+
+/// Bytes held in an [`InFlight`] budget, given back when dropped.
+pub struct Held {
+    budget: Arc<InFlight>,
+    ip: IpAddr,
+    bytes: usize,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.release(self.ip, self.bytes);
     }
 }
 

@@ -209,7 +209,16 @@ async fn join<A: Adapter>(
     } else {
         OwnMessages::Omit
     };
-    let _ = socket.emit("messages-history", &done.history.for_reader(&user, own));
+    let history = done.history.for_reader(&user, own);
+    if !super::replay::send_history(state, socket, &history, done.history.bytes()).await {
+        // The socket was disconnected, so no ack reaches it: the join stands, and the
+        // client's reconnect joins again.
+        return Err(AppError::new(
+            ErrorCode::RateLimited,
+            "The history could not be sent; reconnect to receive it",
+        ));
+    }
+    drop(history);
     let key = done.group_key.as_deref();
     let _ = socket.emit(
         "session-metadata",
@@ -568,8 +577,11 @@ pub async fn resync<A: Adapter>(state: &AppState, socket: &SocketRef<A>, joined:
     for session in &joined.0 {
         match state.store.resync(session, socket.id).await {
             Ok(Some((user, keys, history))) => {
+                let bytes = history.bytes();
                 let history = history.for_reader(&user, OwnMessages::Omit);
-                let _ = socket.emit("messages-history", &history);
+                if !super::replay::send_history(state, socket, &history, bytes).await {
+                    return;
+                }
                 let _ = socket.emit("public-keys-updated", &keys);
             }
             Ok(None) => {}

@@ -14,6 +14,7 @@
 
 mod guard;
 mod handlers;
+mod replay;
 
 pub use handlers::announce_left;
 mod rooms;

@@ -83,6 +83,7 @@ mod tests {
     fn store(budget: usize) -> MemoryStore {
         MemoryStore::new(StoreLimits {
             session_ttl: Duration::from_secs(60),
+            unused_session_ttl: Duration::from_secs(60),
             max_sessions: 100,
             max_group_members: 10,
             history_max_messages: 1000,

@@ -71,7 +71,7 @@ impl MemoryStore {
         let now = Instant::now();
         match self.sessions.entry(id) {
             Entry::Occupied(mut e) => {
-                if !e.get().is_expired(now, self.limits.session_ttl) {
+                if !e.get().is_expired(now, &self.limits) {
                     return Err(ReserveError::Exists);
                 }
                 e.insert(Session::reserved(key, mode, now));
@@ -92,7 +92,7 @@ impl MemoryStore {
         let now = Instant::now();
         let mut created = false;
         let mut session = match self.sessions.entry(req.session.clone()) {
-            Entry::Occupied(e) if e.get().is_expired(now, self.limits.session_ttl) => {
+            Entry::Occupied(e) if e.get().is_expired(now, &self.limits) => {
                 if !req.is_creator {
                     e.remove();
                     return Err(AppError::session_expired());
@@ -245,6 +245,7 @@ impl MemoryStore {
                 ));
             }
             session.history.track(&self.history_total);
+            session.mark_used();
             Ok(session.history.append(
                 message,
                 limits.history_max_messages,
@@ -322,7 +323,7 @@ impl MemoryStore {
         let now = Instant::now();
         let before = self.sessions.len();
         self.sessions
-            .retain(|_, s| !s.is_expired(now, self.limits.session_ttl));
+            .retain(|_, s| !s.is_expired(now, &self.limits));
         before.saturating_sub(self.sessions.len())
     }
 

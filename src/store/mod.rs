@@ -20,7 +20,7 @@ use socketioxide::socket::Sid;
 
 pub use history::{Appended, History, message_cost};
 pub use memory::MemoryStore;
-pub use redis::RedisStore;
+pub use redis::{DigestKey, RedisStore};
 pub use session::{Lifecycle, Member, Session};
 
 use crate::{
@@ -39,6 +39,8 @@ pub type ConnId = Sid;
 #[derive(Debug, Clone)]
 pub struct StoreLimits {
     pub session_ttl: Duration,
+    /// The TTL of an empty session that was never used beyond its creator's join.
+    pub unused_session_ttl: Duration,
     pub max_sessions: usize,
     pub max_group_members: usize,
     pub history_max_messages: usize,
@@ -53,6 +55,8 @@ impl From<&crate::config::Config> for StoreLimits {
     fn from(config: &crate::config::Config) -> Self {
         StoreLimits {
             session_ttl: config.session_ttl,
+            // Never longer than the TTL of a used session.
+            unused_session_ttl: config.unused_session_ttl.min(config.session_ttl),
             max_sessions: config.max_sessions,
             max_group_members: config.max_group_members,
             history_max_messages: config.history_max_messages,
@@ -113,6 +117,14 @@ pub enum HistoryView {
 impl HistoryView {
     pub fn empty() -> Self {
         HistoryView::Memory(Vec::new())
+    }
+
+    /// Bytes of the history as stored: what sending it queues, roughly.
+    pub fn bytes(&self) -> usize {
+        match self {
+            HistoryView::Memory(m) => m.iter().map(|m| message_cost(m)).sum(),
+            HistoryView::Raw(r) => r.iter().map(|m| m.json.get().len() + m.from.len()).sum(),
+        }
     }
 
     /// `messages-history` as `reader` is sent it (see [`delivery`](crate::protocol::delivery)).

@@ -1,9 +1,6 @@
 //! One session (room) and the rules that apply inside it.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Instant};
 
 use serde_json::value::RawValue;
 
@@ -54,6 +51,9 @@ pub struct Session {
     pub group_keys: HashMap<UserId, Box<RawValue>>,
     pub history: History,
     pub last_activity: Instant,
+    /// Someone besides the creator joined, or a message was sent: until then an empty
+    /// session expires after the shorter `unused_session_ttl`.
+    used: bool,
 }
 
 impl Session {
@@ -67,6 +67,7 @@ impl Session {
             group_keys: HashMap::new(),
             history: History::default(),
             last_activity: now,
+            used: false,
         }
     }
 
@@ -82,8 +83,18 @@ impl Session {
         self.members.values().filter(|m| m.is_present()).count()
     }
 
+    /// Marks the session as used (see `used`).
+    pub fn mark_used(&mut self) {
+        self.used = true;
+    }
+
     /// A session with connected members never expires.
-    pub fn is_expired(&self, now: Instant, ttl: Duration) -> bool {
+    pub fn is_expired(&self, now: Instant, limits: &StoreLimits) -> bool {
+        let ttl = if self.used {
+            limits.session_ttl
+        } else {
+            limits.unused_session_ttl
+        };
         !self.has_present_members() && now.duration_since(self.last_activity) >= ttl
     }
 
@@ -245,6 +256,9 @@ impl Session {
         let display_name = member.display_name.clone();
         self.conns.insert(req.conn, req.user.clone());
         self.touch(now);
+        if self.members.len() > 1 {
+            self.mark_used();
+        }
 
         Ok(Joined {
             mode: self.mode,

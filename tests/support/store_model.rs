@@ -536,12 +536,14 @@ fn code<T>(r: Result<T, blindrelay::protocol::AppError>) -> Result<T, ErrorCode>
 
 /// Runs `ops` against a fresh store and the model; panics at the first difference.
 pub fn run(ops: &[Op], expire_when_empty: bool) {
+    let ttl = if expire_when_empty {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(3600)
+    };
     let store = MemoryStore::new(StoreLimits {
-        session_ttl: if expire_when_empty {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(3600)
-        },
+        session_ttl: ttl,
+        unused_session_ttl: ttl,
         max_sessions: MAX_SESSIONS,
         max_group_members: MAX_GROUP_MEMBERS,
         history_max_messages: HISTORY_MAX_MESSAGES,

@@ -3,8 +3,9 @@
 //!
 //! Each operation is one Lua script (in `lua/`, each prefixed with `lua/common.lua`), so
 //! a check and the change it guards run atomically across nodes: two nodes racing a
-//! third person into a private room still admit one. Credentials are stored as SHA-256
-//! digests, compared inside the script: Redis never holds a room's key.
+//! third person into a private room still admit one. Credentials are stored as keyed
+//! digests ([`DigestKey`]), compared inside the script: Redis never holds a room's key,
+//! and a copy of Redis alone cannot be searched for passwords.
 //!
 //! A failed round trip answers `UNAVAILABLE`; the connection manager reconnects on its
 //! own, so service resumes when Redis returns.
@@ -14,9 +15,10 @@ mod value;
 
 use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
+use hmac::{Hmac, Mac};
 use redis::{Script, aio::ConnectionManager};
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use self::value::{Reply, Row};
 use super::{
@@ -94,11 +96,38 @@ pub struct RedisStore {
     limits: StoreLimits,
     scripts: Scripts,
     clock: clock::RedisClock,
+    digests: DigestKey,
 }
 
-/// The hex SHA-256 of a credential, as stored and compared in Redis.
-fn digest(s: &str) -> String {
-    format!("{:x}", Sha256::digest(s.as_bytes()))
+/// The key (`STORE_DIGEST_KEY`, the same on every node, never in Redis) under which
+/// credentials are digested: a password room's digest from a Redis dump or AOF is useless
+/// to a dictionary without it.
+#[derive(Clone)]
+pub struct DigestKey(Hmac<Sha256>);
+
+impl DigestKey {
+    pub fn new(key: &Secret) -> Self {
+        // HMAC takes a key of any length.
+        DigestKey(Hmac::new_from_slice(key.expose().as_bytes()).expect("HMAC accepts any key"))
+    }
+
+    /// The hex HMAC-SHA-256 of `credential`, salted with the session id (so equal
+    /// passwords of two sessions differ), as stored and compared in Redis.
+    fn digest(&self, session: &str, credential: &str) -> String {
+        let mut mac = self.0.clone();
+        mac.update(session.as_bytes());
+        mac.update(b"\n");
+        mac.update(credential.as_bytes());
+        hex(&mac.finalize().into_bytes())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 fn ms(d: std::time::Duration) -> u64 {
@@ -174,6 +203,7 @@ impl RedisStore {
         prefix: &str,
         node: Arc<str>,
         limits: StoreLimits,
+        digests: DigestKey,
     ) -> Self {
         RedisStore {
             conn,
@@ -183,6 +213,7 @@ impl RedisStore {
             limits,
             scripts: Scripts::new(),
             clock: clock::RedisClock::default(),
+            digests,
         }
     }
 
@@ -278,19 +309,22 @@ impl RedisStore {
         key: &Secret,
         mode: ChatMode,
     ) -> Result<(), ReserveError> {
+        let digest = |s: &str| self.digests.digest(id.as_str(), s);
         let (kh, ph) = (digest(key.expose()), digest(key.password_part()));
         let (now, ttl) = (
             now_ms().to_string(),
             ms(self.limits.session_ttl).to_string(),
         );
         let max = self.limits.max_sessions.to_string();
-        let args: [&[u8]; 6] = [
+        let unused_ttl = ms(self.limits.unused_session_ttl).to_string();
+        let args: [&[u8]; 7] = [
             kh.as_bytes(),
             ph.as_bytes(),
             mode.as_str().as_bytes(),
             now.as_bytes(),
             ttl.as_bytes(),
             max.as_bytes(),
+            unused_ttl.as_bytes(),
         ];
         let reply = self
             .run(&self.scripts.reserve, id.as_str(), &args)
@@ -305,6 +339,7 @@ impl RedisStore {
     }
 
     pub async fn join(&self, req: JoinRequest) -> Result<Joined, AppError> {
+        let digest = |s: &str| self.digests.digest(req.session.as_str(), s);
         let credential = req.credential.as_ref().filter(|c| !c.is_empty());
         let kh = credential.map(|c| digest(c.expose())).unwrap_or_default();
         let joiner_ph = credential
@@ -324,7 +359,6 @@ impl RedisStore {
         let max_group = self.limits.max_group_members.to_string();
         let max_sessions = self.limits.max_sessions.to_string();
         let max_absent = MAX_ABSENT_MEMBERS.to_string();
-        // Hex SHA-256, as `store/resume.rs` digests them.
         let presented = req
             .resume
             .as_ref()
@@ -333,7 +367,8 @@ impl RedisStore {
         let (token, _) = resume::issue();
         let new_digest = digest(&token);
         let grace = ms(self.limits.presence_grace).to_string();
-        let args: [&[u8]; 19] = [
+        let unused_ttl = ms(self.limits.unused_session_ttl).to_string();
+        let args: [&[u8]; 20] = [
             req.user.as_str().as_bytes(),
             conn.as_bytes(),
             self.node.as_bytes(),
@@ -353,6 +388,7 @@ impl RedisStore {
             presented.as_bytes(),
             new_digest.as_bytes(),
             grace.as_bytes(),
+            unused_ttl.as_bytes(),
         ];
         let mut r = self
             .run_ok(&self.scripts.join, req.session.as_str(), &args)

@@ -29,7 +29,11 @@ const SERVER_VARS = [
   'IP_JOIN_FAILURES_PER_MIN', 'IP_JOIN_FAILURES_BURST', 'JOIN_FAILURES_PER_SESSION',
   'JOIN_LOCKOUT_SECS', 'MAX_CONNECTIONS', 'MAX_CONNECTIONS_PER_IP', 'HISTORY_TOTAL_MAX_BYTES',
   'JOIN_TIMEOUT_SECS', 'CONNECT_TIMEOUT_SECS', 'MAX_BUFFERED_PACKETS', 'TRUSTED_PROXIES',
+  'STORE_DIGEST_KEY', 'UNUSED_SESSION_TTL_SECS', 'REPLAY_BYTES_PER_IP', 'REPLAY_BYTES_TOTAL',
 ];
+
+/** The digest key of every test server: nodes of one deployment must share it. */
+export const TEST_DIGEST_KEY = 'test-digest-key-for-the-js-suite-0123456789';
 
 const servers = new Set();
 const clients = new Set();
@@ -71,6 +75,7 @@ export async function startServer(env = {}, { readyTimeoutMs = 15000, nofile } =
     // Departures are announced 1 s after a disconnect (default 10 s), so tests of
     // user-left need not wait; tests of the grace itself set it.
     PRESENCE_GRACE_SECS: '1',
+    STORE_DIGEST_KEY: TEST_DIGEST_KEY,
     // With REDIS_URL in the environment (the suite's Redis run), each server gets its
     // own key prefix unless the test shares one on purpose (several nodes, one cluster).
     ...(process.env.REDIS_URL ? { REDIS_PREFIX: `test-${uid('p')}:` } : {}),

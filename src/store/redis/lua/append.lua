@@ -35,7 +35,7 @@ while redis.call('LLEN', HIST) > max_messages or bytes > max_bytes do
   if not c then break end
   bytes = bytes - c
 end
-redis.call('HSET', META, 'last', ARGV[12])
+redis.call('HSET', META, 'last', ARGV[12], 'used', '1')
 account(SID, bytes)
 
 local budget, evicted = tonumber(ARGV[13]), 0

@@ -70,9 +70,13 @@ end
 
 local function node_key(node) return P .. 'n:' .. node .. ':c' end
 
--- Persistent while a member is connected; otherwise expires `ttl` ms after now. The
--- index holds each session's expiry (+inf while occupied), for counts and pruning.
+-- Persistent while a member is connected; otherwise expires `ttl` ms after now, or
+-- after the meta's 'ut' (UNUSED_SESSION_TTL) while it is not 'used' (nobody besides the
+-- creator joined, nothing was sent). The index holds each session's expiry (+inf while
+-- occupied), for counts and pruning.
 local function settle(mode, now, ttl)
+  local used, ut = unpack(redis.call('HMGET', META, 'used', 'ut'))
+  if used ~= '1' and ut then ttl = math.min(ttl, tonumber(ut)) end
   if redis.call('HLEN', CONNS) > 0 then
     for _, k in ipairs(DATA) do redis.call('PERSIST', k) end
     redis.call('ZADD', index_key(mode), '+inf', SID)

@@ -5,7 +5,8 @@
 -- ms, 15 ttl ms, 16 max group members, 17 max sessions, 18 max absent members, 19 hex
 -- SHA-256 of the resume token presented ('' = none), 20 that of a new token, kept when
 -- this join is issued one (the identity rule of `store/resume.rs`), 21 presence grace
--- ms (a member back within it of its drop is not a new member).
+-- ms (a member back within it of its drop is not a new member), 22 unused-session ttl
+-- ms (kept when this join creates the session).
 -- Returns {'OK', mode, is_creator, new_member, name, has_group_key, group_key,
 -- history, keys, again, issued, key_changed, created} or {code}; a repeated join of a
 -- connection gets no history.
@@ -25,7 +26,7 @@ if redis.call('EXISTS', META) == 0 then
   if session_count(now) >= tonumber(ARGV[17]) then return { 'LIMIT_REACHED_SESSIONS' } end
   delete_session(ARGV[10]) -- leftovers of an expired session
   redis.call('HSET', META, 'kh', given_kh, 'ph', created_ph, 'mode', ARGV[10], 'state', 'r',
-    'creator', '', 'last', now)
+    'creator', '', 'last', now, 'ut', ARGV[22])
 end
 
 local kh, ph, mode, state, creator = unpack(redis.call('HMGET', META, 'kh', 'ph', 'mode',
@@ -90,6 +91,7 @@ if not bound then
 end
 put_member(user, m)
 redis.call('HSET', META, 'last', now)
+if redis.call('HLEN', MEMBERS) > 1 then redis.call('HSET', META, 'used', '1') end
 settle(mode, now, ttl)
 
 local gk = redis.call('HGET', GKEYS, user)
