@@ -24,8 +24,9 @@ test('INFLIGHT_BYTES_PER_IP: 12 sockets of one address each send 1 MB at once; t
   const srv = await startServer({
     TRUSTED_PROXIES: '127.0.0.1',
     INFLIGHT_BYTES_PER_IP: String(4 * 1024 * 1024),
-    // Slow handling, so that the bytes are still waiting when the others arrive.
-    SOCKET_BYTES_PER_SEC: '1000000', SOCKET_BYTES_BURST: '1100000',
+    // Slow handling (each second message waits ~4 s), so that the bytes are still
+    // waiting when the others arrive, however slowly a loaded machine sends them.
+    SOCKET_BYTES_PER_SEC: '250000', SOCKET_BYTES_BURST: '1100000',
   });
   const honest = await room(srv.url, '198.51.100.50');
   const B = await connect(srv.url, from('198.51.100.51'));
