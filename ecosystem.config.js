@@ -1,34 +1,42 @@
 // PM2 process file for blindrelay (a native binary, so fork mode: PM2's cluster mode is
 // for Node.js programs). Build first: cargo build --release --locked
 //
-//   pm2 start ecosystem.config.js                  # one node on $PORT (3001)
-//   BLINDRELAY_NODES=2 pm2 start ecosystem.config.js   # nodes on 3001, 3002 (needs REDIS_URL)
-//   PM2_CONCURRENT_ACTIONS=1 pm2 reload ecosystem.config.js   # one node after the other
-//   pm2 logs | pm2 stop all | pm2 save
+// Every app is in the PM2 namespace "blindrelay": act on the running nodes by that name,
+// whatever this file would say now (README, "PM2"):
 //
-// Settings come from .env in this folder (blindrelay reads it itself) or the environment;
-// PORT set here wins over .env. Several nodes share rooms only through Redis (REDIS_URL).
+//   pm2 start ecosystem.config.js                    # BLINDRELAY_NODES nodes from PORT on
+//   PM2_CONCURRENT_ACTIONS=1 pm2 reload blindrelay   # every node, one after the other
+//   pm2 logs blindrelay | pm2 stop blindrelay | pm2 save
+//
+// Settings come from .env in this folder or the environment (the environment wins), for
+// this file and for blindrelay alike: keep BLINDRELAY_NODES, REDIS_URL and
+// STORE_DIGEST_KEY in .env, so every command sees the same deployment. PORT is the
+// first node's port; node i listens on PORT + i - 1.
 const fs = require('node:fs');
 const path = require('node:path');
 
-/** REDIS_URL from the environment or ./.env, to refuse several nodes without it. */
-function redisUrl() {
-  if (process.env.REDIS_URL) return process.env.REDIS_URL;
+/** `name` from the environment, else from ./.env (blindrelay reads the same file). */
+function setting(name) {
+  if (process.env[name]) return process.env[name];
   try {
     const line = fs.readFileSync(path.join(__dirname, '.env'), 'utf8')
-      .split('\n').find((l) => /^\s*REDIS_URL\s*=\s*\S/.test(l));
-    return line ? line.split('=').slice(1).join('=').trim() : '';
+      .split('\n').find((l) => new RegExp(`^\\s*${name}\\s*=\\s*\\S`).test(l));
+    return line ? line.slice(line.indexOf('=') + 1).trim().replace(/^(['"])(.*)\1$/, '$2') : '';
   } catch {
     return '';
   }
 }
 
-const nodes = Number(process.env.BLINDRELAY_NODES || 1);
-const basePort = Number(process.env.PORT || 3001);
+const nodes = Number(setting('BLINDRELAY_NODES') || 1);
+const basePort = Number(setting('PORT') || 3001);
 const logDir = process.env.BLINDRELAY_LOG_DIR || path.join(__dirname, 'logs');
 if (!Number.isInteger(nodes) || nodes < 1) throw new Error('BLINDRELAY_NODES must be a positive integer');
-if (nodes > 1 && !redisUrl()) {
+if (nodes > 1 && !setting('REDIS_URL')) {
   throw new Error('BLINDRELAY_NODES > 1 needs REDIS_URL: the nodes share rooms through Redis');
+}
+if (setting('REDIS_URL') && setting('STORE_DIGEST_KEY').length < 32) {
+  throw new Error('REDIS_URL needs STORE_DIGEST_KEY (the same on every node, at least 32 characters): '
+    + 'put the output of `openssl rand -hex 32` in .env');
 }
 
 module.exports = {
@@ -36,6 +44,7 @@ module.exports = {
     const name = nodes === 1 ? 'blindrelay' : `blindrelay-${i + 1}`;
     return {
       name,
+      namespace: 'blindrelay',
       script: process.env.BLINDRELAY_BIN || path.join(__dirname, 'target', 'release', 'blindrelay'),
       args: 'serve',
       interpreter: 'none',

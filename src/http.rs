@@ -55,12 +55,14 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
 /// [`routes`] applies it; applied again around the whole app (Socket.IO included), it
 /// covers the rest without doubling any header.
 pub fn with_security_headers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    SECURITY_HEADERS.iter().fold(router, |router, &(name, value)| {
-        router.layer(SetResponseHeaderLayer::if_not_present(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        ))
-    })
+    SECURITY_HEADERS
+        .iter()
+        .fold(router, |router, &(name, value)| {
+            router.layer(SetResponseHeaderLayer::if_not_present(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            ))
+        })
 }
 
 /// The HTTP routes and, at every other path, the files of `STATIC_DIR`, all with
@@ -125,9 +127,8 @@ struct NotFound(PathBuf);
 impl<B: Send + 'static> tower::Service<axum::http::Request<B>> for NotFound {
     type Response = Response;
     type Error = Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>,
-    >;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>>;
 
     fn poll_ready(
         &mut self,

@@ -215,3 +215,9 @@ test('HTTPS recipe (deploy/nginx-tls.conf): the page over https, Socket.IO over 
   // A certificate the client does not trust is refused: TLS is really in the way.
   await assert.rejects(connect(site, { transports: ['websocket'], timeout: 2000 }));
 });
+
+test('docker-compose.yml wires what exists (tests/deploy/check_compose.py: services, settings, nginx -t, ports, named files)', async () => {
+  const { stdout } = await promisify(execFile)('python3', [path.join(REPO, 'tests', 'deploy', 'check_compose.py')], { timeout: 30000 })
+    .catch((e) => assert.fail(`${e.stderr || e.message}`));
+  assert.match(stdout, /check_compose: ok/);
+});

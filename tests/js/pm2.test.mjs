@@ -1,29 +1,39 @@
-// The README's PM2 deployment, for real: PM2 from npm runs ecosystem.config.js with two
-// nodes on one Redis; both serve; `pm2 reload` restarts them one after the other without
-// a moment where neither answers, and clients that reconnect keep talking; a crashed
-// node is restarted; `pm2 stop` stops both. PM2 runs with its own PM2_HOME, so a PM2 of
-// the machine is never touched.
+// The README's PM2 deployment, for real, with exactly the README's commands: a folder
+// holding ecosystem.config.js and a .env (two nodes on one Redis); `pm2 start` runs both;
+// `PM2_CONCURRENT_ACTIONS=1 pm2 reload blindrelay` restarts them one after the other
+// without a moment where neither answers, and clients that reconnect keep talking; a
+// crashed node is restarted; `pm2 stop blindrelay` stops both, and no command starts an
+// app of its own. PM2 runs with its own PM2_HOME, so a PM2 of the machine is never touched.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { io } from 'socket.io-client';
 import {
-  REPO, BIN, request, freePort, uid, nextEvent, createSession, cleanup,
+  REPO, BIN, request, freePort, uid, nextEvent, createSession, cleanup, TEST_DIGEST_KEY,
 } from './lib/server.mjs';
 import { startRedis } from './lib/redis.mjs';
 
 const run = promisify(execFile);
-const PM2 = path.join(REPO, 'tests', 'js', 'node_modules', '.bin', 'pm2');
+const PM2_BIN = path.join(REPO, 'tests', 'js', 'node_modules', '.bin');
 const ECOSYSTEM = path.join(REPO, 'ecosystem.config.js');
+
+/** The README's two-node commands, run here word for word (checked against README.md). */
+const README_COMMANDS = {
+  start: 'pm2 start ecosystem.config.js',
+  reload: 'PM2_CONCURRENT_ACTIONS=1 pm2 reload blindrelay',
+  stop: 'pm2 stop blindrelay',
+};
 
 let redis;
 let env;
+/** The deployment folder: a copy of ecosystem.config.js beside a .env. */
+let dir;
 /** Reconnecting clients made here (the harness's own clients never reconnect). */
 const members = [];
 let ports;
@@ -41,13 +51,13 @@ async function twoFreePorts() {
   }
 }
 
-function pm2(...args) {
-  return run(PM2, args, { env, cwd: REPO, timeout: 60000 });
+/** A pm2 command line as a person types it, in the deployment folder. */
+function sh(command) {
+  return run('bash', ['-c', command], { env, cwd: dir, timeout: 60000 });
 }
 
-/** PM2 acts on two apps of a process file at once unless told otherwise. */
-function oneAtATime(...args) {
-  return run(PM2, args, { env: { ...env, PM2_CONCURRENT_ACTIONS: '1' }, cwd: REPO, timeout: 60000 });
+function pm2(...args) {
+  return sh(['pm2', ...args].join(' '));
 }
 
 async function jlist() {
@@ -73,26 +83,43 @@ async function allHealthy(timeoutMs = 15000) {
 }
 
 before(async () => {
+  const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  for (const c of Object.values(README_COMMANDS)) {
+    assert.ok(readme.includes(`\n${c}`), `README.md no longer shows \`${c}\``);
+  }
   redis = await startRedis();
   ports = await twoFreePorts();
-  logDir = mkdtempSync(path.join(os.tmpdir(), 'blindrelay-pm2-logs-'));
-  env = {
-    ...process.env,
+  dir = mkdtempSync(path.join(os.tmpdir(), 'blindrelay-pm2-deploy-'));
+  copyFileSync(ECOSYSTEM, path.join(dir, 'ecosystem.config.js'));
+  logDir = path.join(dir, 'logs');
+  // The README's .env, with this test's Redis and ports.
+  writeFileSync(path.join(dir, '.env'), [
+    `REDIS_URL=${redis.url}`,
+    `STORE_DIGEST_KEY=${TEST_DIGEST_KEY}`,
+    'BLINDRELAY_NODES=2',
+    `PORT=${ports[0]}`,
+    'HOST=127.0.0.1',
+    'CLIENT_URL=*',
+    `REDIS_PREFIX=pm2-${uid('p')}:`,
+    'NODE_LEASE_SECS=2',
+    'SHUTDOWN_GRACE_SECS=4',
+    '',
+  ].join('\n'));
+  // The shell's environment holds none of the server's settings: only the .env counts.
+  env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !SERVER_VARS.has(k)));
+  Object.assign(env, {
+    PATH: `${PM2_BIN}:${process.env.PATH}`,
     PM2_HOME: mkdtempSync(path.join(os.tmpdir(), 'blindrelay-pm2-')),
-    BLINDRELAY_NODES: '2',
     BLINDRELAY_BIN: BIN,
-    BLINDRELAY_LOG_DIR: logDir,
-    PORT: String(ports[0]),
-    HOST: '127.0.0.1',
-    CLIENT_URL: '*',
-    REDIS_URL: redis.url,
-    REDIS_PREFIX: `pm2-${uid('p')}:`,
-    NODE_LEASE_SECS: '2',
-    SHUTDOWN_GRACE_SECS: '4',
-  };
-  await pm2('start', ECOSYSTEM);
+  });
+  await sh(README_COMMANDS.start);
   await allHealthy();
 });
+
+/** Variables the server or ecosystem.config.js read: kept out of the shell's environment. */
+const SERVER_VARS = new Set(['PORT', 'HOST', 'CLIENT_URL', 'REDIS_URL', 'REDIS_PREFIX',
+  'STORE_DIGEST_KEY', 'BLINDRELAY_NODES', 'BLINDRELAY_LOG_DIR', 'NODE_LEASE_SECS',
+  'SHUTDOWN_GRACE_SECS', 'STATIC_DIR', 'RUST_LOG', 'DEBUG', 'LOG_FORMAT']);
 
 after(async () => {
   for (const m of members) m.close();
@@ -138,14 +165,16 @@ test('PM2 runs two nodes; pm2 reload restarts them in turn without dropping the 
     }
   })();
   const restartsBefore = (await jlist()).map((a) => a.pm2_env.restart_time);
-  await oneAtATime('reload', ECOSYSTEM);
+  await sh(README_COMMANDS.reload);
   await allHealthy();
   probing = false;
   await prober;
 
   assert.ok(probes > 20, `probed ${probes} times`);
   assert.deepEqual(gaps, [], 'a moment where neither node answered');
-  const restartsAfter = (await jlist()).map((a) => a.pm2_env.restart_time);
+  const afterReload = await jlist();
+  assert.deepEqual(afterReload.map((a) => a.name).sort(), ['blindrelay-1', 'blindrelay-2'], 'the reload started no app of its own');
+  const restartsAfter = afterReload.map((a) => a.pm2_env.restart_time);
   assert.ok(restartsAfter.every((n, i) => n > restartsBefore[i]), `restarts ${restartsBefore} -> ${restartsAfter}`);
 
   // Both members were moved off their draining node, reconnected and rejoined; the
@@ -162,7 +191,7 @@ test('PM2 runs two nodes; pm2 reload restarts them in turn without dropping the 
   bob.socket.close();
 });
 
-test('PM2 restarts a crashed node; logs go to the configured files; pm2 stop stops both', async () => {
+test('PM2 restarts a crashed node; logs go to the configured files; pm2 stop blindrelay stops both', async () => {
   const [first] = (await jlist()).filter((a) => a.name === 'blindrelay-1');
   const before = first.pm2_env.restart_time;
   process.kill(first.pid, 'SIGKILL');
@@ -181,9 +210,23 @@ test('PM2 restarts a crashed node; logs go to the configured files; pm2 stop sto
   ]);
   const out = readFileSync(path.join(logDir, 'blindrelay-1.out.log'), 'utf8')
     + readFileSync(path.join(logDir, 'blindrelay-1.err.log'), 'utf8');
-  assert.match(out, /listening on http:\/\/127\.0\.0\.1/);
+  assert.match(out, /listening on (http:\/\/)?127\.0\.0\.1/);
+  assert.match(out, new RegExp(`open http://127\\.0\\.0\\.1:${ports[0]} in a browser`), 'the address to open');
 
-  await pm2('stop', ECOSYSTEM);
-  assert.deepEqual((await jlist()).map((a) => a.pm2_env.status), ['stopped', 'stopped']);
+  await sh(README_COMMANDS.stop);
+  assert.deepEqual((await jlist()).map((a) => [a.name, a.pm2_env.status]).sort(),
+    [['blindrelay-1', 'stopped'], ['blindrelay-2', 'stopped']]);
   assert.deepEqual(await Promise.all(ports.map(healthy)), [false, false]);
+});
+
+test('ecosystem.config.js refuses REDIS_URL without STORE_DIGEST_KEY, and several nodes without Redis', async () => {
+  const bare = mkdtempSync(path.join(os.tmpdir(), 'blindrelay-pm2-conf-'));
+  copyFileSync(ECOSYSTEM, path.join(bare, 'ecosystem.config.js'));
+  const load = (vars) => run(process.execPath, ['-e', "require('./ecosystem.config.js')"], {
+    cwd: bare, env: { PATH: process.env.PATH, ...vars },
+  }).then(() => 'loaded', (e) => e.stderr);
+  assert.match(await load({ REDIS_URL: 'redis://127.0.0.1:6379' }), /STORE_DIGEST_KEY/);
+  assert.match(await load({ BLINDRELAY_NODES: '2' }), /needs REDIS_URL/);
+  assert.equal(await load({ REDIS_URL: 'redis://127.0.0.1:6379', STORE_DIGEST_KEY: TEST_DIGEST_KEY, BLINDRELAY_NODES: '2' }), 'loaded');
+  assert.equal(await load({}), 'loaded');
 });
