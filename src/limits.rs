@@ -60,7 +60,11 @@ impl Refused {
     }
 
     pub fn into_app_error(self) -> AppError {
-        AppError::new(self.code, self.message)
+        let error = AppError::new(self.code, self.message);
+        match self.retry_after {
+            Some(wait) => error.retry_after(wait),
+            None => error,
+        }
     }
 
     /// Whole seconds to wait, at least 1 (for `Retry-After`).
@@ -368,19 +372,25 @@ impl Guard {
     }
 
     /// After a join: counts a failure that could be guessing (an unknown session, a
-    /// wrong key or password); a success clears the pair's strikes.
-    pub fn join_result(&self, ip: IpAddr, session: &SessionId, outcome: Option<ErrorCode>) {
+    /// wrong key or password); a success clears the pair's strikes. Returns the lockout
+    /// this failure started, if it did.
+    pub fn join_result(
+        &self,
+        ip: IpAddr,
+        session: &SessionId,
+        outcome: Option<ErrorCode>,
+    ) -> Option<Duration> {
         let key = client_ip::limit_key(ip);
         let now = Instant::now();
         let Some(code) = outcome else {
             self.strikes.remove(&(key, session.clone()));
-            return;
+            return None;
         };
         if !matches!(
             code,
             ErrorCode::SessionNotFound | ErrorCode::InvalidKey | ErrorCode::InvalidPassword
         ) {
-            return;
+            return None;
         }
         self.count_probe(key, now);
         let per_session = self.limits.join_failures_per_session;
@@ -405,8 +415,10 @@ impl Guard {
             strikes.last = now;
             if strikes.count >= per_session {
                 strikes.locked_until = Some(now + lockout);
+                return Some(lockout);
             }
         }
+        None
     }
 
     /// Forgets what no longer limits anyone (run every minute).

@@ -23,6 +23,8 @@ pub enum ErrorCode {
     RateLimited,
     /// Shared state (Redis) cannot be reached; retry later.
     Unavailable,
+    /// The creator removed this member; it cannot join again.
+    Removed,
     /// A join without proof names a member present on another connection. Internal: the
     /// join waits for that connection to go, then answers `FORBIDDEN` if it has not.
     MemberPresent,
@@ -44,6 +46,7 @@ impl ErrorCode {
             ErrorCode::SessionExpired => "SESSION_EXPIRED",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::Removed => "REMOVED",
             ErrorCode::MemberPresent => "MEMBER_PRESENT",
         }
     }
@@ -55,6 +58,10 @@ impl ErrorCode {
 pub struct AppError {
     pub error: ErrorCode,
     pub message: Cow<'static, str>,
+    /// How long to wait before a retry can succeed, when that is known (a rate limit, a
+    /// lockout), so that a client can say "try again in 4 minutes".
+    #[serde(rename = "retryAfterMs", skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl AppError {
@@ -62,7 +69,14 @@ impl AppError {
         AppError {
             error,
             message: message.into(),
+            retry_after_ms: None,
         }
+    }
+
+    /// The same error, saying when a retry can succeed.
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after_ms = Some(wait.as_millis().try_into().unwrap_or(u64::MAX).max(1));
+        self
     }
 
     pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
@@ -127,6 +141,27 @@ impl AppError {
             ErrorCode::SessionExpired,
             "This session has expired. Please start a new one.",
         )
+    }
+
+    /// An action only the session's creator may take, e.g. "remove a member".
+    pub fn creator_only(action: &str) -> Self {
+        Self::forbidden(format!("Only the session's creator may {action}"))
+    }
+
+    pub fn no_such_member() -> Self {
+        Self::new(ErrorCode::NotInSession, "No such member in this session")
+    }
+
+    pub fn cannot_remove_self() -> Self {
+        Self::bad_request("The creator cannot remove itself; close the session instead")
+    }
+
+    pub fn password_key_expected() -> Self {
+        Self::bad_request("authKey: a password room's key is <key>:<password digest>")
+    }
+
+    pub fn removed() -> Self {
+        Self::new(ErrorCode::Removed, "You were removed from this room.")
     }
 
     pub fn not_in_session() -> Self {

@@ -88,6 +88,22 @@ pub struct SessionUser {
     pub user_id: Option<UserId>,
 }
 
+/// `remove-member` (creator only).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoveMember {
+    pub session_id: SessionRef,
+    pub user_id: UserId,
+}
+
+/// `reset-link` (creator only): `authKey` is the new join credential.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetLink {
+    pub session_id: SessionRef,
+    pub auth_key: String,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessage {
@@ -233,6 +249,21 @@ pub struct DownloadNotification<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct SessionClosed<'a> {
     pub session_id: &'a str,
+    pub timestamp: u64,
+}
+
+/// `member-removed`: the creator took a member out of the room.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberRemoved<'a> {
+    pub user_id: &'a UserId,
+    pub display_name: &'a DisplayName,
+    pub timestamp: u64,
+}
+
+/// `link-reset`: the creator replaced the room's link; the old one no longer admits.
+#[derive(Serialize)]
+pub struct LinkReset {
     pub timestamp: u64,
 }
 

@@ -207,9 +207,26 @@ impl JoinGate {
         Ok(JoinGate { ip, session })
     }
 
-    pub fn done(self, state: &AppState, result: &Result<super::handlers::AckBody, AppError>) {
+    /// Counts the join's outcome. A wrong key or password that starts a lockout says how
+    /// long it lasts, and the room is told (`join-lockout`), so its creator knows why a
+    /// friend cannot come in.
+    pub async fn done<A: Adapter>(
+        self,
+        state: &AppState,
+        socket: &SocketRef<A>,
+        result: &mut Result<super::handlers::AckBody, AppError>,
+    ) {
         let outcome = result.as_ref().err().map(|e| e.error);
-        state.guard.join_result(self.ip, &self.session, outcome);
+        if let Some(lockout) = state.guard.join_result(self.ip, &self.session, outcome) {
+            if let Err(e) = result {
+                e.retry_after_ms = Some(lockout.as_millis() as u64);
+            }
+            let notice = JoinLockout {
+                retry_after_ms: lockout.as_millis() as u64,
+            };
+            let room = super::rooms::session(&self.session);
+            let _ = socket.to(room).emit("join-lockout", &notice).await;
+        }
         // Creating a session tells as much about an id as a failed join: counted alike.
         if let Ok(super::handlers::AckBody::Joined(ack)) = result
             && ack.created
@@ -217,4 +234,11 @@ impl JoinGate {
             state.guard.probed(self.ip);
         }
     }
+}
+
+/// `join-lockout`: someone's wrong keys or passwords locked their address out of the room.
+#[derive(serde::Serialize)]
+struct JoinLockout {
+    #[serde(rename = "retryAfterMs")]
+    retry_after_ms: u64,
 }

@@ -17,9 +17,9 @@ use crate::{
     logging::{ConnTag, SessionTag},
     protocol::{
         AppError, DownloadNotification, Empty, ErrorCode, FileDownloaded, JoinAck, JoinSession,
-        MemberNamed, ObjectOnly, PublicKeyEntry, Recipient, SavePublicKey, SendAck, SendMessage,
-        SessionClosed, SessionId, SessionKeyAvailable, SessionMetadata, SessionUser, SetSessionKey,
-        UserJoined, UserLeft,
+        LinkReset, MemberNamed, MemberRemoved, ObjectOnly, PublicKeyEntry, Recipient, RemoveMember,
+        ResetLink, SavePublicKey, SendAck, SendMessage, SessionClosed, SessionId,
+        SessionKeyAvailable, SessionMetadata, SessionUser, SetSessionKey, UserJoined, UserLeft,
         attachments::{Attachments, WithAttachments},
         delivery::{self, OwnMessages, Relayed},
         limits, now_ms, parse_credential_field,
@@ -41,6 +41,8 @@ pub enum ClientEvent {
     FileDownloaded(FileDownloaded),
     LeaveSession(SessionUser),
     CloseSession(SessionUser),
+    RemoveMember(RemoveMember),
+    ResetLink(ResetLink),
 }
 
 /// The body of a successful ack (after `ok: true`).
@@ -111,6 +113,8 @@ pub fn decode<A: Adapter>(
         EventKind::FileDownloaded => ClientEvent::FileDownloaded(payload(s, data, ack_id)?),
         EventKind::LeaveSession => ClientEvent::LeaveSession(payload(s, data, ack_id)?),
         EventKind::CloseSession => ClientEvent::CloseSession(payload(s, data, ack_id)?),
+        EventKind::RemoveMember => ClientEvent::RemoveMember(payload(s, data, ack_id)?),
+        EventKind::ResetLink => ClientEvent::ResetLink(payload(s, data, ack_id)?),
     })
 }
 
@@ -131,6 +135,8 @@ pub async fn handle<A: Adapter>(
         ClientEvent::FileDownloaded(p) => file_downloaded(state, socket, p).await,
         ClientEvent::LeaveSession(p) => leave(state, socket, joined, p).await,
         ClientEvent::CloseSession(p) => close(state, socket, joined, p).await,
+        ClientEvent::RemoveMember(p) => remove_member(state, socket, p).await,
+        ClientEvent::ResetLink(p) => reset_link(state, socket, p).await,
     }
 }
 
@@ -569,6 +575,65 @@ async fn close<A: Adapter>(
     all_rooms.push(room.clone());
     let _ = socket.within(room).leave(all_rooms).await;
     tracing::info!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(&session), "closed");
+    ok()
+}
+
+/// `remove-member`: the room (the removed member included) is told, then the removed
+/// member's sockets, on any node, leave the room.
+async fn remove_member<A: Adapter>(
+    state: &AppState,
+    socket: &SocketRef<A>,
+    p: RemoveMember,
+) -> Result<AckBody, AppError> {
+    let session = p.session_id.id;
+    let removed = state
+        .store
+        .remove_member(&session, socket.id, &p.user_id)
+        .await?;
+    let room = rooms::session(&session);
+    let notice = MemberRemoved {
+        user_id: &p.user_id,
+        display_name: &removed.display_name,
+        timestamp: now_ms(),
+    };
+    let _ = socket
+        .within(room.clone())
+        .emit("member-removed", &notice)
+        .await;
+    let member_room = rooms::member(&session, &p.user_id);
+    let _ = socket
+        .within(member_room.clone())
+        .leave(vec![room.clone(), member_room])
+        .await;
+    let _ = socket
+        .within(room)
+        .emit("public-keys-updated", &removed.keys)
+        .await;
+    tracing::info!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(&session), "member removed");
+    ok()
+}
+
+/// `reset-link`: joins need the new credential from now on (members present keep
+/// theirs through their resume tokens).
+async fn reset_link<A: Adapter>(
+    state: &AppState,
+    socket: &SocketRef<A>,
+    p: ResetLink,
+) -> Result<AckBody, AppError> {
+    if p.auth_key.is_empty() {
+        return Err(AppError::bad_request("authKey: the new key is missing"));
+    }
+    let key = parse_credential_field(&p.auth_key).map_err(AppError::bad_request)?;
+    let session = p.session_id.id;
+    state.store.reset_key(&session, socket.id, key).await?;
+    let notice = LinkReset {
+        timestamp: now_ms(),
+    };
+    let _ = socket
+        .within(rooms::session(&session))
+        .emit("link-reset", &notice)
+        .await;
+    tracing::info!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(&session), "link reset");
     ok()
 }
 

@@ -56,11 +56,13 @@ pub enum EventKind {
     FileDownloaded,
     LeaveSession,
     CloseSession,
+    RemoveMember,
+    ResetLink,
 }
 
 impl EventKind {
     /// Every kind, in declaration order (`kind as usize` indexes it).
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 12] = [
         Self::JoinSession,
         Self::SavePublicKey,
         Self::GetPublicKeys,
@@ -71,6 +73,8 @@ impl EventKind {
         Self::FileDownloaded,
         Self::LeaveSession,
         Self::CloseSession,
+        Self::RemoveMember,
+        Self::ResetLink,
     ];
 
     pub fn from_name(name: &str) -> Option<Self> {
@@ -85,6 +89,8 @@ impl EventKind {
             "file-downloaded" => Self::FileDownloaded,
             "leave-session" => Self::LeaveSession,
             "close-session" => Self::CloseSession,
+            "remove-member" => Self::RemoveMember,
+            "reset-link" => Self::ResetLink,
             _ => return None,
         })
     }
@@ -101,6 +107,8 @@ impl EventKind {
             Self::FileDownloaded => "file-downloaded",
             Self::LeaveSession => "leave-session",
             Self::CloseSession => "close-session",
+            Self::RemoveMember => "remove-member",
+            Self::ResetLink => "reset-link",
         }
     }
 }
@@ -341,10 +349,10 @@ async fn run_queue<A: Adapter>(
                             Err(err) => Err(err),
                             Ok(gate) => {
                                 let event = handlers::ClientEvent::JoinSession(p);
-                                let result =
+                                let mut result =
                                     Box::pin(handlers::handle(&state, &socket, &mut joined, event))
                                         .await;
-                                gate.done(&state, &result);
+                                gate.done(&state, &socket, &mut result).await;
                                 ever_joined |= result.is_ok();
                                 result
                             }

@@ -8,8 +8,8 @@ use dashmap::{DashMap, mapref::entry::Entry};
 use serde_json::value::RawValue;
 
 use super::{
-    Appended, ConnId, JoinRequest, Joined, Left, Lifecycle, ReserveError, Session, SessionSummary,
-    StoreLimits, StoreStats, message_cost,
+    Appended, ConnId, JoinRequest, Joined, Left, Lifecycle, Removed, ReserveError, Session,
+    SessionSummary, StoreLimits, StoreStats, message_cost,
 };
 use crate::{
     protocol::{
@@ -315,6 +315,27 @@ impl MemoryStore {
         }
         let session = e.remove();
         Ok(session.members.into_keys().collect())
+    }
+
+    pub fn remove_member(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        target: &UserId,
+    ) -> Result<Removed, AppError> {
+        let mut session = self
+            .sessions
+            .get_mut(id)
+            .ok_or_else(AppError::not_in_session)?;
+        session.remove_member(conn, target, Instant::now())
+    }
+
+    pub fn reset_key(&self, id: &SessionId, conn: ConnId, key: Secret) -> Result<(), AppError> {
+        let mut session = self
+            .sessions
+            .get_mut(id)
+            .ok_or_else(AppError::not_in_session)?;
+        session.reset_key(conn, key)
     }
 
     /// Deletes every session with no connected member and no activity for the TTL.

@@ -172,6 +172,14 @@ pub struct Left {
     pub session_deleted: bool,
 }
 
+/// A member the creator removed (`remove-member`).
+#[derive(Debug)]
+pub struct Removed {
+    pub display_name: DisplayName,
+    /// The public keys still present.
+    pub keys: Vec<PublicKeyEntry>,
+}
+
 /// Counts over every session.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StoreStats {
@@ -410,6 +418,32 @@ impl Store {
         match self {
             Store::Memory(s) => s.close(id, conn),
             Store::Redis(s) => s.close(id, conn).await,
+        }
+    }
+
+    /// `remove-member`: the creator takes `target` out of the session for good.
+    pub async fn remove_member(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        target: &UserId,
+    ) -> Result<Removed, AppError> {
+        match self {
+            Store::Memory(s) => s.remove_member(id, conn, target),
+            Store::Redis(s) => s.remove_member(id, conn, target).await,
+        }
+    }
+
+    /// `reset-link`: the creator replaces the session's join credential.
+    pub async fn reset_key(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        key: Secret,
+    ) -> Result<(), AppError> {
+        match self {
+            Store::Memory(s) => s.reset_key(id, conn, key),
+            Store::Redis(s) => s.reset_key(id, conn, &key).await,
         }
     }
 

@@ -4,7 +4,9 @@ use std::{collections::HashMap, time::Instant};
 
 use serde_json::value::RawValue;
 
-use super::{ConnId, History, HistoryView, JoinRequest, Joined, Left, StoreLimits, resume};
+use super::{
+    ConnId, History, HistoryView, JoinRequest, Joined, Left, Removed, StoreLimits, resume,
+};
 use crate::{
     protocol::{
         AppError, ChatMode, DisplayName, ErrorCode, Opaque, PublicKeyEntry, UserId, now_ms,
@@ -54,7 +56,12 @@ pub struct Session {
     /// Someone besides the creator joined, or a message was sent: until then an empty
     /// session expires after the shorter `unused_session_ttl`.
     used: bool,
+    /// Members the creator removed: refused if they come back (at most `MAX_REMOVED`).
+    removed: Vec<UserId>,
 }
+
+/// Removed userIds remembered per session; the oldest are forgotten first.
+pub const MAX_REMOVED: usize = 256;
 
 impl Session {
     pub fn reserved(key: Secret, mode: ChatMode, now: Instant) -> Self {
@@ -68,6 +75,7 @@ impl Session {
             history: History::default(),
             last_activity: now,
             used: false,
+            removed: Vec::new(),
         }
     }
 
@@ -155,8 +163,20 @@ impl Session {
         limits: &StoreLimits,
         now: Instant,
     ) -> Result<Joined, AppError> {
+        if self.removed.contains(&req.user) {
+            return Err(AppError::removed());
+        }
         let credential = req.credential.as_ref();
-        if req.is_creator {
+        // A member's resume token admits it without the key: after `reset-link`, the
+        // members in the room keep their place through reconnects.
+        let by_token = req.resume.as_ref().is_some_and(|t| {
+            self.members
+                .get(&req.user)
+                .and_then(|m| m.proof.token)
+                .is_some_and(|d| d == resume::digest(t.expose()))
+        });
+        if by_token {
+        } else if req.is_creator {
             if !credential.is_some_and(|k| self.key.matches(k.expose())) {
                 return Err(AppError::creator_key_mismatch());
             }
@@ -277,6 +297,54 @@ impl Session {
             group_key: self.group_keys.get(&req.user).cloned(),
             keys: self.public_keys(),
         })
+    }
+
+    /// `remove-member` by the connection `conn`: the creator takes `target` out of the
+    /// room for good (its connections are unbound, its key and group key dropped, and a
+    /// later join by it is refused).
+    pub(super) fn remove_member(
+        &mut self,
+        conn: ConnId,
+        target: &UserId,
+        now: Instant,
+    ) -> Result<Removed, AppError> {
+        let by = self.bound_user(conn)?;
+        if !self.is_creator(by) {
+            return Err(AppError::creator_only("remove a member"));
+        }
+        if by == target {
+            return Err(AppError::cannot_remove_self());
+        }
+        let member = self
+            .members
+            .remove(target)
+            .ok_or_else(AppError::no_such_member)?;
+        for c in &member.conns {
+            self.conns.remove(c);
+        }
+        self.group_keys.remove(target);
+        if self.removed.len() >= MAX_REMOVED {
+            self.removed.remove(0);
+        }
+        self.removed.push(target.clone());
+        self.touch(now);
+        Ok(Removed {
+            display_name: member.display_name,
+            keys: self.public_keys(),
+        })
+    }
+
+    /// `reset-link`: the creator replaces the join credential.
+    pub(super) fn reset_key(&mut self, conn: ConnId, key: Secret) -> Result<(), AppError> {
+        let by = self.bound_user(conn)?;
+        if !self.is_creator(by) {
+            return Err(AppError::creator_only("reset its link"));
+        }
+        if self.mode == ChatMode::Password && !key.expose().contains(':') {
+            return Err(AppError::password_key_expected());
+        }
+        self.key = key;
+        Ok(())
     }
 
     /// Unbinds a connection. With `forget`, a member whose last connection left is

@@ -22,7 +22,7 @@ use sha2::Sha256;
 
 use self::value::{Reply, Row};
 use super::{
-    Appended, ConnId, HistoryView, JoinRequest, Joined, Left, MessageDraft, ReserveError,
+    Appended, ConnId, HistoryView, JoinRequest, Joined, Left, MessageDraft, Removed, ReserveError,
     SessionSummary, StoreLimits, StoreStats, resume,
 };
 use crate::{
@@ -63,6 +63,8 @@ struct Scripts {
     set_group_keys: Script,
     leave: Script,
     close: Script,
+    remove: Script,
+    reset: Script,
     stats: Script,
     summaries: Script,
 }
@@ -79,6 +81,8 @@ impl Scripts {
             set_group_keys: script!("set_group_keys.lua"),
             leave: script!("leave.lua"),
             close: script!("close.lua"),
+            remove: script!("remove.lua"),
+            reset: script!("reset.lua"),
             stats: script!("stats.lua"),
             summaries: script!("summaries.lua"),
         }
@@ -185,6 +189,12 @@ fn refusal(code: &str, limits: &StoreLimits) -> AppError {
         "FORBIDDEN_NOT_CREATOR_CLOSE" => {
             AppError::forbidden("Only the session's creator may close it")
         }
+        "FORBIDDEN_NOT_CREATOR_REMOVE" => AppError::creator_only("remove a member"),
+        "FORBIDDEN_NOT_CREATOR_RESET" => AppError::creator_only("reset its link"),
+        "REMOVE_SELF" => AppError::cannot_remove_self(),
+        "NO_SUCH_MEMBER" => AppError::no_such_member(),
+        "PASSWORD_KEY_EXPECTED" => AppError::password_key_expected(),
+        "REMOVED" => AppError::removed(),
         "TOO_LARGE" => AppError::too_large("This message", limits.history_max_bytes),
         // Ran after its fence: nothing was changed (see common.lua).
         "FENCED" => AppError::unavailable(),
@@ -676,6 +686,54 @@ impl RedisStore {
             .run_ok(&self.scripts.close, id.as_str(), &[conn.as_bytes()])
             .await?;
         r.rows()?.map(|mut row| row.user()).collect()
+    }
+
+    pub async fn remove_member(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        target: &UserId,
+    ) -> Result<Removed, AppError> {
+        let (conn, now) = (conn.to_string(), now_ms().to_string());
+        let max_removed = super::session::MAX_REMOVED.to_string();
+        let args: [&[u8]; 4] = [
+            conn.as_bytes(),
+            target.as_str().as_bytes(),
+            now.as_bytes(),
+            max_removed.as_bytes(),
+        ];
+        let mut r = self
+            .run_ok(&self.scripts.remove, id.as_str(), &args)
+            .await?;
+        Ok(Removed {
+            display_name: r.display_name()?,
+            keys: public_keys(r.rows()?)?,
+        })
+    }
+
+    pub async fn reset_key(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        key: &Secret,
+    ) -> Result<(), AppError> {
+        let digest = |s: &str| self.digests.digest(id.as_str(), s);
+        let (kh, ph) = (digest(key.expose()), digest(key.password_part()));
+        let has_password: &[u8] = if key.expose().contains(':') {
+            b"1"
+        } else {
+            b"0"
+        };
+        let (conn, now) = (conn.to_string(), now_ms().to_string());
+        let args: [&[u8]; 5] = [
+            conn.as_bytes(),
+            kh.as_bytes(),
+            ph.as_bytes(),
+            has_password,
+            now.as_bytes(),
+        ];
+        self.run_ok(&self.scripts.reset, id.as_str(), &args).await?;
+        Ok(())
     }
 
     /// Redis expires sessions itself; this prunes them from the index and counts them.

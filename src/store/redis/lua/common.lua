@@ -4,10 +4,11 @@
 -- ARGV[1] is the key prefix, ARGV[2] the session id; key names are built here, so the
 -- scripts target a standalone Redis (or one that is not sharded by key).
 --
--- A session is six keys under "<prefix>s:<id>": the meta hash (key hashes, mode,
+-- A session is seven keys under "<prefix>s:<id>": the meta hash (key hashes, mode,
 -- state, creator, last activity), ":m" members (userId -> JSON), ":c" connections
 -- (connection id -> userId), ":g" wrapped group keys, ":h" history (a list of message
--- JSON) and ":d" its dedup index ("id\nfrom\nto" -> timestamp). ":x" is a tombstone
+-- JSON), ":d" its dedup index ("id\nfrom\nto" -> timestamp) and ":r" the userIds the
+-- creator removed (a sorted set by time of removal). ":x" is a tombstone
 -- that outlives an expired session, so a late joiner hears SESSION_EXPIRED.
 --
 -- The last ARGV is a fence: a deadline in Redis's own clock (ms). A script that runs
@@ -24,7 +25,8 @@ local P, SID = ARGV[1], ARGV[2]
 local BASE = P .. 's:' .. SID
 local META, MEMBERS, CONNS = BASE, BASE .. ':m', BASE .. ':c'
 local GKEYS, HIST, DEDUP, TOMB = BASE .. ':g', BASE .. ':h', BASE .. ':d', BASE .. ':x'
-local DATA = { META, MEMBERS, CONNS, GKEYS, HIST, DEDUP }
+local REMOVED = BASE .. ':r'
+local DATA = { META, MEMBERS, CONNS, GKEYS, HIST, DEDUP, REMOVED }
 
 local function index_key(mode) return P .. 'idx:' .. mode end
 

@@ -31,7 +31,14 @@ end
 
 local kh, ph, mode, state, creator = unpack(redis.call('HMGET', META, 'kh', 'ph', 'mode',
   'state', 'creator'))
-if is_creator then
+if redis.call('ZSCORE', REMOVED, user) then return { 'REMOVED' } end
+-- A member's resume token admits it without the key: after reset-link, the members in
+-- the room keep their place through reconnects.
+local known = get_member(user)
+local by_token = ARGV[19] ~= '' and known ~= nil and known.r == ARGV[19]
+if by_token then
+  -- admitted
+elseif is_creator then
   if given_kh ~= kh then return { 'INVALID_KEY_CREATOR' } end
 else
   if state == 'r' then return { 'SESSION_NOT_ACTIVE' } end

@@ -1,0 +1,119 @@
+// The creator's controls: remove-member and reset-link, and waits said in numbers
+// (retryAfterMs, join-lockout). With REDIS_URL the creator and the others are on two
+// nodes sharing one prefix, so removals and resets cross nodes.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  startServer, cleanup, connect, expectOk, expectError, emitAck, nextEvent, noEvent, uid,
+  createSession, joinAs,
+} from './lib/server.mjs';
+
+let nodes;
+before(async () => {
+  const env = process.env.REDIS_URL ? { REDIS_PREFIX: `ctl-${uid('p')}:` } : {};
+  const a = await startServer({ ...env, JOIN_FAILURES_PER_SESSION: '3', JOIN_LOCKOUT_SECS: '60' });
+  nodes = process.env.REDIS_URL
+    ? [a, await startServer({ ...env, JOIN_FAILURES_PER_SESSION: '3', JOIN_LOCKOUT_SECS: '60' })]
+    : [a, a];
+});
+after(cleanup);
+
+test('remove-member: the room is told, the removed member hears no more and cannot come back', async () => {
+  const room = await createSession(nodes[0].url, { mode: 'group' }, assert);
+  const bobId = uid('bob');
+  const bob = await joinAs(nodes[1].url, room.link, bobId, assert);
+  const carol = await joinAs(nodes[1].url, room.link, uid('carol'), assert);
+
+  const toBob = nextEvent(bob.socket, 'member-removed');
+  const toCarol = nextEvent(carol.socket, 'member-removed');
+  const keys = nextEvent(carol.socket, 'public-keys-updated', 3000, (k) => !k.some((e) => e.userId === bobId));
+  await expectOk(room.socket, 'remove-member', { sessionId: room.sessionId, userId: bobId }, assert);
+  for (const notice of [await toBob, await toCarol]) {
+    assert.equal(notice.userId, bobId);
+    assert.equal(notice.displayName, bobId);
+  }
+  await keys;
+
+  // Bob is out: he hears nothing more and cannot act or return, with or without proof.
+  const quiet = noEvent(bob.socket, 'new-message', 500);
+  const heard = nextEvent(carol.socket, 'new-message');
+  await expectOk(room.socket, 'send-message', { sessionId: room.sessionId, encrypted: 'after' }, assert);
+  assert.equal((await heard).encrypted, 'after');
+  await quiet;
+  await expectError(bob.socket, 'send-message', { sessionId: room.sessionId, encrypted: 'x' }, 'NOT_IN_SESSION', assert);
+  for (const extra of [{ resumeToken: bob.ack.resumeToken }, {}]) {
+    const s = await connect(nodes[0].url);
+    const told = nextEvent(s, 'session-error');
+    const ack = await emitAck(s, 'join-session', { sessionId: room.link, userId: bobId, publicKey: 'pk', ...extra });
+    assert.equal(ack.error, 'REMOVED', JSON.stringify(ack));
+    assert.equal((await told).message, 'You were removed from this room.');
+  }
+});
+
+test('remove-member: creator only, not yourself, only members', async () => {
+  const room = await createSession(nodes[0].url, { mode: 'group' }, assert);
+  const bob = await joinAs(nodes[1].url, room.link, uid('bob'), assert);
+  await expectError(bob.socket, 'remove-member', { sessionId: room.sessionId, userId: room.userId }, 'FORBIDDEN', assert);
+  await expectError(room.socket, 'remove-member', { sessionId: room.sessionId, userId: room.userId }, 'BAD_REQUEST', assert);
+  await expectError(room.socket, 'remove-member', { sessionId: room.sessionId, userId: uid('nobody') }, 'NOT_IN_SESSION', assert);
+  // Nothing was changed: Bob still talks.
+  const heard = nextEvent(room.socket, 'new-message');
+  await expectOk(bob.socket, 'send-message', { sessionId: room.sessionId, encrypted: 'still here' }, assert);
+  assert.equal((await heard).encrypted, 'still here');
+});
+
+test('reset-link: the old link stops admitting; members come back with their resume token', async () => {
+  const room = await createSession(nodes[0].url, { mode: 'private' }, assert);
+  const bobId = uid('bob');
+  const bob = await joinAs(nodes[1].url, room.link, bobId, assert);
+  await expectError(bob.socket, 'reset-link', { sessionId: room.sessionId, authKey: 'mine' }, 'FORBIDDEN', assert);
+
+  const newKey = uid('newkey');
+  const told = nextEvent(bob.socket, 'link-reset');
+  await expectOk(room.socket, 'reset-link', { sessionId: room.sessionId, authKey: newKey }, assert);
+  assert.equal(typeof (await told).timestamp, 'number');
+
+  // Bob drops and returns with the old link and his token: admitted.
+  bob.socket.close();
+  const back = await connect(nodes[0].url);
+  await expectOk(back, 'join-session', {
+    sessionId: room.link, userId: bobId, publicKey: `pk-${bobId}`, resumeToken: bob.ack.resumeToken,
+  }, assert);
+  back.close();
+  // A stranger with the old link is refused as with a wrong key; the new link admits.
+  const stranger = await connect(nodes[1].url);
+  await expectError(stranger, 'join-session', { sessionId: room.link, userId: uid('eve'), publicKey: 'pk' }, 'INVALID_KEY', assert);
+  await joinAs(nodes[1].url, `${room.sessionId}:${newKey}`, uid('dave'), assert);
+});
+
+test('reset-link in a password room: the new password admits, the old one does not', async () => {
+  const room = await createSession(nodes[0].url, { mode: 'password', password: 'old-digest' }, assert);
+  await expectError(room.socket, 'reset-link', { sessionId: room.sessionId, authKey: 'no-password-part' }, 'BAD_REQUEST', assert);
+  await expectOk(room.socket, 'reset-link', { sessionId: room.sessionId, authKey: `${uid('k')}:new-digest` }, assert);
+  const s = await connect(nodes[1].url);
+  await expectError(s, 'join-session', { sessionId: `${room.sessionId}:password:old-digest`, userId: uid('eve'), publicKey: 'pk' }, 'INVALID_PASSWORD', assert);
+  await joinAs(nodes[1].url, `${room.sessionId}:password:new-digest`, uid('bob'), assert);
+});
+
+test('wrong passwords: the try that starts a lockout says how long, so do later ones, and the room is told', async () => {
+  const room = await createSession(nodes[0].url, { mode: 'password', password: 'right' }, assert);
+  const s = await connect(nodes[1].url);
+  const wrong = { sessionId: `${room.sessionId}:password:wrong`, userId: uid('friend'), publicKey: 'pk' };
+  const first = await emitAck(s, 'join-session', wrong);
+  assert.equal(first.error, 'INVALID_PASSWORD');
+  assert.equal(first.retryAfterMs, undefined, 'no wait before the lockout');
+  await emitAck(s, 'join-session', wrong);
+  const creatorTold = nextEvent(room.socket, 'join-lockout');
+  const third = await emitAck(s, 'join-session', wrong);
+  assert.equal(third.error, 'INVALID_PASSWORD');
+  assert.equal(third.retryAfterMs, 60000);
+  assert.equal((await creatorTold).retryAfterMs, 60000);
+
+  // Even the right password waits now, and both the ack and session-error say how long.
+  const told = nextEvent(s, 'session-error');
+  const locked = await emitAck(s, 'join-session', { ...wrong, sessionId: room.link });
+  assert.equal(locked.error, 'RATE_LIMITED');
+  assert.ok(locked.retryAfterMs > 50000 && locked.retryAfterMs <= 60000, String(locked.retryAfterMs));
+  assert.ok((await told).retryAfterMs > 50000);
+});
