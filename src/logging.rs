@@ -70,11 +70,17 @@ pub fn init(config: &Config) -> bool {
             .with_targets(CAPPED.iter().copied()),
     };
     let registry = tracing_subscriber::registry().with(filter);
+    // Colours for a person at a terminal only: log files (PM2, docker logs, systemd) and
+    // pipes get plain text. NO_COLOR (no-color.org) turns them off anywhere.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let result = match config.log_format {
         LogFormat::Json => registry
             .with(tfmt::layer().json().flatten_event(true).with_filter(caps))
             .try_init(),
-        LogFormat::Pretty => registry.with(tfmt::layer().with_filter(caps)).try_init(),
+        LogFormat::Pretty => registry
+            .with(tfmt::layer().with_ansi(ansi).with_filter(caps))
+            .try_init(),
     };
     // Say what DEBUG did, so that it is never silently without effect.
     match (config.debug, overridden) {

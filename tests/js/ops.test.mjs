@@ -1,11 +1,16 @@
-// Operations: logs hold no secrets even with DEBUG=true (R4), SIGTERM exits 0 (R11).
+// Operations: logs hold no secrets even with DEBUG=true (R4), SIGTERM exits 0 (R11), and
+// what a newcomer sees at start: the address to open, HOST names, what DEBUG does, and
+// why Redis could not be reached.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import {
   startServer, cleanup, connect, nextEvent, expectOk, expectError, reserve, request, uid,
+  freePort, health,
 } from './lib/server.mjs';
+import { startRedis } from './lib/redis.mjs';
 
 after(cleanup);
 
@@ -93,4 +98,66 @@ test('R11: SIGTERM with clients connected: exit code 0 within a few seconds', as
   assert.equal(r.code, 0);
   assert.ok(r.ms < 5000, `exit took ${r.ms} ms`);
   await Promise.all(gone);
+});
+
+test('start-up: HOST=localhost is taken (a loopback bind) and the address to open is printed', async () => {
+  const srv = await startServer({ HOST: 'localhost' });
+  assert.equal((await health(srv.url)).status, 'ok', 'listening on 127.0.0.1');
+  assert.match(srv.output(), new RegExp(`open http://localhost:${srv.port} in a browser`));
+  assert.doesNotMatch(srv.output(), /0\.0\.0\.0/);
+  // Not an address or a name: refused at start, naming HOST (exit code 2).
+  await assert.rejects(startServer({ HOST: 'local host' }),
+    (e) => /exited early \(\{"code":2/.test(e.message) && /HOST/.test(e.message));
+});
+
+test('DEBUG: yes turns debug logs on and says so; a value it does not know stops the start with the spellings it takes', async () => {
+  const srv = await startServer({ DEBUG: 'yes', RUST_LOG: undefined });
+  await request('GET', `${srv.url}/health`);
+  const log = srv.output();
+  assert.match(log, /debug logs on \(DEBUG\)/);
+  assert.match(log, /DEBUG http\{method=GET path=\/health\}.*finished processing request.*status=200/);
+  const quiet = await startServer({ DEBUG: 'no' });
+  await request('GET', `${quiet.url}/health`);
+  assert.doesNotMatch(quiet.output(), /DEBUG|processing request/);
+  await assert.rejects(startServer({ DEBUG: 'verbose' }),
+    (e) => /exited early \(\{"code":2/.test(e.message) && /DEBUG/.test(e.message) && /yes/.test(e.message));
+});
+
+/** One Redis command on a raw connection (RESP inline), resolving with the reply line. */
+function redisCommand(port, line) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(`${line}\r\n`));
+    s.once('data', (d) => { s.destroy(); resolve(d.toString()); });
+    s.once('error', reject);
+  });
+}
+
+test('REDIS_URL out of reach: exit 1 naming the cause and host:port, never the password', async () => {
+  const pw = `PWSECRET${hex()}`;
+  const nobody = await freePort();
+  const failure = async (url) => {
+    const err = await startServer({ REDIS_URL: url }).then(() => null, (e) => e);
+    assert.ok(err, `${url} should not start`);
+    assert.match(err.message, /exited early \(\{"code":1/);
+    assert.doesNotMatch(err.message, new RegExp(pw), 'the password is never printed');
+    return err.message;
+  };
+  const refused = await failure(`redis://:${pw}@127.0.0.1:${nobody}`);
+  assert.match(refused, new RegExp(`cannot reach Redis at 127\\.0\\.0\\.1:${nobody}: connection refused`));
+
+  const redis = await startRedis();
+  try {
+    assert.match(await redisCommand(redis.port, 'CONFIG SET requirepass rightpassword'), /^\+OK/);
+    const wrong = await failure(`redis://:${pw}@127.0.0.1:${redis.port}`);
+    assert.match(wrong, new RegExp(`at 127\\.0\\.0\\.1:${redis.port}: authentication failed`));
+    const none = await failure(`redis://127.0.0.1:${redis.port}`);
+    assert.match(none, /authentication failed/);
+    // The right password: it serves.
+    const ok = await startServer({ REDIS_URL: `redis://:rightpassword@127.0.0.1:${redis.port}`, REDIS_PREFIX: `ops-${uid('p')}:` });
+    assert.equal((await health(ok.url)).status, 'ok');
+    assert.doesNotMatch(ok.output(), /rightpassword/);
+    await ok.stop();
+  } finally {
+    await redis.stop();
+  }
 });
