@@ -378,8 +378,9 @@ function joinFailed(err, pwInput) {
     showEnded(code === 'REMOVED' ? 'removed' : 'gone');
     return false;
   }
+  // A wait on a join is a lockout: the wrong try that started it, or any try during it.
   const lead = invite?.mode === 'password' ? 'Too many wrong passwords.' : 'Too many failed attempts to join this room.';
-  showError(code, err.message, { retryAfterMs: err.retryAfterMs, lead: code === 'RATE_LIMITED' ? lead : undefined });
+  showError(code, err.message, { retryAfterMs: err.retryAfterMs, lead });
   if (code === 'INVALID_PASSWORD') {
     pwInput.select();
     pwInput.focus();

@@ -15,7 +15,7 @@
 
 import { io } from '../vendor/socket.io.esm.min.js';
 import * as C from './crypto.js';
-import { CodedError } from './errors.js';
+import { CodedError, formatWait } from './errors.js';
 
 /** Largest file or image this client sends (it travels encrypted inside one message). */
 export const MAX_FILE_BYTES = 5 * 1024 * 1024;
@@ -218,6 +218,12 @@ export class RoomClient extends EventTarget {
         this.emit('persist');
         this.emit('link');
       }
+    });
+    socket.on('join-lockout', (p) => {
+      // Tells the room (its creator above all) why a friend may not get in for a while.
+      const what = this.mode === 'password' ? 'wrong passwords' : 'a wrong link';
+      const wait = Number(p?.retryAfterMs) > 0 ? ` for ${formatWait(p.retryAfterMs)}` : '';
+      this.notice(`Someone tried to join with ${what} too often and is locked out${wait}`, 'lockout');
     });
     socket.on('session-error', (e) => {
       // Every error is also acked; this event is for clients that send no ack. Report it

@@ -1,6 +1,7 @@
 // A password room: the link carries no key; a wrong password is refused with a readable
 // error, the right one admits; the password never leaves the browser. The joiner uses the
-// keyboard only.
+// keyboard only. Removing the other person means choosing a new password: the old one stops
+// working, the new one admits, and the room's secret changes with it.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -10,7 +11,9 @@ import {
   Recorder,
   assertNothingLeaked,
   bannerText,
+  confirmDialog,
   createRoom,
+  openLinkAndJoin,
   openPerson,
   screenshot,
   sendText,
@@ -22,7 +25,8 @@ import {
 const tag = randomBytes(4).toString('hex');
 const PASSWORD = `correct horse battery ${tag}`;
 const WRONG = `wrong pony stapler ${tag}`;
-const PLAIN = { a: `The eagle lands at dawn ${tag}`, b: `Copy that, dawn it is ${tag}` };
+const NEW_PASSWORD = `a new password ${tag}`;
+const PLAIN = { a: `The eagle lands at dawn ${tag}`, b: `Copy that, dawn it is ${tag}`, c: `Carol with the new password ${tag}` };
 
 let server;
 let browser;
@@ -95,4 +99,26 @@ test('the password (right or wrong) and the plaintexts never reached the server'
   assert.notEqual(joins[0].payload.sessionId, joins[1].payload.sessionId);
   assertNothingLeaked(recorder, [PASSWORD, WRONG, PLAIN.a, PLAIN.b, tag], { serverLog: server.log });
   assert.deepEqual([...alice.page.problems, ...bob.page.problems], []);
+});
+
+test('removing Bob asks for a new password; the old one is refused, the new one admits', async () => {
+  await alice.page.click('.member:not(.me) button.remove');
+  await alice.page.locator('#confirm-password').waitFor();
+  await screenshot(alice.page, '20-remove-password-room');
+  await confirmDialog(alice.page, { password: NEW_PASSWORD });
+  await bob.page.locator('#end-panel:not([hidden])', { hasText: 'You were removed' }).waitFor();
+  await alice.page.locator('#people-empty:not([hidden])').waitFor();
+  const carol = await openPerson(browser, { label: 'carol', url: `${server.origin}/`, recorder });
+  await openLinkAndJoin(carol.page, link, { name: 'Carol', password: PASSWORD });
+  assert.equal(await bannerText(carol.page), ERROR_TEXT.INVALID_PASSWORD, 'the old password no longer admits');
+  await carol.page.fill('#join-password', NEW_PASSWORD);
+  await carol.page.click('#join-submit');
+  await carol.page.locator('#conn[data-state="joined"]').waitFor();
+  await sendText(carol.page, PLAIN.c);
+  await waitForMessage(alice.page, PLAIN.c, 'Carol');
+  const a = await alice.page.locator('.member:not(.me) .safety-number', { hasText: /^\d/ }).textContent();
+  const c = await carol.page.locator('.member:not(.me) .safety-number', { hasText: /^\d/ }).textContent();
+  assert.equal(a, c);
+  assertNothingLeaked(recorder, [NEW_PASSWORD, PLAIN.c], { serverLog: server.log });
+  assert.deepEqual([...alice.page.problems, ...carol.page.problems], []);
 });
