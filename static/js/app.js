@@ -507,6 +507,7 @@ function renderShare(c) {
   if ($('share-toggle').hidden) toggleShare(false);
   // Private and password rooms reset their link only with nobody else in (their secret changes).
   $('reset-link').hidden = !c.isCreator || (c.mode !== 'group' && c.presentPeers().length > 0);
+  $('reset-link').textContent = c.mode === 'password' ? 'Change the password…' : 'Reset the link…';
   if (!link || $('share-link').value === link) return;
   $('share-link').value = link;
   $('share-note').textContent = c.mode === 'password'
@@ -675,12 +676,17 @@ async function onResetLink() {
   const c = client;
   if (!c) return;
   $('more-menu').open = false;
+  // A password room's link holds no key: resetting it means changing the password.
   const pw = c.mode === 'password';
-  const answer = await confirmAction({
+  const answer = await confirmAction(pw ? {
+    title: 'Change the password?',
+    text: 'The current password stops working at once. Everyone in the room now stays; anyone new needs the new password.',
+    confirm: 'Change the password',
+    password: true,
+  } : {
     title: 'Reset the link?',
-    text: `The current link stops working at once. Everyone in the room now stays; anyone new needs the new link${pw ? ' and the new password' : ''}.`,
+    text: 'The current link stops working at once. Everyone in the room now stays; anyone new needs the new link.',
     confirm: 'Reset the link',
-    password: pw,
   });
   if (!answer || client !== c) return;
   try {
@@ -695,8 +701,11 @@ async function onRemove(c, m) {
   const pw = c.mode === 'password';
   const answer = await confirmAction({
     title: `Remove ${name}?`,
-    text: `${name} is taken out of the room now and cannot read anything said after this. The room’s link is reset at the same time, so they cannot come back with it: the people still here stay, and anyone new needs the new link${pw ? ' and a new password, which you choose now' : ''}.`,
-    confirm: 'Remove and reset the link',
+    text: `${name} is taken out of the room now and cannot read anything said after this. `
+      + (pw
+        ? 'The room’s password changes at the same time, so they cannot come back with it: choose the new one now; anyone new needs it.'
+        : 'The room’s link is reset at the same time, so they cannot come back with it: the people still here stay, and anyone new needs the new link.'),
+    confirm: pw ? 'Remove and change the password' : 'Remove and reset the link',
     password: pw,
   });
   if (!answer || client !== c) return;

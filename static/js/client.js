@@ -211,7 +211,8 @@ export class RoomClient extends EventTarget {
       this.emit('members');
     });
     socket.on('link-reset', (p) => {
-      this.notice('The room’s link was reset: the old link no longer lets anyone in', 'link', p?.timestamp);
+      const what = this.mode === 'password' ? 'password was changed: the old one' : 'link was reset: the old link';
+      this.notice(`The room’s ${what} no longer lets anyone in`, 'link', p?.timestamp);
       // Only the creator knows the new link; a member's copy of the old one is useless now.
       if (!this.isCreator && this.cfg.shareLink) {
         this.cfg.shareLink = null;
