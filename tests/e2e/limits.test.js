@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ERROR_TEXT } from '../../static/js/errors.js';
-import { Server, bannerText, createRoom, launchBrowser, openLinkAndJoin, openPerson, screenshot } from './harness.js';
+import { Server, bannerText, createRoom, launchBrowser, openLinkAndJoin, openPerson, screenshot, stopSuite } from './harness.js';
 
 let server;
 let browser;
@@ -13,10 +13,7 @@ before(async () => {
   server = await new Server({ env: { MAX_CONNECTIONS: '1' } }).start();
   browser = await launchBrowser();
 });
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+after(() => stopSuite({ server, browser }));
 
 test('a joiner refused by MAX_CONNECTIONS sees LIMIT_REACHED; the creator stays in its room', async () => {
   const alice = await openPerson(browser, { label: 'alice', url: `${server.origin}/` });

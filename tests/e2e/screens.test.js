@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import {
   CSP,
   confirmDialog,
+  cspViolations,
   createRoom,
   joinRoom,
   menuItem,
@@ -77,6 +78,9 @@ test('64-character names on a 390 px phone: no sideways scroll, Send in view', a
     assert.ok(rows[0] < 60 && rows[1] < 50, `one-line bars (${rows})`);
   }
   await screenshot(alice.page, '17-long-names-phone');
+  await bob.page.emulateMedia({ colorScheme: 'dark' });
+  await screenshot(bob.page, '17-long-names-phone-dark');
+  await bob.page.emulateMedia({ colorScheme: 'light' });
   await menuItem(bob.page, 'sound-toggle');
   await bob.page.locator('#sound-toggle[aria-pressed="true"]').waitFor();
   await screenshot(bob.page, '22-menu-phone');
@@ -150,6 +154,18 @@ test('every answer carries the strict policy; an unknown path gets a page with a
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
     assert.equal(res.headers.get('referrer-policy'), 'no-referrer');
   }
+  // The browser enforces it, and the harness notices a violation (taken back here).
+  const seen = cspViolations.length;
+  await bob.page.evaluate(() => {
+    const s = document.createElement('script');
+    s.textContent = 'window.injected = true';
+    document.body.append(s);
+  });
+  await bob.page.waitForFunction(() => true);
+  assert.equal(await bob.page.evaluate(() => window.injected), undefined, 'an inline script does not run');
+  assert.ok(cspViolations.length > seen, 'the violation was recorded');
+  cspViolations.splice(seen);
+  bob.page.problems.length = 0;
   const lost = await openPerson(browser, { label: 'lost', url: `${server.origin}/no/such/page`, viewport: PHONE });
   await lost.page.locator('h1', { hasText: 'Page not found' }).waitFor();
   await screenshot(lost.page, '23-not-found-phone');
