@@ -425,7 +425,10 @@ function resetRoomView() {
   $('end-panel').hidden = true;
   $('composer').hidden = false;
   for (const id of ['leave-room', 'more-menu']) $(id).hidden = false;
+  $('more-menu').open = false;
   toggleShare(false);
+  $('share-qr-box').hidden = true;
+  $('qr-toggle').setAttribute('aria-expanded', 'false');
   $('key-generation').hidden = true;
   $('key-generation').dataset.generation = '0';
   setComposerEnabled(true);
