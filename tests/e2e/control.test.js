@@ -117,7 +117,7 @@ test('the new link admits a newcomer, who reads only what follows', async () => 
   for (const old of [PLAIN.before, PLAIN.after, PLAIN.reply]) assert.ok(!text.includes(old));
 });
 
-test('resetting the link alone: who is in stays, the previous link stops working', async () => {
+test('resetting the link alone: who is in stays (even through a reload), the previous link stops working', async () => {
   const { alice, bob, eve } = p;
   await menuItem(alice.page, 'reset-link');
   await confirmDialog(alice.page);
@@ -127,6 +127,9 @@ test('resetting the link alone: who is in stays, the previous link stops working
   await bob.page.locator('.notice', { hasText: 'link was reset' }).nth(1).waitFor();
   // Members do not know the new link, so they no longer offer the old one.
   await bob.page.locator('#share-toggle').waitFor({ state: 'hidden' });
+  // A member's reload comes back in with its resume token, without the new link.
+  await bob.page.reload();
+  await bob.page.locator('#conn[data-state="joined"]').waitFor();
   await sendText(bob.page, PLAIN.afterReset);
   await waitForMessage(eve.page, PLAIN.afterReset, 'Bob');
   const zoe = await openPerson(browser, { label: 'zoe', url: `${server.origin}/`, recorder });
