@@ -15,12 +15,13 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
-/** `name` from the environment, else from ./.env (blindrelay reads the same file). */
+/** `name` from the environment, else from ./.env as blindrelay reads it: the first line
+ *  that sets it wins, even an empty one (as in a copy of .env.example). */
 function setting(name) {
-  if (process.env[name]) return process.env[name];
+  if (process.env[name] !== undefined) return process.env[name];
   try {
     const line = fs.readFileSync(path.join(__dirname, '.env'), 'utf8')
-      .split('\n').find((l) => new RegExp(`^\\s*${name}\\s*=\\s*\\S`).test(l));
+      .split('\n').find((l) => new RegExp(`^\\s*${name}\\s*=`).test(l));
     return line ? line.slice(line.indexOf('=') + 1).trim().replace(/^(['"])(.*)\1$/, '$2') : '';
   } catch {
     return '';
