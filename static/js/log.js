@@ -29,8 +29,14 @@ export class MessageLog {
     this.collapseQueued = false;
     this.list.addEventListener('scroll', () => {
       const log = this.list;
+      // Our own scroll's event arrives a frame later, maybe after the log was resized: only
+      // the reader's scrolls decide whether to follow.
+      if (log.scrollTop === this.pinnedTop) return;
       this.follow = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     }, { passive: true });
+    // The log's height changes with the panels around it (the invitation, a file preview,
+    // the end of the room): a reader at the bottom stays there.
+    new ResizeObserver(() => this.keepAtBottom()).observe(this.list);
   }
 
   reset() {
@@ -40,7 +46,9 @@ export class MessageLog {
   }
 
   keepAtBottom() {
-    if (this.follow) this.list.scrollTop = this.list.scrollHeight;
+    if (!this.follow) return;
+    this.list.scrollTop = this.list.scrollHeight;
+    this.pinnedTop = this.list.scrollTop;
   }
 
   /** Inserts a message or notice element ordered by timestamp. */

@@ -99,7 +99,6 @@ test('a late joiner cannot read what was said before it came, and sees that as o
   await screenshot(carol.page, '09-group-chat');
   await carol.page.setViewportSize({ width: 390, height: 844 });
   await screenshot(carol.page, '09-group-chat-phone');
-  await carol.page.setViewportSize({ width: 1100, height: 820 });
 });
 
 test('Carol leaves (after confirming): the key is rotated for Alice and Bob only', async () => {
@@ -108,10 +107,10 @@ test('Carol leaves (after confirming): the key is rotated for Alice and Bob only
   const before = Date.now();
   await carol.page.click('#leave-room');
   await carol.page.locator('#confirm-dialog[open]', { hasText: 'Leave this room?' }).waitFor();
-  await screenshot(carol.page, '15-leave-confirm');
+  await screenshot(carol.page, '15-leave-confirm-phone');
   await carol.page.click('#confirm-ok');
   await carol.page.locator('#view-ended', { hasText: 'You left the room' }).waitFor();
-  await screenshot(carol.page, '16-left');
+  await screenshot(carol.page, '16-left-phone');
   assert.equal(await carol.page.locator('#banner').isHidden(), true);
   await alice.page.locator('.notice', { hasText: 'Carol left' }).waitFor();
   await waitGeneration(alice.page, 4);

@@ -333,8 +333,12 @@ test('the creator closes the room; both see it closed, calmly, with no error', a
     assert.equal(await page.locator('#banner').isHidden(), true, 'no error banner');
     assert.doesNotMatch(await page.locator('body').innerText(), /Cannot reach the server/);
   }
-  // The conversation stays readable on the page until it is left.
+  // The conversation stays readable on the page until it is left, scrolled to its end.
   await waitForMessage(bob.page, PLAIN.a2, 'Alice');
+  await alice.page.waitForFunction(() => {
+    const log = document.getElementById('messages');
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 2;
+  });
   await screenshot(bob.page, '07-room-closed');
   await screenshot(alice.page, '07-room-closed-creator');
   const health = await server.waitHealthy();

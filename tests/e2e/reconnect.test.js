@@ -35,7 +35,7 @@ after(() => stopSuite({ server, browser }));
 
 test('a private and a group room, two people each, talking', async () => {
   p.a1 = await openPerson(browser, { label: 'a1', url: `${server.origin}/`, recorder });
-  p.b1 = await openPerson(browser, { label: 'b1', url: `${server.origin}/`, recorder });
+  p.b1 = await openPerson(browser, { label: 'b1', url: `${server.origin}/`, recorder, viewport: { width: 390, height: 844 } });
   p.a2 = await openPerson(browser, { label: 'a2', url: `${server.origin}/`, recorder });
   p.b2 = await openPerson(browser, { label: 'b2', url: `${server.origin}/`, recorder });
   const link1 = await createRoom(p.a1.page, { mode: 'private', name: 'Ann' });
@@ -97,7 +97,7 @@ test('the server restarts on the same port; the pages reconnect and messages flo
     assert.equal(new Set(ids).size, ids.length, 'no duplicate message');
   }
   assert.equal(await p.b1.page.locator('.msg', { hasText: `before restart, private ${tag}` }).count(), 1);
-  await screenshot(p.b1.page, '11-after-restart');
+  await screenshot(p.b1.page, '11-after-restart-phone');
 });
 
 test('a graceful restart (SIGTERM, server-shutdown) is announced and recovered from', async () => {
