@@ -27,16 +27,28 @@ export class MessageLog {
     /** Whether the log follows new messages (it does unless the reader scrolled up). */
     this.follow = true;
     this.collapseQueued = false;
-    this.list.addEventListener('scroll', () => {
-      const log = this.list;
-      // Our own scroll's event arrives a frame later, maybe after the log was resized: only
-      // the reader's scrolls decide whether to follow.
-      if (log.scrollTop === this.pinnedTop) return;
-      this.follow = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-    }, { passive: true });
+    this.lastTop = 0;
+    this.lastHeight = 0;
+    this.list.addEventListener('scroll', () => this.onScroll(), { passive: true });
     // The log's height changes with the panels around it (the invitation, a file preview,
     // the end of the room): a reader at the bottom stays there.
-    new ResizeObserver(() => this.keepAtBottom()).observe(this.list);
+    new ResizeObserver(() => {
+      this.lastHeight = this.list.clientHeight;
+      this.keepAtBottom();
+    }).observe(this.list);
+  }
+
+  /**
+   * Only the reader scrolling up stops the log following. A scroll event also comes from
+   * our own scrolling and from the browser when the log is resized, a frame later and maybe
+   * after another resize: those leave the choice as it was.
+   */
+  onScroll() {
+    const log = this.list;
+    if (log.scrollHeight - log.scrollTop - log.clientHeight < 40) this.follow = true;
+    else if (log.scrollTop < this.lastTop && log.clientHeight === this.lastHeight) this.follow = false;
+    this.lastTop = log.scrollTop;
+    this.lastHeight = log.clientHeight;
   }
 
   reset() {
@@ -48,7 +60,7 @@ export class MessageLog {
   keepAtBottom() {
     if (!this.follow) return;
     this.list.scrollTop = this.list.scrollHeight;
-    this.pinnedTop = this.list.scrollTop;
+    this.lastTop = this.list.scrollTop;
   }
 
   /** Inserts a message or notice element ordered by timestamp. */
