@@ -42,7 +42,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 # what the soak counts is the server's own behaviour under malformed traffic.
 env PORT="$port" HOST=127.0.0.1 RUST_LOG=warn SESSION_TTL_SECS=5 REAPER_INTERVAL_SECS=1 \
   MAX_PAYLOAD_BYTES=$max_payload HISTORY_MAX_BYTES=$history_max \
-  SOCKET_EVENTS_PER_SEC=0 SOCKET_BYTES_PER_SEC=0 IP_CONNECTS_PER_SEC=0 IP_RESERVES_PER_SEC=0 \
+  SOCKET_EVENTS_PER_SEC=0 SOCKET_BYTES_PER_SEC=0 CONN_READ_BYTES_PER_SEC=0 READ_BYTES_PER_SEC=0 IP_CONNECTS_PER_SEC=0 IP_RESERVES_PER_SEC=0 \
   IP_JOIN_FAILURES_PER_MIN=0 MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0 \
   target/release/blindrelay >"$log" 2>&1 &
 pid=$!

@@ -33,7 +33,7 @@ echo "== benchmark smoke run (the load generator against a debug server)"
 cargo build --locked --features bench --bin blindrelay-bench
 smoke_port=$(free_port)
 # The load generator is one address sending flat out: the abuse limits off, as in bench.sh.
-PORT=$smoke_port HOST=127.0.0.1 RUST_LOG=warn SOCKET_EVENTS_PER_SEC=0 SOCKET_BYTES_PER_SEC=0 \
+PORT=$smoke_port HOST=127.0.0.1 RUST_LOG=warn SOCKET_EVENTS_PER_SEC=0 SOCKET_BYTES_PER_SEC=0 READ_BYTES_PER_SEC=0 \
   IP_CONNECTS_PER_SEC=0 IP_RESERVES_PER_SEC=0 IP_JOIN_FAILURES_PER_MIN=0 MAX_CONNECTIONS=0 \
   MAX_CONNECTIONS_PER_IP=0 target/debug/blindrelay &
 smoke_pid=$!

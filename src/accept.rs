@@ -31,6 +31,8 @@ use hyper_util::{
 use tokio::{net::TcpListener, sync::Notify};
 use tower::{Service, ServiceExt};
 
+use crate::paced_io::ReadPace;
+
 /// How long a client may take to send a request's headers, and how long an idle
 /// keep-alive connection is kept.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +42,7 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    pace: ReadPace,
     stop: impl Future<Output = ()> + Send + 'static,
 ) {
     let mut make: IntoMakeServiceWithConnectInfo<Router, SocketAddr> =
@@ -76,7 +79,10 @@ pub async fn serve(
             req.map(axum::body::Body::new)
         });
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(service))
+            .serve_connection_with_upgrades(
+                TokioIo::new(pace.wrap(tcp)),
+                TowerToHyperService::new(service),
+            )
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

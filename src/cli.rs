@@ -122,14 +122,18 @@ settings! {
     socket_bytes_burst => "SOCKET_BYTES_BURST",
     /// Bytes of one socket's events waiting to be handled; 0 = no cap [default: 3 x MAX_PAYLOAD_BYTES]
     socket_queued_bytes => "SOCKET_QUEUED_BYTES",
-    /// Bytes of received events waiting, all sockets of one address; 0 = no cap [default: 134217728]
+    /// Bytes of received events waiting, all sockets of one address; 0 = no cap [default: 41943040]
     inflight_bytes_per_ip => "INFLIGHT_BYTES_PER_IP",
-    /// Bytes of received events waiting, all sockets; 0 = no cap [default: 268435456]
+    /// Bytes of received events waiting, all sockets; 0 = no cap [default: 67108864]
     inflight_bytes_total => "INFLIGHT_BYTES_TOTAL",
     /// Bytes of history sent and maybe unread, all sockets of one address; 0 = no cap [default: 67108864]
     replay_bytes_per_ip => "REPLAY_BYTES_PER_IP",
     /// Bytes of history sent and maybe unread, all sockets; 0 = no cap [default: 134217728]
     replay_bytes_total => "REPLAY_BYTES_TOTAL",
+    /// Bytes read from one connection per second; 0 = no limit [default: 8388608]
+    conn_read_bytes_per_sec => "CONN_READ_BYTES_PER_SEC",
+    /// Bytes read from all connections per second; 0 = no limit [default: 25165824]
+    read_bytes_per_sec => "READ_BYTES_PER_SEC",
     /// New Socket.IO connections per client address per second; 0 = no limit [default: 10]
     ip_connects_per_sec => "IP_CONNECTS_PER_SEC",
     /// New Socket.IO connections per client address in a burst [default: 100]
@@ -150,7 +154,7 @@ settings! {
     max_connections => "MAX_CONNECTIONS",
     /// Connected sockets per client address at most; 0 = no limit [default: 256]
     max_connections_per_ip => "MAX_CONNECTIONS_PER_IP",
-    /// Bytes of history of all sessions together; 0 = no limit [default: 536870912]
+    /// Bytes of history of all sessions together; 0 = no limit [default: 268435456]
     history_total_max_bytes => "HISTORY_TOTAL_MAX_BYTES",
     /// Seconds a socket may stay connected without joining a session [default: 300]
     join_timeout_secs => "JOIN_TIMEOUT_SECS",

@@ -96,6 +96,10 @@ pub struct AbuseLimits {
     /// them a join's history waits.
     pub replay_bytes_per_ip: usize,
     pub replay_bytes_total: usize,
+    /// Bytes read from one connection, and from all, per second: what arrives faster
+    /// waits in the kernel (TCP slows the sender), so half-read messages stay few.
+    pub conn_read_bytes_per_sec: u32,
+    pub read_bytes_per_sec: u32,
     /// New Socket.IO connections per client address, per second and in a burst.
     pub ip_connects_per_sec: u32,
     pub ip_connects_burst: u32,
@@ -142,10 +146,12 @@ impl AbuseLimits {
                 .unwrap_or(u32::MAX),
             socket_queued_bytes: max_payload_bytes.saturating_mul(3),
             // Sized for a 1 GiB node: each queued byte costs a few more while relayed.
-            inflight_bytes_per_ip: 128 * 1024 * 1024,
-            inflight_bytes_total: 256 * 1024 * 1024,
+            inflight_bytes_per_ip: 40 * 1024 * 1024,
+            inflight_bytes_total: 64 * 1024 * 1024,
             replay_bytes_per_ip: 64 * 1024 * 1024,
             replay_bytes_total: 128 * 1024 * 1024,
+            conn_read_bytes_per_sec: 8 * 1024 * 1024,
+            read_bytes_per_sec: 24 * 1024 * 1024,
             ip_connects_per_sec: 10,
             ip_connects_burst: 100,
             ip_reserves_per_sec: 2,
@@ -156,7 +162,7 @@ impl AbuseLimits {
             join_lockout: Duration::from_secs(300),
             max_connections: 20_000,
             max_connections_per_ip: 256,
-            history_total_max_bytes: 512 * 1024 * 1024,
+            history_total_max_bytes: 256 * 1024 * 1024,
             join_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
             max_buffered_packets: 512,
@@ -174,6 +180,8 @@ impl AbuseLimits {
             inflight_bytes_total: 0,
             replay_bytes_per_ip: 0,
             replay_bytes_total: 0,
+            conn_read_bytes_per_sec: 0,
+            read_bytes_per_sec: 0,
             ip_connects_per_sec: 0,
             ip_reserves_per_sec: 0,
             ip_join_failures_per_min: 0,
@@ -377,6 +385,8 @@ fn abuse_limits(
         inflight_bytes_total: cap("INFLIGHT_BYTES_TOTAL", d.inflight_bytes_total)?,
         replay_bytes_per_ip: cap("REPLAY_BYTES_PER_IP", d.replay_bytes_per_ip)?,
         replay_bytes_total: cap("REPLAY_BYTES_TOTAL", d.replay_bytes_total)?,
+        conn_read_bytes_per_sec: rate("CONN_READ_BYTES_PER_SEC", d.conn_read_bytes_per_sec)?,
+        read_bytes_per_sec: rate("READ_BYTES_PER_SEC", d.read_bytes_per_sec)?,
         ip_connects_per_sec: rate("IP_CONNECTS_PER_SEC", d.ip_connects_per_sec)?,
         ip_connects_burst: burst("IP_CONNECTS_BURST", d.ip_connects_burst)?,
         ip_reserves_per_sec: rate("IP_RESERVES_PER_SEC", d.ip_reserves_per_sec)?,

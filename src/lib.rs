@@ -24,6 +24,7 @@ pub mod config;
 pub mod http;
 pub mod limits;
 pub mod logging;
+mod paced_io;
 pub mod protocol;
 pub mod reaper;
 pub mod secret;
@@ -189,7 +190,12 @@ async fn run<A: socketioxide::adapter::Adapter>(
         tokio::time::sleep(drain_linger(grace)).await;
     };
 
-    let server = accept::serve(listener, app, graceful);
+    let pace = paced_io::ReadPace::new(
+        config.abuse.conn_read_bytes_per_sec,
+        config.abuse.read_bytes_per_sec,
+        config.ping_timeout,
+    );
+    let server = accept::serve(listener, app, pace, graceful);
     let deadline = async {
         if stopping_rx.await.is_ok() {
             tokio::time::sleep(grace).await;
