@@ -85,7 +85,7 @@ impl Cluster {
         let (mut commands, pubsub) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| ConnectError(format!("no answer within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|e| ConnectError(format!("{:?}: {}", e.kind(), e.detail().unwrap_or(""))))?;
+            .map_err(|e| ConnectError(e.to_string()))?;
         let _: String = redis::cmd("PING")
             .query_async(&mut commands)
             .await

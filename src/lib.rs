@@ -40,7 +40,6 @@ use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tower_http::{
     cors::{AllowHeaders, AllowOrigin, CorsLayer},
-    services::ServeDir,
     trace::TraceLayer,
 };
 
@@ -128,7 +127,6 @@ async fn run<A: socketioxide::adapter::Adapter>(
 ) -> std::io::Result<()> {
     let grace = config.shutdown_grace;
     let app = http::routes(state.clone())
-        .fallback_service(ServeDir::new(&config.static_dir))
         .layer(socket_layer)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -141,13 +139,15 @@ async fn run<A: socketioxide::adapter::Adapter>(
                 tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
             }),
         );
+    // Around everything, Socket.IO's answers and CORS preflights included.
+    let app = http::with_security_headers(app);
 
     let reaper = tokio::spawn(reaper::run(state.clone(), config.reaper_interval));
     let sweeper = tokio::spawn(limits::sweep(state.clone()));
     let upkeep = tokio::spawn(telemetry::run_upkeep());
     let addr = listener.local_addr()?;
     tracing::info!(
-        "blindrelay {} listening on http://{addr}",
+        "blindrelay {} listening on {addr}",
         env!("CARGO_PKG_VERSION")
     );
 
