@@ -21,7 +21,7 @@ use tower_http::{
 
 use crate::{
     logging::SessionTag,
-    protocol::{ChatMode, ObjectOnly, SessionId, now_ms, parse_credential_field},
+    protocol::{ChatMode, ErrorCode, ObjectOnly, SessionId, now_ms, parse_credential_field},
     state::AppState,
     store::ReserveError,
 };
@@ -81,6 +81,10 @@ pub fn routes(state: AppState) -> Router {
                     state.clone(),
                     crate::limits::reserve_gate,
                 )),
+        )
+        .route(
+            "/api/session-status",
+            post(session_status).layer(axum::extract::DefaultBodyLimit::max(RESERVE_BODY_LIMIT)),
         )
         .route("/sessions", get(sessions))
         .route("/ready", get(ready))
@@ -232,6 +236,88 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
         Json(json!({ "error": message.into(), "code": code })),
     )
         .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusBody {
+    /// As in `join-session`: `"<id>"`, `"<id>:<key>"` or `"<id>:password:<digest>"`.
+    session_id: Option<String>,
+    auth_key: Option<String>,
+}
+
+/// `POST /api/session-status`: whether a link still leads to a room, before its page
+/// asks for a name: `{status: "open", chatMode, credentialChecked}`, `{status: "gone",
+/// code}` or `{status: "refused", code, error}` with the code a join would get
+/// (`SESSION_NOT_FOUND`, `SESSION_EXPIRED`, `INVALID_KEY`, ...), without joining, under the same lockouts, and every answer that
+/// is not a credential admitted counts against the address's failed-join budget: no
+/// faster an oracle of ids than a join.
+async fn session_status(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<ObjectOnly<StatusBody>>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(ObjectOnly(body))) => body,
+        Err(rejection) => return error(rejection.status(), "BAD_REQUEST", rejection.body_text()),
+    };
+    let link = match body
+        .session_id
+        .as_deref()
+        .map(crate::protocol::SessionRef::parse)
+    {
+        Some(Ok(link)) => link,
+        Some(Err(e)) => return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", e),
+        None => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "sessionId is required",
+            );
+        }
+    };
+    let credential = match body.auth_key.filter(|k| !k.is_empty()) {
+        Some(k) => match parse_credential_field(&k) {
+            Ok(k) => Some(k),
+            Err(e) => return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", e),
+        },
+        None => link.credential,
+    };
+    let ip = crate::client_ip::resolve(Some(peer), &headers, &state.guard.limits().trusted_proxies);
+    let guard = &state.guard;
+    if let Err(refusal) = guard.check_join(ip, &link.id) {
+        crate::limits::refused(refusal.kind);
+        return refusal.into_response();
+    }
+    match state.store.status(&link.id, credential.as_ref()).await {
+        Ok((mode, checked)) => {
+            if checked {
+                guard.join_result(ip, &link.id, None);
+            } else {
+                guard.probed(ip);
+            }
+            Json(json!({ "status": "open", "chatMode": mode, "credentialChecked": checked }))
+                .into_response()
+        }
+        Err(e) if e.error == ErrorCode::Unavailable => {
+            error(StatusCode::SERVICE_UNAVAILABLE, e.error.as_str(), e.message)
+        }
+        // An answer, not a failure of the request: 200, so a page's console stays clean.
+        Err(e) => {
+            guard.join_result(ip, &link.id, Some(e.error));
+            let gone = matches!(
+                e.error,
+                ErrorCode::SessionNotFound | ErrorCode::SessionExpired
+            );
+            Json(json!({
+                "status": if gone { "gone" } else { "refused" },
+                "code": e.error,
+                "error": e.message,
+            }))
+            .into_response()
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -317,6 +317,22 @@ impl MemoryStore {
         Ok(session.members.into_keys().collect())
     }
 
+    /// See [`Session::status`]: the mode, and whether the credential was checked.
+    pub fn status(
+        &self,
+        id: &SessionId,
+        credential: Option<&Secret>,
+    ) -> Result<(ChatMode, bool), AppError> {
+        let session = self
+            .sessions
+            .get(id)
+            .ok_or_else(AppError::session_not_found)?;
+        if session.is_expired(Instant::now(), &self.limits) {
+            return Err(AppError::session_expired());
+        }
+        Ok((session.mode, session.status(credential)?))
+    }
+
     pub fn remove_member(
         &self,
         id: &SessionId,

@@ -421,6 +421,19 @@ impl Store {
         }
     }
 
+    /// Whether the session exists and `credential` would admit a join (`POST
+    /// /api/session-status`): its mode, and whether a credential was checked.
+    pub async fn status(
+        &self,
+        id: &SessionId,
+        credential: Option<&Secret>,
+    ) -> Result<(ChatMode, bool), AppError> {
+        match self {
+            Store::Memory(s) => s.status(id, credential),
+            Store::Redis(s) => s.status(id, credential).await,
+        }
+    }
+
     /// `remove-member`: the creator takes `target` out of the session for good.
     pub async fn remove_member(
         &self,

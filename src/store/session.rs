@@ -157,6 +157,18 @@ impl Session {
         Err(AppError::invalid_key())
     }
 
+    /// Whether a join presenting `credential` would be let in (none: only that the
+    /// session exists), without joining: for a link opened after its room ended.
+    pub(super) fn status(&self, credential: Option<&Secret>) -> Result<bool, AppError> {
+        let Some(credential) = credential.filter(|c| !c.is_empty()) else {
+            return Ok(false);
+        };
+        if self.lifecycle == Lifecycle::Reserved {
+            return Err(AppError::session_not_active());
+        }
+        self.admit(Some(credential)).map(|()| true)
+    }
+
     pub(super) fn join(
         &mut self,
         req: JoinRequest,

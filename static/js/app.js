@@ -321,6 +321,29 @@ function showJoin(inv) {
     password: 'You were invited to a password-protected, end-to-end-encrypted conversation. Enter the password you were given.',
   }[inv.mode];
   $('join-name').focus();
+  checkLink(inv);
+}
+
+/**
+ * Before anyone types a name: does the link still lead to a room? The server answers
+ * what a join would, without joining. Any other outcome (offline, a wait) is left to
+ * the join itself.
+ */
+async function checkLink(inv) {
+  let res;
+  try {
+    res = await fetch('/api/session-status', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ sessionId: inv.sessionId, authKey: inv.mode === 'password' ? undefined : inv.key }),
+    });
+  } catch {
+    return;
+  }
+  if (invite !== inv || !res.ok) return;
+  const { status, code } = await res.json().catch(() => ({}));
+  if (status === 'gone') showEnded('gone');
+  else if (code === 'INVALID_KEY') showEnded('stale');
 }
 
 async function onJoin(event) {
@@ -396,6 +419,7 @@ function joinFailed(err, pwInput) {
 const ENDED = {
   left: ['You left the room', 'The others were told. To come back you need the link again, and you will not be able to read what was said while you were away.'],
   removed: ['You were removed from this room', 'The room’s creator took you out of it. You cannot read or send anything there any more.'],
+  stale: ['This link no longer works', 'The room’s creator has reset its link, so this one lets nobody in any more. Ask them for the new link.'],
   gone: ['This room no longer exists', 'It was closed by its creator, or it expired after a while with nobody in it. Ask for a new link, or start a room of your own.'],
 };
 

@@ -14,7 +14,6 @@ import {
   createRoom,
   joinRoom,
   menuItem,
-  openLinkAndJoin,
   openPerson,
   screenshot,
   sendText,
@@ -132,14 +131,20 @@ test('unread messages count in the title while the tab is not looked at; the not
   await page.waitForFunction((t) => document.title === t, base);
 });
 
-test('the creator closes the room; a link to it then says the room is gone', async () => {
+test('the creator closes the room; a link to it then says the room is gone before asking for a name', async () => {
+  const carol = await openPerson(browser, { label: 'carol', url: `${server.origin}/`, viewport: DESKTOP });
+  await carol.page.goto(link);
+  await carol.page.locator('#view-join').waitFor();
+  await screenshot(carol.page, '03-join-desktop');
   await menuItem(alice.page, 'close-room');
   await confirmDialog(alice.page);
   await alice.page.locator('#end-panel:not([hidden])', { hasText: 'You closed this room' }).waitFor();
   await bob.page.locator('#end-panel:not([hidden])', { hasText: 'The room was closed' }).waitFor();
-  const carol = await openPerson(browser, { label: 'carol', url: `${server.origin}/`, viewport: DESKTOP });
-  await openLinkAndJoin(carol.page, link, { name: 'Carol', shot: '03-join-desktop' });
+  // A fresh visit of the link: the page asks the server first, and no name is asked for.
+  await carol.page.goto(`${server.origin}/`);
+  await carol.page.goto(link);
   await carol.page.locator('#view-ended', { hasText: 'This room no longer exists' }).waitFor();
+  assert.equal(await carol.page.locator('#join-name').isVisible(), false);
   assert.equal(await carol.page.locator('#banner').isHidden(), true, 'an end screen, not an error');
   await screenshot(carol.page, '18-room-gone');
   await carol.page.click('#ended-new');

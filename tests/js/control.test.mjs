@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startServer, cleanup, connect, expectOk, expectError, emitAck, nextEvent, noEvent, uid,
-  createSession, joinAs,
+  createSession, joinAs, request,
 } from './lib/server.mjs';
 
 let nodes;
@@ -116,4 +116,49 @@ test('wrong passwords: the try that starts a lockout says how long, so do later 
   assert.equal(locked.error, 'RATE_LIMITED');
   assert.ok(locked.retryAfterMs > 50000 && locked.retryAfterMs <= 60000, String(locked.retryAfterMs));
   assert.ok((await told).retryAfterMs > 50000);
+});
+
+test('POST /api/session-status: what a join would answer, without joining, and counted like one', async () => {
+  const status = (url, body, ip) => request('POST', `${url}/api/session-status`, {
+    body, headers: ip ? { 'x-forwarded-for': ip } : {},
+  });
+  const room = await createSession(nodes[0].url, { mode: 'private' }, assert);
+  let r = await status(nodes[1].url, { sessionId: room.link });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { status: 'open', chatMode: 'private', credentialChecked: true });
+  r = await status(nodes[1].url, { sessionId: `${room.sessionId}:wrong` });
+  assert.equal(r.json.status, 'refused');
+  assert.equal(r.json.code, 'INVALID_KEY');
+  r = await status(nodes[1].url, { sessionId: uid('nowhere') });
+  assert.deepEqual([r.status, r.json.status, r.json.code], [200, 'gone', 'SESSION_NOT_FOUND']);
+  // Nothing was joined: the room is still the creator's alone, and a friend gets in.
+  await joinAs(nodes[1].url, room.link, uid('bob'), assert);
+
+  const pw = await createSession(nodes[0].url, { mode: 'password', password: 'pw-digest' }, assert);
+  r = await status(nodes[1].url, { sessionId: pw.sessionId });
+  assert.deepEqual(r.json, { status: 'open', chatMode: 'password', credentialChecked: false });
+  r = await status(nodes[1].url, { sessionId: pw.link });
+  assert.equal(r.json.credentialChecked, true);
+
+  await expectOk(room.socket, 'close-session', { sessionId: room.sessionId }, assert);
+  r = await status(nodes[1].url, { sessionId: room.link });
+  assert.equal(r.json.status, 'gone');
+});
+
+test('POST /api/session-status is no faster an oracle of ids than a join', async () => {
+  const srv = await startServer({ TRUSTED_PROXIES: '127.0.0.1', IP_JOIN_FAILURES_PER_MIN: '5', IP_JOIN_FAILURES_BURST: '5' });
+  const codes = [];
+  for (let i = 0; i < 8; i++) {
+    const r = await request('POST', `${srv.url}/api/session-status`, {
+      body: { sessionId: uid('probe') }, headers: { 'x-forwarded-for': '203.0.113.77' },
+    });
+    codes.push(r.json.status ?? r.status);
+  }
+  assert.deepEqual(codes.slice(0, 5), ['gone', 'gone', 'gone', 'gone', 'gone']);
+  assert.ok(codes.slice(5).every((c) => c === 429), codes.join(','));
+  // Another address is not affected.
+  const other = await request('POST', `${srv.url}/api/session-status`, {
+    body: { sessionId: uid('probe') }, headers: { 'x-forwarded-for': '198.51.100.77' },
+  });
+  assert.equal(other.json.status, 'gone');
 });

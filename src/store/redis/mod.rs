@@ -65,6 +65,7 @@ struct Scripts {
     close: Script,
     remove: Script,
     reset: Script,
+    status: Script,
     stats: Script,
     summaries: Script,
 }
@@ -83,6 +84,7 @@ impl Scripts {
             close: script!("close.lua"),
             remove: script!("remove.lua"),
             reset: script!("reset.lua"),
+            status: script!("status.lua"),
             stats: script!("stats.lua"),
             summaries: script!("summaries.lua"),
         }
@@ -686,6 +688,25 @@ impl RedisStore {
             .run_ok(&self.scripts.close, id.as_str(), &[conn.as_bytes()])
             .await?;
         r.rows()?.map(|mut row| row.user()).collect()
+    }
+
+    pub async fn status(
+        &self,
+        id: &SessionId,
+        credential: Option<&Secret>,
+    ) -> Result<(ChatMode, bool), AppError> {
+        let digest = |s: &str| self.digests.digest(id.as_str(), s);
+        let credential = credential.filter(|c| !c.is_empty());
+        let kh = credential.map(|c| digest(c.expose())).unwrap_or_default();
+        let ph = credential
+            .and_then(Secret::joiner_password)
+            .map(digest)
+            .unwrap_or_default();
+        let args: [&[u8]; 2] = [kh.as_bytes(), ph.as_bytes()];
+        let mut r = self
+            .run_ok(&self.scripts.status, id.as_str(), &args)
+            .await?;
+        Ok((r.mode()?, r.string()? == "1"))
     }
 
     pub async fn remove_member(
