@@ -95,6 +95,12 @@ impl EventKind {
         })
     }
 
+    /// `leave-session` and `close-session`: still handled when the transport closed
+    /// right after them.
+    pub fn is_goodbye(self) -> bool {
+        matches!(self, Self::LeaveSession | Self::CloseSession)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::JoinSession => "join-session",
@@ -326,8 +332,12 @@ async fn run_queue<A: Adapter>(
             }
         };
         match job {
-            // Events read before the transport closed are moot once it has.
-            Job::Event { bytes, .. } if !socket.connected() || cut_off() => {
+            // Events read before the transport closed are moot once it has, but for a
+            // goodbye: the apps send leave-session and close at once, and the others
+            // must hear of it now, not after the presence grace.
+            Job::Event { bytes, kind, .. }
+                if cut_off() || (!socket.connected() && !kind.is_goodbye()) =>
+            {
                 release(bytes);
             }
             Job::Event {

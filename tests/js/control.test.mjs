@@ -162,3 +162,27 @@ test('POST /api/session-status is no faster an oracle of ids than a join', async
   });
   assert.equal(other.json.status, 'gone');
 });
+
+test('leave-session and the transport\'s close in the same breath: the others hear user-left at once, not after the grace', async () => {
+  const srv = await startServer({ PRESENCE_GRACE_SECS: '30' });
+  const room = await createSession(srv.url, { mode: 'group' }, assert);
+  const leaverId = uid('leaver');
+  const { default: WebSocket } = await import('ws');
+  const ws = new WebSocket(`${srv.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`);
+  await new Promise((resolve, reject) => {
+    ws.on('message', (data) => {
+      const text = data.toString();
+      if (text.startsWith('0')) ws.send('40');
+      else if (text.startsWith('40')) {
+        ws.send(`420["join-session",${JSON.stringify({ sessionId: room.link, userId: leaverId, publicKey: 'pk' })}]`);
+      } else if (text.startsWith('430')) resolve();
+    });
+    ws.on('error', reject);
+  });
+  const left = nextEvent(room.socket, 'user-left', 5000, (p) => p.userId === leaverId);
+  // As the apps do on Leave: the event, the namespace's disconnect, the close, at once.
+  ws.send(`42["leave-session",${JSON.stringify({ sessionId: room.sessionId, userId: leaverId })}]`);
+  ws.send('41');
+  ws.close();
+  await left;
+});

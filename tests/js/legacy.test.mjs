@@ -28,9 +28,9 @@ const RECONNECT_MS = 25000;
  * tests). `ctx.person(url, opts)` makes a LegacyClient (not yet entered). At the end,
  * no client may hold a session-error it did not expect.
  */
-function scenario(name, fn, { timeout = 60000 } = {}) {
+function scenario(name, fn, { timeout = 60000, env = {} } = {}) {
   test(name, { timeout }, async () => {
-    const d = await startDeployment();
+    const d = await startDeployment(env);
     const people = [];
     const ctx = {
       d,
@@ -346,7 +346,9 @@ scenario('5 MiB files and images in a private room: three each, back to back, al
   assert.equal(ana.count('download-notification'), 1, 'one notice, to the sender only');
 }, { timeout: 200000 });
 
-scenario('leave: the others get user-left and a list without the leaver; the room outlives its people', async (ctx) => {
+// A long presence grace: only a handled leave-session (the app closes at once after it)
+// makes user-left come now rather than when the grace ends.
+scenario('leave: the others get user-left at once (the app closes right after leave-session) and a list without the leaver; the room outlives its people', async (ctx) => {
   const room = newRoom('group');
   const ana = await openRoom(ctx, room);
   const ben = joiner(ctx, room, 'Ben');
@@ -383,7 +385,7 @@ scenario('leave: the others get user-left and a list without the leaver; the roo
   await converged([ana2, ben2]);
   await groupKeyEverywhere(ana2, [ana2, ben2]);
   await deliver(ben2, [ana2], 'back again');
-});
+}, { env: { PRESENCE_GRACE_SECS: '30' } });
 
 scenario('network blip: reconnect with a null key is invisible; the old socket\'s late close removes nobody', async (ctx) => {
   const { d } = ctx;
