@@ -1,8 +1,11 @@
 //! The floor blindrelay is measured against: a relay on the same socketioxide version
 //! with no checks and no state. `join-session` joins the room named by `sessionId` (up to
-//! the first `:`); `send-message` goes to the rest of that room as `new-message` and back
-//! to the sender as `message-sent` (the confirmation every client of the protocol gets).
-//! Same transport, framing and serialisation as blindrelay, none of its rules or state.
+//! the first `:`) and `leave-session` leaves it, each answering `{"ok":true}` when the
+//! client asks for an ack (as blindrelay does: the generator then times joins and leaves
+//! the same way on both); `send-message` goes to the rest of that room as `new-message`
+//! and back to the sender as `message-sent` (the confirmation every client of the
+//! protocol gets). Same transport, framing and serialisation as blindrelay, none of its
+//! rules or state: no key lists, no history, no presence notices.
 //!
 //! `cargo run --release --features bench --bin bench-floor -- [PORT]`
 
@@ -10,7 +13,8 @@ use axum::serve::ListenerExt;
 use serde_json::value::RawValue;
 use socketioxide::{
     SocketIo,
-    extract::{Data, SocketRef},
+    extract::{AckSender, Data, SocketRef},
+    handler::ConnectHandler,
 };
 
 #[derive(serde::Deserialize)]
@@ -33,6 +37,38 @@ struct Message {
     client_message_id: Option<String>,
 }
 
+/// `{"ok":true}`: the ack, sent only when the client asked for one.
+#[derive(serde::Serialize)]
+struct Acked {
+    ok: bool,
+}
+
+/// The floor's handlers on a new socket.
+fn install(socket: SocketRef) -> Result<(), std::convert::Infallible> {
+    socket.on(
+        "join-session",
+        async |socket: SocketRef, Data(p): Data<Room>, ack: AckSender| {
+            socket.join(room(&p.session_id));
+            let _ = ack.send(&Acked { ok: true });
+        },
+    );
+    socket.on(
+        "leave-session",
+        async |socket: SocketRef, Data(p): Data<Room>, ack: AckSender| {
+            socket.leave(room(&p.session_id));
+            let _ = ack.send(&Acked { ok: true });
+        },
+    );
+    socket.on(
+        "send-message",
+        async |socket: SocketRef, Data(m): Data<Message>| {
+            let _ = socket.to(room(&m.session_id)).emit("new-message", &m).await;
+            let _ = socket.emit("message-sent", &m);
+        },
+    );
+    Ok(())
+}
+
 fn room(session_id: &str) -> String {
     session_id.split(':').next().unwrap_or_default().to_owned()
 }
@@ -50,21 +86,11 @@ async fn main() -> std::io::Result<()> {
     let (layer, io) = SocketIo::builder()
         .max_payload(20 * 1024 * 1024)
         .build_layer();
-    io.ns("/", async |socket: SocketRef| {
-        socket.on(
-            "join-session",
-            async |socket: SocketRef, Data(p): Data<Room>| {
-                socket.join(room(&p.session_id));
-            },
-        );
-        socket.on(
-            "send-message",
-            async |socket: SocketRef, Data(m): Data<Message>| {
-                let _ = socket.to(room(&m.session_id)).emit("new-message", &m).await;
-                let _ = socket.emit("message-sent", &m);
-            },
-        );
-    });
+    // The handlers go in from a connect middleware, which runs before the client is told
+    // it is connected (as blindrelay installs its own): registered in the connect handler,
+    // they raced the client's first events, and a join sent at once was sometimes lost.
+    let install = async |socket: SocketRef| install(socket);
+    io.ns("/", (async |_: SocketRef| {}).with(install));
     let app = axum::Router::new().layer(layer);
     let listener = blindrelay::listen(([127, 0, 0, 1], port).into())?;
     eprintln!("bench-floor listening on {}", listener.local_addr()?);
