@@ -3,7 +3,7 @@
 //! It speaks Engine.IO v4 / Socket.IO v5 over WebSocket itself (raw text frames through
 //! tokio-tungstenite, no Socket.IO library), so it costs less than the server it loads, and
 //! it loads any server that speaks the protocol: blindrelay, the floor relay
-//! (`bench-floor`), or the original Node server.
+//! (`bench-floor`), the Node.js peer (`bench/node-peer`), or the original Node server.
 //!
 //! Wire, per connection: `ws://HOST:PORT/socket.io/?EIO=4&transport=websocket`, read the
 //! `0{...}` open packet, send `40`, read up to the `40...` connect packet; `2` pings are
@@ -12,9 +12,11 @@
 //!
 //! Rooms: member 1 joins as creator (`{sessionId:"<room>", userId:"u1", isCreator:true,
 //! authKey:"k", publicKey:"pk1"}`), the others with `sessionId:"<room>:k"`. With `--acks
-//! true` (blindrelay) every join waits for its ack; with `--acks false` (bench-floor, the
-//! Node server: no acks) the joins of a phase are sent and the generator waits
-//! `--no-ack-wait-ms` (50 ms) before the next phase. Messages are `send-message
+//! true` (blindrelay, bench-floor, the Node peer) every join waits for its ack; with
+//! `--acks false` (the original Node server sends no acks) every join waits for the
+//! evidence that the server handled it: the `public-keys-updated` that lists the joiner,
+//! which the server sends to the whole room, joiner included, once the joiner is in it
+//! (`--ack-timeout` at most). Messages are `send-message
 //! {sessionId, to:"all", encrypted}` without ack. `encrypted` is
 //! `m<phase>.<sender>.<seq>.<sent-ns>.<filler>`, padded to `--payload-bytes`; the
 //! receiver parses it out of `new-message` and records latency = now - sent (both read
@@ -63,15 +65,15 @@ enum Scenario {
 }
 
 /// Load generator for Socket.IO (Engine.IO v4 / Socket.IO v5) chat relays: blindrelay,
-/// bench-floor, or the original Node server.
+/// bench-floor, the Node.js peer (bench/node-peer), or the original Node server.
 ///
 /// Each scenario prints one JSON object on one line to stdout and a readable table to
 /// stderr. Exit status: 0 when every scenario ran; 1 when one failed (or, with --smoke,
 /// delivered nothing); 2 for bad arguments.
 ///
 /// Against blindrelay, fanout with 500 members needs the server started with
-/// MAX_GROUP_MEMBERS=500 or more (default 64). Against bench-floor or the Node server,
-/// pass --acks false.
+/// MAX_GROUP_MEMBERS=500 or more (default 64). Against the original Node server, which
+/// sends no acks, pass --acks false.
 ///
 /// Several nodes sharing rooms (blindrelay with REDIS_URL): give every node's URL
 /// (`--url A,B` or `--url A --url B`) and every node's PID; connections are assigned to
@@ -150,18 +152,16 @@ struct Args {
     #[arg(long, default_value_t = 50)]
     concurrency: usize,
 
-    /// Wait for join-session acks (blindrelay acks). `--acks false` for servers that send
-    /// none (bench-floor, the Node server): the joins of a phase are then sent and the
-    /// generator waits --no-ack-wait-ms before the next phase (creators, then the others,
-    /// then traffic).
+    /// Ask for and wait for join-session and leave-session acks (blindrelay, bench-floor
+    /// and the Node peer ack). `--acks false` for servers that send none (the original
+    /// Node server): each join then waits until its client receives the
+    /// `public-keys-updated` that lists it (the server's last word on a join, sent to the
+    /// whole room), and leaves are not awaited. groupfill needs acks.
     #[arg(long, default_value_t = true, action = ArgAction::Set)]
     acks: bool,
 
-    /// With --acks false: milliseconds to wait after each phase of joins.
-    #[arg(long, default_value_t = 50)]
-    no_ack_wait_ms: u64,
-
-    /// Seconds to wait for an ack (join-session, leave-session) before failing.
+    /// Seconds to wait for an ack (join-session, leave-session), or with --acks false for
+    /// the key list that shows a join was handled, before failing.
     #[arg(long, default_value_t = 5.0)]
     ack_timeout: f64,
 
@@ -226,7 +226,6 @@ struct Cfg {
     /// Their WebSocket URLs, comma-separated (for the reports).
     url: String,
     acks: bool,
-    no_ack_wait: Duration,
     ack_timeout: Duration,
     connect_timeout: Duration,
     connect_sem: Arc<Semaphore>,
@@ -938,7 +937,7 @@ impl Conn {
         match timeout(limit, fut).await {
             Ok(r) => r,
             Err(_) => Err(format!(
-                "no ack to {what} within {:.1} s; for servers that send no acks (bench-floor, the \
+                "no ack to {what} within {:.1} s; for servers that send no acks (the original \
                  Node server) pass --acks false",
                 limit.as_secs_f64()
             )),
@@ -946,7 +945,7 @@ impl Conn {
     }
 
     /// join-session as member `m` (0 = creator) of `room`. With acks, waits for it and
-    /// checks `ok`; without, only sends.
+    /// checks `ok`; without, waits for the key list that lists the joiner.
     async fn join(&mut self, cfg: &Cfg, room: &str, m: usize) -> R<()> {
         self.join_with_key(cfg, room, m, 0).await
     }
@@ -982,8 +981,45 @@ impl Conn {
                 };
                 return Err(format!("join-session refused: {v}{hint}"));
             }
+        } else {
+            self.wait_joined(&format!("u{u}"), cfg.ack_timeout).await?;
         }
         Ok(())
+    }
+
+    /// Without acks: reads up to the `public-keys-updated` that lists `user`. Servers of
+    /// this protocol send it to the whole room, the joiner included, once the joiner is in
+    /// the room and its key stored (the original server: after `user-joined`, history and
+    /// metadata), so what is sent to the room after it reaches this client. A
+    /// `session-error` is a refusal.
+    async fn wait_joined(&mut self, user: &str, limit: Duration) -> R<()> {
+        let needle = format!("\"userId\":\"{user}\"");
+        let fut = async {
+            loop {
+                match self.recv().await {
+                    In::Event(t)
+                        if t.starts_with("42[\"public-keys-updated\"") && t.contains(&needle) =>
+                    {
+                        return Ok(());
+                    }
+                    In::Event(t) if t.starts_with("42[\"session-error\"") => {
+                        return Err(format!("join-session refused: {}", clip(&t)));
+                    }
+                    In::Closed(e) => {
+                        return Err(format!("closed while waiting for the join of {user}: {e}"));
+                    }
+                    _ => {}
+                }
+            }
+        };
+        match timeout(limit, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "no public-keys-updated listing {user} within {:.1} s of its join-session \
+                 (--acks false); for servers that ack joins pass --acks true",
+                limit.as_secs_f64()
+            )),
+        }
     }
 
     async fn leave(&mut self, cfg: &Cfg, room: &str, wait: bool) -> R<()> {
@@ -1103,7 +1139,8 @@ async fn open_rooms(cfg: &Arc<Cfg>, rooms: usize, members: usize) -> R<Vec<Parke
 }
 
 /// Opens `rooms * members` connections (bounded concurrency), then joins every creator,
-/// then every other member (each phase followed by --no-ack-wait-ms without acks).
+/// then every other member (each join done when acked, or without acks when its client
+/// has the key list that lists it).
 async fn setup(cfg: &Arc<Cfg>, tag: &str, rooms: usize, members: usize) -> R<Rooms> {
     let ids: Vec<Arc<str>> = (0..rooms)
         .map(|r| Arc::from(format!("{}-{tag}-{r}", cfg.prefix)))
@@ -1136,9 +1173,6 @@ async fn setup(cfg: &Arc<Cfg>, tag: &str, rooms: usize, members: usize) -> R<Roo
             })
             .collect();
         conns = collect_pending(tasks, "join-session").await?;
-        if !cfg.acks {
-            sleep(cfg.no_ack_wait).await;
-        }
         if members == 1 {
             break;
         }
@@ -1889,14 +1923,8 @@ async fn churn_once(
     let (mut a, mut b) = (a?, b?);
     a.join(cfg, room, 0).await?;
     joins.fetch_add(1, Ordering::Relaxed);
-    if !cfg.acks {
-        sleep(cfg.no_ack_wait).await;
-    }
     b.join(cfg, room, 1).await?;
     joins.fetch_add(1, Ordering::Relaxed);
-    if !cfg.acks {
-        sleep(cfg.no_ack_wait).await;
-    }
     a.send(message_frame(cfg, room, 4, 0, 0)).await?;
     lat.record_ns(await_message(&mut b, 0).await?);
     b.send(message_frame(cfg, room, 4, 1, 0)).await?;
@@ -2336,7 +2364,6 @@ async fn run(args: Args) -> i32 {
         nodes,
         url,
         acks: args.acks,
-        no_ack_wait: Duration::from_millis(args.no_ack_wait_ms),
         ack_timeout: Duration::from_secs_f64(args.ack_timeout),
         connect_timeout: Duration::from_secs_f64(args.connect_timeout),
         connect_sem: Arc::new(Semaphore::new(args.connect_concurrency.max(1))),
