@@ -83,8 +83,13 @@ async fn main() -> std::io::Result<()> {
         .nth(1)
         .and_then(|p| p.parse().ok())
         .unwrap_or(3101);
+    // blindrelay's transport settings (its defaults): heartbeat, and the packets a socket
+    // may have waiting (socketioxide's default 128 dropped messages at saturation).
     let (layer, io) = SocketIo::builder()
         .max_payload(20 * 1024 * 1024)
+        .ping_interval(std::time::Duration::from_secs(10))
+        .ping_timeout(std::time::Duration::from_secs(10))
+        .max_buffer_size(512)
         .build_layer();
     // The handlers go in from a connect middleware, which runs before the client is told
     // it is connected (as blindrelay installs its own): registered in the connect handler,
