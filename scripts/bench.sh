@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Reruns every benchmark: each scenario against one blindrelay node (in memory), against
-# the floor relay (same socketioxide, no checks, no state), and against two blindrelay
-# nodes sharing rooms through a private redis-server; then the criterion
+# the floor relay (same socketioxide, no checks, no state), against the Node.js peer
+# (bench/node-peer: socket.io 4 with the original server's room semantics), and against
+# two blindrelay nodes sharing rooms through a private redis-server; then the criterion
 # micro-benchmarks. All on loopback. Results (one JSON line per scenario) go to
-# target/bench/<server>.jsonl: blindrelay.jsonl, floor.jsonl, redis-2node.jsonl.
+# target/bench/<server>.jsonl: blindrelay.jsonl, floor.jsonl, node.jsonl,
+# redis-2node.jsonl; a side-by-side summary of this run to stderr and
+# target/bench/summary.txt.
 #
 #   bash scripts/bench.sh                      # everything
 #   SCENARIO=pairs bash scripts/bench.sh       # one scenario (pairs, fanout, idle, churn,
 #                                              # groupfill), on every server
-#   SERVERS="memory redis" bash scripts/bench.sh   # a subset of: memory floor redis
+#   SERVERS="memory node" bash scripts/bench.sh    # a subset of: memory floor node redis
 #   MICRO=0 bash scripts/bench.sh              # without the criterion run
 #   BENCH_FLAGS="--connections 10000" SCENARIO=idle bash scripts/bench.sh
 set -euo pipefail
@@ -19,7 +22,7 @@ scenario="${SCENARIO:-all}"
 extra="${BENCH_FLAGS:-}"
 # A failed scenario (exit 1 from the generator) does not stop the other servers.
 status=0
-servers="${SERVERS:-memory floor redis}"
+servers="${SERVERS:-memory floor node redis}"
 micro="${MICRO:-1}"
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"
 
@@ -27,6 +30,19 @@ if [[ " $servers " == *" redis "* ]] && ! command -v redis-server >/dev/null 2>&
   echo "installing redis-server (the Redis pass starts its own, never a system one)" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+fi
+
+if [[ " $servers " == *" node "* ]]; then
+  missing=()
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  if ((${#missing[@]})); then
+    echo "installing ${missing[*]} (for the Node.js peer, bench/node-peer)" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+  # socket.io at the version pinned in bench/node-peer/package-lock.json.
+  (cd bench/node-peer && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 cargo build --release --locked --bin blindrelay
@@ -135,12 +151,26 @@ for server in $servers; do
     memory)
       run_against blindrelay 3301 "" env PORT=3301 HOST=127.0.0.1 RUST_LOG=warn \
         MAX_GROUP_MEMBERS=1000 "${limits_off[@]}" target/release/blindrelay ;;
-    floor) # The floor sends no acks (and so skips groupfill).
-      run_against floor 3302 "--acks false" target/release/bench-floor 3302 ;;
+    floor) # Acks joins and leaves, sends no key lists: its groupfill is join + ack only.
+      run_against floor 3302 "" target/release/bench-floor 3302 ;;
+    node) # socket.io 4 on Node.js; acks when asked, like blindrelay (bench/node-peer/server.js).
+      run_against node 3303 "" env PORT=3303 HOST=127.0.0.1 node bench/node-peer/server.js ;;
     redis) run_redis_pair ;;
-    *) echo "unknown server $server (memory, floor, redis)" >&2; exit 2 ;;
+    *) echo "unknown server $server (memory, floor, node, redis)" >&2; exit 2 ;;
   esac
 done
+
+# This run's figures side by side (only the servers and scenarios it ran).
+summary=()
+for server in $servers; do
+  case $server in
+    memory) summary+=("blindrelay=target/bench/blindrelay.jsonl") ;;
+    floor) summary+=("floor=target/bench/floor.jsonl") ;;
+    node) summary+=("node=target/bench/node.jsonl") ;;
+    redis) summary+=("redis-2node=target/bench/redis-2node.jsonl") ;;
+  esac
+done
+python3 bench/summary.py "${summary[@]}" 2>&1 | tee target/bench/summary.txt >&2 || status=1
 
 if [ "$micro" = 1 ]; then
   echo "== criterion micro-benchmarks (benches/hot.rs)" >&2

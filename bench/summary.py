@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Side-by-side figures of one bench run (scripts/bench.sh calls it at the end).
+
+    python3 bench/summary.py blindrelay=target/bench/blindrelay.jsonl floor=... node=...
+
+Each argument is LABEL=FILE, a file of the generator's JSON lines (one per scenario).
+Prints one table, a column per server, the rows the scenarios in the files have. With a
+`blindrelay` and a `floor` column, the CPU rows also show blindrelay/floor; with a `node`
+column, node/blindrelay. Figures are rounded for reading; the JSON lines hold them all.
+"""
+
+import json
+import sys
+
+
+def load(path):
+    out = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if not line.startswith("{"):
+                    continue
+                try:
+                    j = json.loads(line)
+                except ValueError:
+                    continue
+                name = j.get("scenario", "?")
+                if name == "fanout" and "members" in j:
+                    name = f"fanout{j['members']}"
+                out[name] = j
+    except OSError:
+        pass
+    return out
+
+
+def num(x, digits=None):
+    if x is None:
+        return "-"
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        if digits is None:
+            digits = 0 if abs(x) >= 100 else (1 if abs(x) >= 10 else 2)
+        return f"{x:,.{digits}f}"
+    return str(x)
+
+
+def get(j, *path):
+    for p in path:
+        if not isinstance(j, dict):
+            return None
+        j = j.get(p)
+    return j
+
+
+def cpu(j, per_key, *path):
+    """Server CPU per unit; with Redis, `nodes / +redis`."""
+    node = get(j, *path, per_key)
+    total = get(j, *path, "cpu", "total_cpu_us_per_unit")
+    if total is not None:
+        return f"{num(node)} / {num(total)}"
+    return num(node)
+
+
+def lost_dup(j, *path):
+    lost, dup = get(j, *path, "lost"), get(j, *path, "duplicates")
+    if lost is None and dup is None:
+        return "-"
+    return f"{num(lost)} / {num(dup)}"
+
+
+def lat(h, keys=("p50", "p99", "max")):
+    if not isinstance(h, dict):
+        return "-"
+    return " / ".join(num(h.get(k)) for k in keys)
+
+
+ROWS = [
+    # (scenario, label, value function, raw number for ratios or None)
+    ("pairs", "pairs sat.: CPU µs/msg",
+     lambda j: cpu(j, "server_cpu_us_per_msg", "saturation"),
+     lambda j: get(j, "saturation", "server_cpu_us_per_msg")),
+    ("pairs", "pairs sat.: delivered msg/s", lambda j: num(get(j, "saturation", "delivered_per_s")), None),
+    ("pairs", "pairs sat.: lost / dup", lambda j: lost_dup(j, "saturation"), None),
+    ("pairs", "pairs fixed: CPU µs/msg",
+     lambda j: cpu(j, "server_cpu_us_per_msg", "fixed_rate"),
+     lambda j: get(j, "fixed_rate", "server_cpu_us_per_msg")),
+    ("pairs", "pairs fixed: p50/p99/max µs", lambda j: lat(get(j, "fixed_rate", "latency_us")), None),
+    ("pairs", "pairs fixed: lost / dup", lambda j: lost_dup(j, "fixed_rate"), None),
+]
+for m in (50, 500):
+    ROWS += [
+        (f"fanout{m}", f"fanout {m}: deliveries/s", lambda j: num(get(j, "deliveries_per_s")), None),
+        (f"fanout{m}", f"fanout {m}: CPU µs/delivery",
+         lambda j: cpu(j, "server_cpu_us_per_delivery"),
+         lambda j: get(j, "server_cpu_us_per_delivery")),
+        (f"fanout{m}", f"fanout {m}: p50/p99 µs", lambda j: lat(get(j, "latency_us"), ("p50", "p99")), None),
+        (f"fanout{m}", f"fanout {m}: lost / dup", lambda j: lost_dup(j), None),
+        (f"fanout{m}", f"fanout {m}: joins/s", lambda j: num(get(j, "setup", "joins_per_s")), None),
+    ]
+ROWS += [
+    ("idle", "idle: RSS KiB/connection",
+     lambda j: f"{num(get(j, 'server_rss_kib_per_connection'))} ({num(get(j, 'connections'))} conns)",
+     lambda j: get(j, "server_rss_kib_per_connection")),
+    ("churn", "churn: rooms/s", lambda j: num(get(j, "rooms_per_s")), None),
+    ("churn", "churn: CPU µs/room",
+     lambda j: cpu(j, "server_cpu_us_per_room"),
+     lambda j: get(j, "server_cpu_us_per_room")),
+    ("churn", "churn: failed cycles", lambda j: num(get(j, "failed_cycles")), None),
+    ("groupfill", "groupfill: CPU µs/join",
+     lambda j: cpu(j, "server_cpu_us_per_join"),
+     lambda j: get(j, "server_cpu_us_per_join")),
+    ("groupfill", "groupfill: join p50/p99 µs", lambda j: lat(get(j, "join_latency_us"), ("p50", "p99")), None),
+    ("groupfill", "groupfill: key lists seen", lambda j: "yes" if get(j, "waited_for_every_key_list") else "no", None),
+]
+
+
+def main(argv):
+    cols = []
+    for a in argv:
+        label, _, path = a.partition("=")
+        cols.append((label, load(path)))
+    if not cols:
+        print(__doc__.strip().splitlines()[0], file=sys.stderr)
+        return 2
+    labels = [c[0] for c in cols]
+    ratios = []
+    if "blindrelay" in labels and "floor" in labels:
+        ratios.append(("blindrelay/floor", "blindrelay", "floor"))
+    if "node" in labels and "blindrelay" in labels:
+        ratios.append(("node/blindrelay", "node", "blindrelay"))
+    header = ["figure"] + labels + [r[0] for r in ratios]
+    table = []
+    failed = 0
+    for scenario, label, value, raw in ROWS:
+        if not any(scenario in data for _, data in cols):
+            continue
+        row = [label]
+        for _, data in cols:
+            j = data.get(scenario)
+            if j is None:
+                row.append("")
+            elif j.get("error") and j.get("ok") is False and "cpu" not in j and "saturation" not in j:
+                row.append("FAILED")
+            else:
+                row.append(value(j))
+        byname = dict(cols)
+        for _, a, b in ratios:
+            x = raw(byname[a].get(scenario, {})) if raw else None
+            y = raw(byname[b].get(scenario, {})) if raw else None
+            row.append(f"{x / y:.2f}" if isinstance(x, (int, float)) and isinstance(y, (int, float)) and y else "")
+        table.append(row)
+    for _, data in cols:
+        failed += sum(1 for j in data.values() if j.get("ok") is False)
+    widths = [max(len(r[i]) for r in [header] + table) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    print("== summary (CPU is the server's; with Redis: nodes / nodes + redis-server)")
+    print(line(header))
+    for r in table:
+        print(line(r))
+    if failed:
+        print(f"{failed} scenario(s) not ok: see the tables above and the JSON lines")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
