@@ -6,7 +6,8 @@
 Each argument is LABEL=FILE, a file of the generator's JSON lines (one per scenario).
 Prints one table, a column per server, the rows the scenarios in the files have. With a
 `blindrelay` and a `floor` column, the CPU rows also show blindrelay/floor; with a `node`
-column, node/blindrelay. Figures are rounded for reading; the JSON lines hold them all.
+column, node/blindrelay (where both figures are positive; not for groupfill, where the
+floor sends no key lists). Figures are rounded for reading; the JSON lines hold them all.
 """
 
 import json
@@ -110,9 +111,8 @@ ROWS += [
      lambda j: cpu(j, "server_cpu_us_per_room"),
      lambda j: get(j, "server_cpu_us_per_room")),
     ("churn", "churn: failed cycles", lambda j: num(get(j, "failed_cycles")), None),
-    ("groupfill", "groupfill: CPU µs/join",
-     lambda j: cpu(j, "server_cpu_us_per_join"),
-     lambda j: get(j, "server_cpu_us_per_join")),
+    # No ratio: the floor sends no key lists, so its joins are not the same work.
+    ("groupfill", "groupfill: CPU µs/join", lambda j: cpu(j, "server_cpu_us_per_join"), None),
     ("groupfill", "groupfill: join p50/p99 µs", lambda j: lat(get(j, "join_latency_us"), ("p50", "p99")), None),
     ("groupfill", "groupfill: key lists seen", lambda j: "yes" if get(j, "waited_for_every_key_list") else "no", None),
 ]
@@ -151,7 +151,8 @@ def main(argv):
         for _, a, b in ratios:
             x = raw(byname[a].get(scenario, {})) if raw else None
             y = raw(byname[b].get(scenario, {})) if raw else None
-            row.append(f"{x / y:.2f}" if isinstance(x, (int, float)) and isinstance(y, (int, float)) and y else "")
+            ok = all(isinstance(v, (int, float)) and v > 0 for v in (x, y))
+            row.append(f"{x / y:.2f}" if ok else "")
         table.append(row)
     for _, data in cols:
         failed += sum(1 for j in data.values() if j.get("ok") is False)
