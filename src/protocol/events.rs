@@ -146,6 +146,16 @@ pub struct FileDownloaded {
     pub timestamp: Option<f64>,
 }
 
+/// `message-delivered` (built-in client): the messages `ids` of member `senderId`
+/// reached this member's page.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageDelivered {
+    pub session_id: SessionRef,
+    pub sender_id: UserId,
+    pub ids: Vec<String>,
+}
+
 // ---- server -> client ----
 
 /// A relayed message as members see it (`new-message`, `messages-history`).
@@ -249,6 +259,15 @@ pub struct DownloadNotification<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct SessionClosed<'a> {
     pub session_id: &'a str,
+    pub timestamp: u64,
+}
+
+/// `message-delivered`, relayed to the sender: these messages reached `userId`'s page.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveredNotice<'a> {
+    pub ids: &'a [String],
+    pub user_id: &'a UserId,
     pub timestamp: u64,
 }
 

@@ -16,10 +16,11 @@ use super::{EventKind, rooms};
 use crate::{
     logging::{ConnTag, SessionTag},
     protocol::{
-        AppError, DownloadNotification, Empty, ErrorCode, FileDownloaded, JoinAck, JoinSession,
-        LinkReset, MemberNamed, MemberRemoved, ObjectOnly, PublicKeyEntry, Recipient, RemoveMember,
-        ResetLink, SavePublicKey, SendAck, SendMessage, SessionClosed, SessionId,
-        SessionKeyAvailable, SessionMetadata, SessionUser, SetSessionKey, UserJoined, UserLeft,
+        AppError, DeliveredNotice, DownloadNotification, Empty, ErrorCode, FileDownloaded, JoinAck,
+        JoinSession, LinkReset, MemberNamed, MemberRemoved, MessageDelivered, ObjectOnly,
+        PublicKeyEntry, Recipient, RemoveMember, ResetLink, SavePublicKey, SendAck, SendMessage,
+        SessionClosed, SessionId, SessionKeyAvailable, SessionMetadata, SessionUser, SetSessionKey,
+        UserJoined, UserLeft,
         attachments::{Attachments, WithAttachments},
         delivery::{self, OwnMessages, Relayed},
         limits, now_ms, parse_credential_field,
@@ -43,6 +44,7 @@ pub enum ClientEvent {
     CloseSession(SessionUser),
     RemoveMember(RemoveMember),
     ResetLink(ResetLink),
+    MessageDelivered(MessageDelivered),
 }
 
 /// The body of a successful ack (after `ok: true`).
@@ -115,6 +117,7 @@ pub fn decode<A: Adapter>(
         EventKind::CloseSession => ClientEvent::CloseSession(payload(s, data, ack_id)?),
         EventKind::RemoveMember => ClientEvent::RemoveMember(payload(s, data, ack_id)?),
         EventKind::ResetLink => ClientEvent::ResetLink(payload(s, data, ack_id)?),
+        EventKind::MessageDelivered => ClientEvent::MessageDelivered(payload(s, data, ack_id)?),
     })
 }
 
@@ -137,6 +140,7 @@ pub async fn handle<A: Adapter>(
         ClientEvent::CloseSession(p) => close(state, socket, joined, p).await,
         ClientEvent::RemoveMember(p) => remove_member(state, socket, p).await,
         ClientEvent::ResetLink(p) => reset_link(state, socket, p).await,
+        ClientEvent::MessageDelivered(p) => message_delivered(state, socket, p).await,
     }
 }
 
@@ -505,6 +509,39 @@ async fn file_downloaded<A: Adapter>(
     let _ = socket
         .within(rooms::member(&session, &p.sender_id))
         .emit("download-notification", &notice)
+        .await;
+    ok()
+}
+
+/// Message ids one `message-delivered` may name (a page batches what arrived together).
+const DELIVERED_IDS_MAX: usize = 64;
+
+/// `message-delivered`: a member's page tells the sender which of its messages arrived.
+/// The server only relays the member's word (it cannot see what a page did), from a
+/// member, to the sender's connections in this session.
+async fn message_delivered<A: Adapter>(
+    state: &AppState,
+    socket: &SocketRef<A>,
+    p: MessageDelivered,
+) -> Result<AckBody, AppError> {
+    if p.ids.is_empty() || p.ids.len() > DELIVERED_IDS_MAX {
+        return Err(AppError::bad_request(format!(
+            "ids must hold 1-{DELIVERED_IDS_MAX} message ids"
+        )));
+    }
+    for id in &p.ids {
+        message_id(state, Some(id.clone()))?;
+    }
+    let session = p.session_id.id;
+    let (user, _) = state.store.member(&session, socket.id, None).await?;
+    let notice = DeliveredNotice {
+        ids: &p.ids,
+        user_id: &user,
+        timestamp: now_ms(),
+    };
+    let _ = socket
+        .within(rooms::member(&session, &p.sender_id))
+        .emit("message-delivered", &notice)
         .await;
     ok()
 }

@@ -58,11 +58,12 @@ pub enum EventKind {
     CloseSession,
     RemoveMember,
     ResetLink,
+    MessageDelivered,
 }
 
 impl EventKind {
     /// Every kind, in declaration order (`kind as usize` indexes it).
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         Self::JoinSession,
         Self::SavePublicKey,
         Self::GetPublicKeys,
@@ -75,6 +76,7 @@ impl EventKind {
         Self::CloseSession,
         Self::RemoveMember,
         Self::ResetLink,
+        Self::MessageDelivered,
     ];
 
     pub fn from_name(name: &str) -> Option<Self> {
@@ -91,6 +93,7 @@ impl EventKind {
             "close-session" => Self::CloseSession,
             "remove-member" => Self::RemoveMember,
             "reset-link" => Self::ResetLink,
+            "message-delivered" => Self::MessageDelivered,
             _ => return None,
         })
     }
@@ -115,6 +118,7 @@ impl EventKind {
             Self::CloseSession => "close-session",
             Self::RemoveMember => "remove-member",
             Self::ResetLink => "reset-link",
+            Self::MessageDelivered => "message-delivered",
         }
     }
 }

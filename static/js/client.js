@@ -176,8 +176,12 @@ export class RoomClient extends EventTarget {
     });
     socket.on('new-message', (m) => {
       const record = this.ingest(m);
-      if (record && !record.mine) this.emit('incoming', { record });
+      if (record && !record.mine) {
+        this.emit('incoming', { record });
+        this.acknowledge(record);
+      }
     });
+    socket.on('message-delivered', (n) => this.onDelivered(n));
     socket.on('message-sent', (m) => this.ingest(m));
     socket.on('user-typing', (u) => {
       if (!u?.userId || u.userId === this.me) return;
@@ -622,6 +626,7 @@ export class RoomClient extends EventTarget {
       content: null,
       problem: null,
       downloadedBy: [],
+      deliveredTo: new Set(),
     };
     this.messages.set(key, record);
     this.emit('message', { record });
@@ -703,6 +708,7 @@ export class RoomClient extends EventTarget {
       to: null,
       type,
       timestamp: Date.now(),
+      group: this.mode === 'group',
       mine: true,
       state: 'queued',
       gen: undefined,
@@ -710,6 +716,7 @@ export class RoomClient extends EventTarget {
       plaintext,
       problem: null,
       downloadedBy: [],
+      deliveredTo: new Set(),
     };
     this.messages.set(record.key, record);
     this.outbox.push(record);
@@ -862,6 +869,41 @@ export class RoomClient extends EventTarget {
     }).catch(() => {
       record.notified = false;
     });
+  }
+
+  /**
+   * Tells a message's sender that it reached this page (`message-delivered`), batched:
+   * what arrives together goes in one event per sender.
+   */
+  acknowledge(record) {
+    this.toAcknowledge ??= new Map();
+    const ids = this.toAcknowledge.get(record.from) ?? [];
+    ids.push(record.id);
+    this.toAcknowledge.set(record.from, ids);
+    if (this.ackTimer) return;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = null;
+      const batches = this.toAcknowledge;
+      this.toAcknowledge = new Map();
+      for (const [senderId, all] of batches) {
+        for (let i = 0; i < all.length; i += 64) {
+          this.socket?.emit('message-delivered', { sessionId: this.sessionId, senderId, ids: all.slice(i, i + 64) });
+        }
+      }
+    }, 250);
+  }
+
+  onDelivered(n) {
+    if (!n?.userId || !Array.isArray(n.ids)) return;
+    for (const id of n.ids) {
+      const record = this.messages.get(`${this.me}/${id}`);
+      if (!record) continue;
+      record.deliveredTo ??= new Set();
+      if (!record.deliveredTo.has(n.userId)) {
+        record.deliveredTo.add(n.userId);
+        this.emit('message', { record });
+      }
+    }
   }
 
   onDownloaded(n) {

@@ -6,8 +6,8 @@ import { errorText } from './errors.js';
 const STATUS_TEXT = {
   queued: 'Not sent yet (offline); sent when reconnected',
   sending: 'Sending…',
-  // The server acks a message once it has stored and relayed it; no signal says that a
-  // recipient's browser got it, so "Sent" is as far as this page can truthfully go.
+  // The server acks a message once it has stored and relayed it; "Delivered" comes
+  // from the recipients' pages (message-delivered).
   sent: 'Sent',
   failed: 'Not sent',
 };
@@ -176,6 +176,9 @@ function statusText(r) {
     return r.waitingFor === 'room-key' ? 'Waiting for the room key…' : 'Waiting for the other person to join…';
   }
   let s = STATUS_TEXT[r.state] ?? '';
+  if (r.state === 'sent' && r.deliveredTo?.size) {
+    s = r.group ? `Delivered to ${r.deliveredTo.size}` : 'Delivered';
+  }
   if (r.state === 'failed' && r.failure) s += `: ${errorText(r.failure)}`;
   if (r.downloadedBy?.length) s += ` · Downloaded by ${r.downloadedBy.join(', ')}`;
   return s;

@@ -186,3 +186,18 @@ test('leave-session and the transport\'s close in the same breath: the others he
   ws.close();
   await left;
 });
+
+test('message-delivered: a member\'s page tells the sender which messages arrived; only members, only ids', async () => {
+  const room = await createSession(nodes[0].url, { mode: 'private' }, assert);
+  const bob = await joinAs(nodes[1].url, room.link, uid('bob'), assert);
+  const got = nextEvent(bob.socket, 'new-message');
+  const sent = await expectOk(room.socket, 'send-message', { sessionId: room.sessionId, to: bob.ack.userId, encrypted: 'c', clientMessageId: 'm-1' }, assert);
+  assert.equal((await got).id, 'm-1');
+  const told = nextEvent(room.socket, 'message-delivered');
+  await expectOk(bob.socket, 'message-delivered', { sessionId: room.sessionId, senderId: room.userId, ids: [sent.id] }, assert);
+  const notice = await told;
+  assert.deepEqual([notice.ids, notice.userId], [['m-1'], bob.ack.userId]);
+  await expectError(bob.socket, 'message-delivered', { sessionId: room.sessionId, senderId: room.userId, ids: [] }, 'BAD_REQUEST', assert);
+  const stranger = await connect(nodes[1].url);
+  await expectError(stranger, 'message-delivered', { sessionId: room.sessionId, senderId: room.userId, ids: ['m-1'] }, 'NOT_IN_SESSION', assert);
+});
