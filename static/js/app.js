@@ -235,14 +235,19 @@ function passwordProblem(password, repeated) {
   return null;
 }
 
+/** POSTs `body` as JSON to one of the server's routes; rejects when offline. */
+function postJson(path, body) {
+  return fetch(path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
 async function reserve(body) {
   let res;
   try {
-    res = await fetch('/api/reserve-session', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
+    res = await postJson('/api/reserve-session', body);
   } catch {
     throw new CodedError('CONNECTION');
   }
@@ -332,10 +337,9 @@ function showJoin(inv) {
 async function checkLink(inv) {
   let res;
   try {
-    res = await fetch('/api/session-status', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ sessionId: inv.sessionId, authKey: inv.mode === 'password' ? undefined : inv.key }),
+    res = await postJson('/api/session-status', {
+      sessionId: inv.sessionId,
+      authKey: inv.mode === 'password' ? undefined : inv.key,
     });
   } catch {
     return;
