@@ -90,7 +90,7 @@ stop() { # pid...: stops them and forgets them (a reaped PID may be reused)
 
 # Every client of the bench shares one address and sends as fast as it can: the abuse
 # limits (SECURITY.md) would measure themselves, so they are off on every node.
-limits_off=(SOCKET_EVENTS_PER_SEC=0 SOCKET_BYTES_PER_SEC=0 CONN_READ_BYTES_PER_SEC=0 READ_BYTES_PER_SEC=0 IP_CONNECTS_PER_SEC=0
+limits_off=(SOCKET_EVENTS_PER_SEC=0 SOCKET_BYTES_PER_SEC=0 CONN_READ_BYTES_PER_SEC=0 READ_BYTES_PER_SEC=0 REPLAY_BYTES_PER_IP=0 IP_CONNECTS_PER_SEC=0
   IP_RESERVES_PER_SEC=0 IP_JOIN_FAILURES_PER_MIN=0 MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0)
 
 run_against() { # name port "bench flags" command...
