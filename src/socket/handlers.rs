@@ -323,17 +323,24 @@ async fn get_public_keys<A: Adapter>(
 fn message_id(state: &AppState, client_id: Option<String>) -> Result<Arc<str>, AppError> {
     match client_id {
         None => Ok(state.next_message_id()),
-        Some(id) if id.is_empty() || id.len() > limits::CLIENT_MESSAGE_ID_BYTES => {
-            Err(AppError::bad_request(format!(
-                "clientMessageId must be 1-{} bytes",
-                limits::CLIENT_MESSAGE_ID_BYTES
-            )))
-        }
-        Some(id) if id.chars().any(char::is_control) => Err(AppError::bad_request(
-            "clientMessageId must not hold control characters",
-        )),
-        Some(id) => Ok(id.into()),
+        Some(id) => check_message_id(&id).map(|()| id.into()),
     }
+}
+
+/// A message id a client chose: 1-128 bytes, no control characters.
+fn check_message_id(id: &str) -> Result<(), AppError> {
+    if id.is_empty() || id.len() > limits::CLIENT_MESSAGE_ID_BYTES {
+        return Err(AppError::bad_request(format!(
+            "clientMessageId must be 1-{} bytes",
+            limits::CLIENT_MESSAGE_ID_BYTES
+        )));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(AppError::bad_request(
+            "clientMessageId must not hold control characters",
+        ));
+    }
+    Ok(())
 }
 
 async fn send_message<A: Adapter>(
@@ -530,7 +537,7 @@ async fn message_delivered<A: Adapter>(
         )));
     }
     for id in &p.ids {
-        message_id(state, Some(id.clone()))?;
+        check_message_id(id)?;
     }
     let session = p.session_id.id;
     let (user, _) = state.store.member(&session, socket.id, None).await?;
