@@ -3,15 +3,16 @@
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-# Dependencies first, in their own layer: rebuilt only when Cargo.toml/Cargo.lock change.
+# Dependencies first, in their own layer: rebuilt only when the manifests or Cargo.lock
+# change. Cargo loads every member of the workspace, so the load tools' manifest comes
+# too, with a stub library: only the server is built.
 COPY Cargo.toml Cargo.lock ./
+COPY bench/load/Cargo.toml bench/load/
 RUN mkdir src \
- && mkdir -p src/bin \
  && echo 'fn main() {}' > src/main.rs \
- && cp src/main.rs src/bin/blindrelay-bench.rs && cp src/main.rs src/bin/bench-floor.rs \
- && cp src/main.rs src/bin/blindrelay-soak.rs \
  && mkdir -p benches && cp src/main.rs benches/hot.rs \
  && touch src/lib.rs \
+ && mkdir -p bench/load/src && touch bench/load/src/lib.rs \
  && cargo build --release --locked \
  && rm -rf src
 COPY src ./src

@@ -46,7 +46,7 @@ if [[ " $servers " == *" node "* ]]; then
 fi
 
 cargo build --release --locked --bin blindrelay
-cargo build --release --locked --features bench --bin bench-floor --bin blindrelay-bench
+cargo build --release --locked -p blindrelay-load --bin bench-floor --bin blindrelay-bench
 mkdir -p target/bench
 ulimit -n "$(ulimit -Hn)"
 

@@ -22,7 +22,7 @@ max_payload=$((1024 * 1024))
 history_max=$((256 * 1024))
 
 cargo build --release --locked --bin blindrelay
-cargo build --release --locked --features bench --bin blindrelay-soak
+cargo build --release --locked -p blindrelay-load --bin blindrelay-soak
 
 # Each side holds two fds per session, one per abuser, and some to spare.
 need=$((sessions * 2 + abusers + 512))

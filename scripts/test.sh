@@ -31,7 +31,7 @@ cargo run --locked --quiet -- --version
 cargo test --locked
 
 echo "== benchmark smoke run (the load generator against a debug server)"
-cargo build --locked --features bench --bin blindrelay-bench
+cargo build --locked -p blindrelay-load --bin blindrelay-bench
 smoke_port=$(free_port)
 # The load generator is one address sending flat out: the abuse limits off, as in bench.sh.
 PORT=$smoke_port HOST=127.0.0.1 RUST_LOG=warn SOCKET_EVENTS_PER_SEC=0 SOCKET_BYTES_PER_SEC=0 READ_BYTES_PER_SEC=0 \

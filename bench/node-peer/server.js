@@ -1,7 +1,7 @@
 'use strict';
 // The Node.js peer of blindrelay's benchmark (scripts/bench.sh, server `node`).
 //
-// socket.io 4 relaying the events the generator (src/bin/blindrelay-bench.rs) sends, with
+// socket.io 4 relaying the events the generator (bench/load: blindrelay-bench) sends, with
 // the room semantics of the End2End Chat server that blindrelay replaces, as described in
 // our own words in the project's reference notes. Written for the benchmark: it is not the
 // upstream server's code. What it does on each event:

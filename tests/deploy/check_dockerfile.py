@@ -3,11 +3,15 @@
 runtime by recreating the image's layout and user.
 
 1. Static rules: pinned build image, `cargo build --release --locked`, a dependency layer
-   that stubs every target Cargo.toml declares, a distroless non-root runtime with only
-   the binary and static/, EXPOSE matching PORT, a HEALTHCHECK through the binary itself,
-   and a .dockerignore that keeps target/ and node_modules out of the context.
-2. The build stage, for real: the dependency-layer RUN in a copy of Cargo.toml and
-   Cargo.lock, then the same cargo command on the real sources.
+   that has the manifest of every workspace member (Cargo loads them all, even to build
+   the server alone) and stubs every target the manifests declare (and a library for a
+   member that declares none), a distroless non-root runtime with only the binary and
+   static/, EXPOSE matching PORT, a HEALTHCHECK through the binary itself, and a
+   .dockerignore that keeps target/ and node_modules out of the context and nothing the
+   build stage copies.
+2. The build stage, for real: the COPY instructions before the dependency-layer RUN
+   (Cargo.toml, Cargo.lock, the members' manifests) into a scratch folder, that RUN
+   there, then the same cargo command on the real sources.
 3. The runtime: the binary and static/ copied into an /app-like folder, run as the
    image's user id with the image's environment; `blindrelay healthcheck` (the
    HEALTHCHECK command) must pass, and the page must be served.
@@ -21,6 +25,7 @@ import shlex
 import shutil
 import signal
 import socket
+import fnmatch
 import subprocess
 import sys
 import tempfile
@@ -87,15 +92,30 @@ def check_static(build, runtime):
     if runs.count("cargo build --release --locked") < 2:
         fail("the build stage must run `cargo build --release --locked` for the dependency layer and the sources")
     manifest = tomllib.load(open(os.path.join(ROOT, "Cargo.toml"), "rb"))
+    deps_copies = copies_before(build, deps_run(build))
+    copied = {os.path.normpath(src) for srcs, _ in deps_copies for src in srcs}
     # Cargo reads every declared target's file, even for `cargo build`: each needs a stub.
+    # A workspace member's manifest must be there too (Cargo loads every member), with a
+    # target to stand for the package when it declares none (its files are found by name).
     defaults = {"bin": "src/bin/{}.rs", "bench": "benches/{}.rs"}
-    for kind, default in defaults.items():
-        for target in manifest.get(kind, []):
-            path = target.get("path") or default.format(target["name"])
-            if kind == "bin" and path == "src/main.rs":
-                continue
-            if path not in runs:
-                fail(f"the dependency layer does not stub {kind} target {path} (Cargo.toml declares it)")
+    members = manifest.get("workspace", {}).get("members", ["."])
+    for member in members:
+        prefix = "" if member == "." else member.rstrip("/") + "/"
+        toml = prefix + "Cargo.toml"
+        if toml not in copied:
+            fail(f"the dependency layer does not copy {toml} (workspace member {member})")
+        own = manifest if member == "." else tomllib.load(open(os.path.join(ROOT, toml), "rb"))
+        declared = 0
+        for kind, default in defaults.items():
+            for target in own.get(kind, []):
+                declared += 1
+                path = target.get("path") or default.format(target["name"])
+                if kind == "bin" and path == "src/main.rs":
+                    continue
+                if prefix + path not in runs:
+                    fail(f"the dependency layer does not stub {kind} target {prefix + path} ({toml} declares it)")
+        if prefix and not declared and not any(f"{prefix}src/{f}" in runs for f in ("lib.rs", "main.rs")):
+            fail(f"the dependency layer gives {member} no target: stub {prefix}src/lib.rs")
 
     image = runtime[0][1].split()[0]
     if "distroless" not in image:
@@ -121,28 +141,88 @@ def check_static(build, runtime):
     health = [rest for word, rest in runtime if word == "HEALTHCHECK"]
     if not health or f'["{binary}", "healthcheck"]' not in health[0]:
         fail("HEALTHCHECK must run the binary's own `healthcheck` (the image has no shell or curl)")
-    ignore = open(os.path.join(ROOT, ".dockerignore"), encoding="utf-8").read().split()
+    ignore = [line.strip() for line in open(os.path.join(ROOT, ".dockerignore"), encoding="utf-8")]
+    ignore = [line for line in ignore if line and not line.startswith("#")]
     for needed in ("target", "**/node_modules", ".git"):
         if needed not in ignore:
             fail(f".dockerignore must exclude {needed}")
+    for srcs, _ in copies_before(build, None):
+        for src in srcs:
+            if ignored(os.path.normpath(src), ignore):
+                fail(f".dockerignore excludes {src}, which the build stage copies")
     print(f"static rules: ok ({base} -> {image}, user {users[-1]}, port {exposed[0]}; copies {sources})")
     return env, binary, users[-1]
+
+
+def deps_run(build):
+    """The dependency layer's RUN (the one that makes the stub src/)."""
+    return next(rest for word, rest in build if word == "RUN" and "mkdir src" in rest)
+
+
+def copies_before(build, run):
+    """The build stage's COPY instructions from the context, as (sources, destination),
+    up to the RUN `run` (all of them for None)."""
+    out = []
+    for word, rest in build:
+        if word == "RUN" and rest == run:
+            break
+        if word == "COPY":
+            parts = shlex.split(rest)
+            if any(p.startswith("--") for p in parts):
+                fail(f"COPY {rest}: the build stage copies only from the context, without flags")
+            out.append((parts[:-1], parts[-1]))
+    return out
+
+
+def ignored(path, patterns):
+    """Whether .dockerignore's patterns leave `path` (or a folder holding it) out."""
+    parts = path.split("/")
+
+    def match(names, pattern):  # `*` within one path element, as Docker matches
+        return len(names) == len(pattern) and all(map(fnmatch.fnmatchcase, names, pattern))
+
+    out = False
+    for pattern in patterns:
+        keep = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/").split("/")
+        # The path or a folder holding it; `**/` at the start: at any depth.
+        starts = range(len(parts)) if pattern[0] == "**" else [0]
+        pattern = pattern[1:] if pattern[0] == "**" else pattern
+        hit = any(match(parts[i:j], pattern) for i in starts for j in range(i + 1, len(parts) + 1))
+        if hit:
+            out = not keep
+    return out
+
+
+def replay_copies(copies, workdir):
+    """COPY instructions, done from the repository into `workdir` (the stage's WORKDIR)."""
+    for srcs, dest in copies:
+        into_dir = dest.endswith("/") or len(srcs) > 1
+        dest = os.path.normpath(os.path.join(workdir, dest))
+        for src in srcs:
+            source = os.path.join(ROOT, src)
+            to = os.path.join(dest, os.path.basename(os.path.normpath(src))) if into_dir else dest
+            os.makedirs(os.path.dirname(to), exist_ok=True)
+            if os.path.isdir(source):
+                shutil.copytree(source, to, dirs_exist_ok=True)
+            else:
+                shutil.copy(source, to)
 
 
 def run_build(build):
     """The dependency layer in a scratch copy, then the real build, as the stage runs them."""
     target = os.path.join(ROOT, "target")
-    deps_run = next(rest for word, rest in build if word == "RUN" and "mkdir src" in rest)
+    deps = deps_run(build)
     with tempfile.TemporaryDirectory() as scratch:
-        for f in ("Cargo.toml", "Cargo.lock"):
-            shutil.copy(os.path.join(ROOT, f), scratch)
+        # What the stage has when the dependency layer runs: its COPYs so far.
+        replay_copies(copies_before(build, deps), scratch)
         env = {**os.environ, "CARGO_TARGET_DIR": target}
         t0 = time.time()
-        subprocess.run(["sh", "-ec", deps_run], cwd=scratch, env=env, check=True)
+        subprocess.run(["sh", "-ec", deps], cwd=scratch, env=env, check=True)
         print(f"dependency layer: ok ({time.time() - t0:.0f} s)")
     # The sources' RUN as written (it touches them so that cargo rebuilds over the
     # placeholder binary the dependency layer left in the same target folder).
-    src_run = next(rest for word, rest in build if word == "RUN" and "mkdir src" not in rest)
+    src_run = next(rest for word, rest in build if word == "RUN" and rest != deps)
     t0 = time.time()
     subprocess.run(["sh", "-ec", src_run], cwd=ROOT, check=True)
     built = os.path.join(target, "release", "blindrelay")

@@ -7,7 +7,7 @@
 //! protocol gets). Same transport, framing and serialisation as blindrelay, none of its
 //! rules or state: no key lists, no history, no presence notices.
 //!
-//! `cargo run --release --features bench --bin bench-floor -- [PORT]`
+//! `cargo run --release -p blindrelay-load --bin bench-floor -- [PORT]`
 
 use axum::serve::ListenerExt;
 use serde_json::value::RawValue;
