@@ -1,0 +1,85 @@
+//! What a run does: the scenarios and their sizes, from the flags (or [`super::smoke`]).
+
+use super::{Args, Scenario, pairs, smoke};
+
+/// The scenarios to run and their sizes.
+pub struct Plan {
+    /// --scenario as given.
+    pub scenario: Scenario,
+    /// Every scenario: `--scenario all`, or --smoke.
+    pub all: bool,
+    pub pairs: pairs::Params,
+    /// fanout (each run) and churn, in seconds.
+    pub duration: f64,
+    /// fanout: messages per second of its sender.
+    pub fanout_rate: f64,
+    /// fanout: one run per size.
+    pub fanout_members: Vec<usize>,
+    pub idle_connections: usize,
+    /// idle: seconds held.
+    pub hold: u64,
+    pub churn_concurrency: usize,
+    pub fill_groups: usize,
+    pub fill_members: usize,
+    /// groupfill: length of each publicKey.
+    pub key_bytes: usize,
+}
+
+impl Plan {
+    pub fn new(args: &Args) -> Plan {
+        if args.smoke {
+            return smoke::plan(args);
+        }
+        let s = args.scenario;
+        Plan {
+            scenario: s,
+            all: s == Scenario::All,
+            pairs: pairs::Params {
+                rooms: args.rooms.max(1),
+                window: args.window.max(1),
+                duration: args.duration,
+                rate: args.rate.unwrap_or(2000.0),
+            },
+            duration: args.duration,
+            fanout_rate: args.rate.unwrap_or(200.0),
+            fanout_members: match (args.members, s) {
+                (Some(m), _) => vec![m],
+                (None, Scenario::All) => vec![50, 500],
+                (None, _) => vec![50],
+            },
+            idle_connections: args.connections,
+            hold: args.hold,
+            churn_concurrency: args.concurrency,
+            fill_groups: args.groups.max(1),
+            fill_members: if s == Scenario::Groupfill {
+                args.members.unwrap_or(64)
+            } else {
+                64
+            },
+            key_bytes: args.key_bytes,
+        }
+    }
+
+    /// Whether scenario `s` runs.
+    pub fn runs(&self, s: Scenario) -> bool {
+        self.all || self.scenario == s
+    }
+
+    /// The most connections open at once (groupfill's when `fill`).
+    pub fn connections(&self, fill: bool) -> usize {
+        let mut need = 0;
+        if self.runs(Scenario::Idle) {
+            need = need.max(self.idle_connections);
+        }
+        if self.runs(Scenario::Fanout) {
+            need = need.max(self.fanout_members.iter().copied().max().unwrap_or(0));
+        }
+        if self.runs(Scenario::Pairs) {
+            need = need.max(self.pairs.rooms * 2);
+        }
+        if fill {
+            need = need.max(self.fill_groups * self.fill_members);
+        }
+        need
+    }
+}
