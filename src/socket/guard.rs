@@ -144,9 +144,9 @@ pub fn cut_off<A: Adapter>(socket: &SocketRef<A>) {
     }
     refused("slow_reader");
     tracing::info!(socket = %ConnTag::of(socket.id), "outgoing buffer full: disconnecting a slow reader");
-    if let Some(super::Queue(tx)) = socket.extensions.get::<super::Queue<A>>() {
-        // Wakes the worker if it is idle; a full queue wakes it anyway.
-        let _ = tx.try_send(super::Job::Disconnect(None));
+    if let Some(worker) = super::Worker::of(socket) {
+        // Leaves the sessions now if the worker is idle, else after its current job.
+        worker.push_control(socket, super::Job::Disconnect(None));
     }
     disconnect_soon(socket.clone());
 }
