@@ -1,16 +1,26 @@
 //! Property tests of the session store and its bounded history, against the reference
 //! model in `tests/support/store_model.rs` (the fuzz target `store_model` runs the same
 //! model on libFuzzer's inputs). Case counts are bounded so `cargo test` stays fast.
+//!
+//! Both stores are held to the model: the session rules exist twice, in Rust for memory
+//! and in Lua for Redis, and the `redis_store_*` tests run the same operation sequences
+//! and the same assertions against the Redis store on a private `redis-server` (which
+//! must be installed: they fail without it).
 
 #[path = "support/store_model.rs"]
 mod model;
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::sync::Arc;
 
 use blindrelay::{
     protocol::{DisplayName, UserId},
-    store::{Appended, History, message_cost},
+    secret::Secret,
+    store::{Appended, DigestKey, History, RedisStore, Store, message_cost},
 };
 use model::{MAppended, MHistory, MMessage, Op, To, USERS};
-use proptest::prelude::*;
+use proptest::{prelude::*, test_runner::TestRunner};
 
 fn op() -> impl Strategy<Value = Op> {
     let small = |n: u8| 0..n;
@@ -58,6 +68,75 @@ proptest! {
     fn store_matches_the_model_when_empty_sessions_expire(ops in prop::collection::vec(op(), 1..80)) {
         model::run(&ops, true);
     }
+}
+
+/// Operation sequences each Redis test runs (each on a fresh key prefix): together they
+/// add 4 to 8 s to a debug `cargo test` on two cores, by load (they run side by side; the
+/// memory tests run 256 each in under a second). An operation is two round trips (its
+/// script, then `stats`); where empty sessions expire, one that leaves its session empty
+/// also waits out the TTL (2 ms in all), which dominates.
+const REDIS_CASES: u32 = 128;
+
+/// The TTL the Redis store gets where the memory store gets zero, waited out after each
+/// operation (see `model::run_on`): a session with no connected member is expired by
+/// the next operation in both. Redis has no TTL of zero (`PX 0` is an error; the
+/// configuration takes whole seconds, at least one).
+const REDIS_TTL_WHEN_EMPTY: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Runs `cases` operation sequences against the Redis store and the model, each on
+/// a fresh key prefix (no key, index or history total of another case) of one private
+/// redis-server, connected to as the server connects (`Cluster::connect`).
+fn redis_store_matches_the_model_with(expire_when_empty: bool, cases: u32) {
+    let server = redis_server::RedisServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let cluster = rt
+        .block_on(blindrelay::cluster::Cluster::connect(&server.url()))
+        .expect("the private redis-server");
+    let digests = DigestKey::new(&Secret::from("store-props digest key"));
+    let case = std::cell::Cell::new(0u32);
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases,
+        // Not beside the memory tests' seeds: those are replayed against memory.
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let result = runner.run(&prop::collection::vec(op(), 1..80), |ops| {
+        case.set(case.get() + 1);
+        let store = RedisStore::new(
+            cluster.commands.clone(),
+            cluster.pubsub.health.clone(),
+            &format!("props:{}:", case.get()),
+            Arc::from("props-node"),
+            model::limits(expire_when_empty, REDIS_TTL_WHEN_EMPTY),
+            digests.clone(),
+        );
+        rt.block_on(async {
+            store.sync_clock().await.expect("Redis's clock");
+            let store = Store::Redis(Box::new(store));
+            model::run_on(&store, &ops, expire_when_empty).await;
+        });
+        Ok(())
+    });
+    drop(rt);
+    drop(server);
+    if let Err(e) = result {
+        panic!("the Redis store differs from the model: {e}");
+    }
+}
+
+/// The Redis store, nothing expiring during the run (TTL of one hour).
+#[test]
+fn redis_store_matches_the_model() {
+    redis_store_matches_the_model_with(false, REDIS_CASES);
+}
+
+/// The Redis store, a session with no connected member expired by the next operation.
+#[test]
+fn redis_store_matches_the_model_when_empty_sessions_expire() {
+    redis_store_matches_the_model_with(true, REDIS_CASES);
 }
 
 /// A message for the history properties: (id, sender, recipient, ciphertext length).
