@@ -9,6 +9,7 @@ pub mod bench;
 pub mod client;
 pub mod procfs;
 pub mod rx;
+pub mod soak;
 
 /// Errors are the text shown to the user.
 pub type R<T> = Result<T, String>;
