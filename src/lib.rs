@@ -282,7 +282,43 @@ async fn handshake_gate(
         limits::refused(refusal.kind);
         return refusal.into_response();
     }
-    next.run(req).await
+    next.run(detach_head(req)).await
+}
+
+/// The request with its URI and headers copied out of the connection's read buffer.
+///
+/// engineioxide keeps a session's request head (`socket.req_parts()`) as long as the
+/// session lives, and hyper parses the head into slices of the connection's HTTP read
+/// buffer (16 KiB), so keeping the head kept the whole buffer: 16 KiB of every
+/// connection's memory for a few hundred bytes of headers. axum's `OriginalUri`
+/// extension is such a slice too.
+fn detach_head(req: axum::extract::Request) -> axum::extract::Request {
+    use axum::extract::OriginalUri;
+    let (mut head, body) = req.into_parts();
+    let copy = |uri: &axum::http::Uri| uri.to_string().parse().ok();
+    if let Some(uri) = copy(&head.uri) {
+        head.uri = uri;
+    }
+    if let Some(uri) = head
+        .extensions
+        .get::<OriginalUri>()
+        .and_then(|o| copy(&o.0))
+    {
+        head.extensions.insert(OriginalUri(uri));
+    }
+    let mut headers = axum::http::HeaderMap::with_capacity(head.headers.len());
+    for (name, value) in &head.headers {
+        let (Ok(name), Ok(mut copy)) = (
+            axum::http::HeaderName::from_bytes(name.as_str().as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) else {
+            continue; // cannot happen: both were parsed from the same bytes
+        };
+        copy.set_sensitive(value.is_sensitive());
+        headers.append(name, copy);
+    }
+    head.headers = headers;
+    axum::extract::Request::from_parts(head, body)
 }
 
 /// CORS from `CLIENT_URL`, on every route and on Socket.IO polling alike.
