@@ -78,6 +78,12 @@ impl MemoryStore {
             }
             Entry::Vacant(e) => {
                 if full {
+                    // Expired sessions awaiting the reaper do not count: swept, then
+                    // tried again (each retry follows a sweep that freed a place).
+                    let id = e.into_key();
+                    if self.reap() > 0 {
+                        return self.reserve(id, key, mode);
+                    }
                     return Err(ReserveError::LimitReached);
                 }
                 e.insert(Session::reserved(key, mode, now));
@@ -107,14 +113,21 @@ impl MemoryStore {
                 if !req.is_creator {
                     return Err(AppError::session_not_found());
                 }
+                // A creator without a key is told so before any limit (as Redis does).
+                let fresh = self.new_session_for_creator(&req, now)?;
                 if full {
+                    // As in `reserve`.
+                    drop(e);
+                    if self.reap() > 0 {
+                        return self.join(req);
+                    }
                     return Err(AppError::new(
                         ErrorCode::LimitReached,
                         "The server holds too many sessions",
                     ));
                 }
                 created = true;
-                e.insert(self.new_session_for_creator(&req, now)?)
+                e.insert(fresh)
             }
         };
         // A creator's join of the session it just created is never refused.

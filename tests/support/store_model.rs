@@ -364,6 +364,9 @@ struct MLeft {
 
 struct Model {
     expire_when_empty: bool,
+    /// The memory store deletes expired sessions when it needs their place; Redis
+    /// never counts them, and keeps their data (and history bytes) until the reaper.
+    sweeps_when_full: bool,
     sessions: BTreeMap<usize, MSession>,
 }
 
@@ -377,29 +380,30 @@ impl Model {
         self.sessions.values().filter(|s| !self.expired(s))
     }
 
-    /// Creating session `s` in `mode` would replace an expired session of another mode
-    /// (see DRIFT(6)).
-    fn replaces_expired_of_another_mode(&self, s: usize, mode: ChatMode) -> bool {
-        self.sessions
-            .get(&s)
-            .is_some_and(|x| self.expired(x) && x.mode != mode)
-    }
-
-    /// A new session `s` would be refused only for the expired sessions the server holds
-    /// until the reaper runs (see DRIFT(3)).
-    fn full_of_expired(&self, s: usize) -> bool {
-        !self.sessions.contains_key(&s)
-            && self.sessions.len() >= MAX_SESSIONS
-            && self.live().count() < MAX_SESSIONS
+    /// No place for another session: expired ones awaiting the reaper do not count.
+    fn full(&mut self) -> bool {
+        if !self.sweeps_when_full {
+            return self.live().count() >= MAX_SESSIONS;
+        }
+        if self.sessions.len() >= MAX_SESSIONS {
+            let expire = self.expire_when_empty;
+            self.sessions.retain(|_, s| !(expire && s.conns.is_empty()));
+        }
+        self.sessions.len() >= MAX_SESSIONS
     }
 
     fn reserve(&mut self, s: usize, key: &str, mode: ChatMode) -> Result<(), &'static str> {
-        let full = self.sessions.len() >= MAX_SESSIONS;
         match self.sessions.get(&s) {
             Some(sess) if !self.expired(sess) => return Err("Exists"),
+            // Re-created: a new live session, so there must be a place for it (always
+            // so in memory, which counts the expired one until it is replaced).
+            Some(_) if self.live().count() >= MAX_SESSIONS => return Err("LimitReached"),
             Some(_) => {}
-            None if full => return Err("LimitReached"),
-            None => {}
+            None => {
+                if self.full() {
+                    return Err("LimitReached");
+                }
+            }
         }
         self.sessions.insert(s, MSession::reserved(key, mode));
         Ok(())
@@ -427,7 +431,6 @@ impl Model {
         name: Option<&'static str>,
         public_key: Option<String>,
     ) -> Result<MJoined, ErrorCode> {
-        let full = self.sessions.len() >= MAX_SESSIONS;
         match self.sessions.get(&s) {
             Some(sess) if self.expired(sess) => {
                 if !creator {
@@ -435,6 +438,10 @@ impl Model {
                     return Err(ErrorCode::SessionExpired);
                 }
                 let fresh = Self::new_for_creator(credential, mode)?;
+                // As in `reserve`.
+                if self.live().count() >= MAX_SESSIONS {
+                    return Err(ErrorCode::LimitReached);
+                }
                 self.sessions.insert(s, fresh);
             }
             Some(_) => {}
@@ -442,10 +449,10 @@ impl Model {
                 if !creator {
                     return Err(ErrorCode::SessionNotFound);
                 }
-                if full {
+                let fresh = Self::new_for_creator(credential, mode)?;
+                if self.full() {
                     return Err(ErrorCode::LimitReached);
                 }
-                let fresh = Self::new_for_creator(credential, mode)?;
                 self.sessions.insert(s, fresh);
             }
         }
@@ -642,6 +649,7 @@ pub async fn run_on(store: &Store, ops: &[Op], expire_when_empty: bool) {
     let redis = matches!(store, Store::Redis(_));
     let mut model = Model {
         expire_when_empty,
+        sweeps_when_full: !redis,
         sessions: BTreeMap::new(),
     };
     let conns: Vec<ConnId> = (0..CONNS).map(|_| ConnId::new()).collect();
@@ -663,17 +671,6 @@ pub async fn run_on(store: &Store, ops: &[Op], expire_when_empty: bool) {
                     RESERVE_KEYS[ix(key, RESERVE_KEYS.len())],
                     MODES[ix(mode, MODES.len())],
                 );
-                // DRIFT(3): MAX_SESSIONS counts expired sessions not yet reaped in memory
-                // (LIMIT_REACHED), only live ones in Redis (admitted).
-                if redis && model.full_of_expired(s) {
-                    continue;
-                }
-                // DRIFT(6): Redis re-creates an expired session of another mode, but
-                // leaves its old index entry: the reaper prunes it (one more in its count)
-                // and zeroes the live session's share of the history total.
-                if redis && model.replaces_expired_of_another_mode(s, mode) {
-                    continue;
-                }
                 let real = store
                     .reserve(sid(s), Secret::from(key), mode)
                     .await
@@ -703,18 +700,6 @@ pub async fn run_on(store: &Store, ops: &[Op], expire_when_empty: bool) {
                 let name = name.map(|n| NAMES[ix(n, NAMES.len())]);
                 let key = public_key.then(|| format!("\"pk{step}\""));
                 let no_credential = credential.is_none_or(str::is_empty);
-                // DRIFT(3), as for a reservation.
-                if redis && creator && !no_credential && model.full_of_expired(s) {
-                    continue;
-                }
-                // DRIFT(6), as for a reservation.
-                if redis
-                    && creator
-                    && !no_credential
-                    && model.replaces_expired_of_another_mode(s, mode.unwrap_or_default())
-                {
-                    continue;
-                }
                 // DRIFT(5): a creator's empty credential, when the session was reserved
                 // with an empty key (which the HTTP API refuses): memory admits it (equal
                 // keys), Redis refuses it (INVALID_KEY: an empty credential is none).
@@ -755,7 +740,7 @@ pub async fn run_on(store: &Store, ops: &[Op], expire_when_empty: bool) {
                     keys: keys_of(&j.keys),
                 });
                 let expired = model.sessions.get(&s).is_some_and(|x| model.expired(x));
-                let mut expected = if redis && !creator && expired {
+                let expected = if redis && !creator && expired {
                     // DRIFT(4): memory forgets an expired session at once when a joiner
                     // meets it; Redis leaves it in its index (and its history in the
                     // total) for the reaper, which counts it: so does the model here.
@@ -771,20 +756,6 @@ pub async fn run_on(store: &Store, ops: &[Op], expire_when_empty: bool) {
                 } else {
                     model.join(s, u, c, creator, credential, mode, name, key)
                 };
-                // DRIFT(1): a creator's join creating a session without a key when
-                // MAX_SESSIONS are held: memory checks the limit first (LIMIT_REACHED),
-                // Redis the key (BAD_REQUEST). Both refuse, and change nothing (the
-                // counts below).
-                if redis
-                    && creator
-                    && no_credential
-                    && !model.sessions.contains_key(&s)
-                    && model.sessions.len() >= MAX_SESSIONS
-                    && real == Err(ErrorCode::BadRequest)
-                {
-                    assert_eq!(expected, Err(ErrorCode::LimitReached), "{}", ctx());
-                    expected = Err(ErrorCode::BadRequest);
-                }
                 if let Ok(j) = &real {
                     for (_, from, to) in &j.history {
                         if let Some(To::User(to)) = to {

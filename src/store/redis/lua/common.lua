@@ -89,11 +89,14 @@ local function settle(mode, now, ttl)
   redis.call('SET', TOMB, '1', 'PX', ttl * 2)
 end
 
-local function delete_session(mode)
+-- From every mode's index: an expired session's meta (and so its mode) may be gone
+-- while its index entry is not, and a stale entry would later be pruned as if it were
+-- the live session of that id (zeroing its share of the history total).
+local function delete_session()
   account(SID, 0)
   for _, k in ipairs(DATA) do redis.call('DEL', k) end
   redis.call('DEL', TOMB)
-  redis.call('ZREM', index_key(mode), SID)
+  for _, mode in ipairs(MODES) do redis.call('ZREM', index_key(mode), SID) end
 end
 
 local function get_member(user)

@@ -24,7 +24,7 @@ if redis.call('EXISTS', META) == 0 then
   end
   if given_kh == '' then return { 'NO_CREATOR_KEY' } end
   if session_count(now) >= tonumber(ARGV[17]) then return { 'LIMIT_REACHED_SESSIONS' } end
-  delete_session(ARGV[10]) -- leftovers of an expired session
+  delete_session() -- leftovers of an expired session
   redis.call('HSET', META, 'kh', given_kh, 'ph', created_ph, 'mode', ARGV[10], 'state', 'r',
     'creator', '', 'last', now, 'ut', ARGV[22])
 end

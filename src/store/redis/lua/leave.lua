@@ -12,7 +12,7 @@ local user, gone = remove_conn(conn, ARGV[6], forget, ARGV[7], tonumber(ARGV[9])
 if not user then return { 'NOT_IN_SESSION' } end
 local mode = redis.call('HGET', META, 'mode') or 'group'
 if forget and redis.call('HLEN', CONNS) == 0 then
-  delete_session(mode)
+  delete_session()
   return { 'OK', user, gone, 1, {} }
 end
 settle(mode, now, ttl)
