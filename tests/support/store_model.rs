@@ -699,7 +699,6 @@ pub async fn run_on(store: &Store, ops: &[Op], expire_when_empty: bool) {
                 let mode = mode.map(|m| MODES[ix(m, MODES.len())]);
                 let name = name.map(|n| NAMES[ix(n, NAMES.len())]);
                 let key = public_key.then(|| format!("\"pk{step}\""));
-                let no_credential = credential.is_none_or(str::is_empty);
                 // DRIFT(5): a creator's empty credential, when the session was reserved
                 // with an empty key (which the HTTP API refuses): memory admits it (equal
                 // keys), Redis refuses it (INVALID_KEY: an empty credential is none).
