@@ -122,9 +122,9 @@ where
     A: Adapter + socketioxide_core::adapter::DefinedAdapter,
 {
     use socketioxide::handler::ConnectHandler;
-    let (admit_state, queue_state) = (state.clone(), state.clone());
-    let on_connect = async move |socket: SocketRef<A>| start_worker(socket, state);
-    let install = async move |socket: SocketRef<A>| install_queue(socket, queue_state);
+    let admit_state = state.clone();
+    let on_connect = async move |socket: SocketRef<A>| start_worker(socket);
+    let install = async move |socket: SocketRef<A>| install_queue(socket, state);
     let admit = async move |socket: SocketRef<A>| guard::admit(socket, admit_state);
     // The last middleware added runs first: the limits before anything is allocated.
     io.ns("/", on_connect.with(install).with(admit))
@@ -150,14 +150,12 @@ fn install_queue<A: Adapter>(
 }
 
 /// Connect handler: the connection is established; its events are handled from now on.
-fn start_worker<A: Adapter>(socket: SocketRef<A>, state: AppState) {
-    let Some(worker) = Worker::of(&socket) else {
+fn start_worker<A: Adapter>(socket: SocketRef<A>) {
+    if !Worker::of(&socket).is_some_and(|worker| worker.start(&socket)) {
         return;
-    };
-    state.connections.fetch_add(1, Ordering::Relaxed);
+    }
     crate::telemetry::connection_accepted();
     tracing::info!(socket = %ConnTag::of(socket.id), transport = ?socket.transport_type(), "connected");
-    worker.start(&socket);
 }
 
 /// At shutdown: every local socket leaves its sessions (others are told), as its

@@ -15,7 +15,7 @@
 use std::{
     collections::VecDeque,
     future::Future,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, atomic::Ordering},
     task::{Context, Poll, Waker},
     time::Instant,
 };
@@ -141,22 +141,28 @@ impl<A: Adapter> Worker<A> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The connection is established: queued events are handled from now on, and the
-    /// socket must join a session within `JOIN_TIMEOUT_SECS`.
-    pub fn start(self: &Arc<Self>, socket: &SocketRef<A>) {
-        let timer = {
+    /// The connection is established: queued events are handled from now on, the
+    /// socket counts as connected (until its disconnect is handled), and it must join a
+    /// session within `JOIN_TIMEOUT_SECS`. False when it disconnected before this ran
+    /// (socketioxide may run the connect handler after the disconnect handler): it is
+    /// then never counted.
+    pub fn start(self: &Arc<Self>, socket: &SocketRef<A>) -> bool {
+        let progress = {
+            let mut inner = self.lock();
+            if inner.finished {
+                return false;
+            }
+            inner.started = true;
+            // Counted under the lock, so its disconnect cannot be handled first.
+            self.state.connections.fetch_add(1, Ordering::Relaxed);
             let (worker, socket) = (self.clone(), socket.clone());
             let timeout = self.state.config.abuse.join_timeout;
-            tokio::spawn(async move {
+            let timer = tokio::spawn(async move {
                 tokio::time::sleep(timeout).await;
                 if !worker.lock().joined_once {
                     guard::join_timed_out(&socket);
                 }
-            })
-        };
-        let progress = {
-            let mut inner = self.lock();
-            inner.started = true;
+            });
             inner.join_timer = Some(timer.abort_handle());
             if inner.jobs.is_empty() {
                 None
@@ -167,6 +173,7 @@ impl<A: Adapter> Worker<A> {
         if let Some(progress) = progress {
             self.drain(socket, progress);
         }
+        true
     }
 
     /// Whether a client event would be refused now (checked before it is decoded).
