@@ -8,6 +8,8 @@ WORKDIR /src
 # too, with a stub library: only the server is built.
 COPY Cargo.toml Cargo.lock ./
 COPY bench/load/Cargo.toml bench/load/
+# A dependency patched in the workspace (Cargo.toml's [patch] section).
+COPY patches ./patches
 RUN mkdir src \
  && echo 'fn main() {}' > src/main.rs \
  && mkdir -p benches && cp src/main.rs benches/hot.rs \
