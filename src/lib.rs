@@ -35,7 +35,7 @@ pub mod telemetry;
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
-use axum::http::{HeaderValue, Method, Request};
+use axum::http::{HeaderValue, Method, Request, header};
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tower_http::{
@@ -299,7 +299,7 @@ async fn handshake_gate(
 /// session lives, and hyper parses the head into slices of the connection's HTTP read
 /// buffer (16 KiB), so keeping the head kept the whole buffer: 16 KiB of every
 /// connection's memory for a few hundred bytes of headers. axum's `OriginalUri`
-/// extension is such a slice too.
+/// extension is such a slice too. Cookies and authorization headers are left out.
 fn detach_head(req: axum::extract::Request) -> axum::extract::Request {
     use axum::extract::OriginalUri;
     let (mut head, body) = req.into_parts();
@@ -316,6 +316,17 @@ fn detach_head(req: axum::extract::Request) -> axum::extract::Request {
     }
     let mut headers = axum::http::HeaderMap::with_capacity(head.headers.len());
     for (name, value) in &head.headers {
+        // Credentials of the site the page came from (same-origin deployments send its
+        // cookies here): nothing of Socket.IO reads them, so no session keeps them.
+        if [
+            header::COOKIE,
+            header::AUTHORIZATION,
+            header::PROXY_AUTHORIZATION,
+        ]
+        .contains(name)
+        {
+            continue;
+        }
         let (Ok(name), Ok(mut copy)) = (
             axum::http::HeaderName::from_bytes(name.as_str().as_bytes()),
             HeaderValue::from_bytes(value.as_bytes()),
@@ -343,4 +354,35 @@ fn cors(config: &Config) -> CorsLayer {
         .allow_headers(AllowHeaders::mirror_request())
         .allow_credentials(true)
         .max_age(Duration::from_secs(600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handshake_keeps_copies_of_its_head_and_no_credentials() {
+        // One buffer holding every value, as hyper parses them.
+        let buffer =
+            bytes::Bytes::from_static(b"/socket.io/?EIO=4&transport=websocket 203.0.113.7 a=b");
+        let value = |range: std::ops::Range<usize>| {
+            HeaderValue::from_maybe_shared(buffer.slice(range)).expect("a header value")
+        };
+        let mut req = axum::extract::Request::new(axum::body::Body::empty());
+        *req.uri_mut() = axum::http::Uri::from_maybe_shared(buffer.slice(0..37)).expect("a URI");
+        req.headers_mut().insert("x-forwarded-for", value(38..49));
+        req.headers_mut().insert(header::COOKIE, value(50..53));
+        req.headers_mut()
+            .insert(header::AUTHORIZATION, value(50..53));
+        let in_buffer = |p: *const u8| buffer.as_ptr_range().contains(&p);
+
+        let req = detach_head(req);
+        assert_eq!(req.uri(), "/socket.io/?EIO=4&transport=websocket");
+        assert!(!in_buffer(req.uri().path().as_ptr()));
+        let xff = &req.headers()["x-forwarded-for"];
+        assert_eq!(xff, "203.0.113.7");
+        assert!(!in_buffer(xff.as_bytes().as_ptr()));
+        assert!(req.headers().get(header::COOKIE).is_none());
+        assert!(req.headers().get(header::AUTHORIZATION).is_none());
+    }
 }
