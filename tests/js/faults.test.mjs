@@ -5,6 +5,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
 import {
   startServer, cleanup, connect, emitAck, expectOk, createSession, joinAs, nextEvent,
   health, waitHealth, uid, closeClient,
@@ -192,4 +193,21 @@ test('out of file descriptors: the server keeps serving its clients, refuses no 
   await waitHealth(srv.url, (h) => h.connections === 3, 10000);
   assert.equal(srv.child.exitCode, null, 'the server is still running');
   assert.doesNotMatch(srv.output(), /panicked/);
+});
+
+test('clients that connect and leave at once are never left counted, though their disconnect may be handled before their connect', async () => {
+  const srv = await startServer({ IP_CONNECTS_PER_SEC: '0', MAX_CONNECTIONS_PER_IP: '0' });
+  const wsUrl = `${srv.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`;
+  // Connects the namespace ("40") and drops the TCP connection as soon as that is written.
+  const flash = () => new Promise((resolve) => {
+    const ws = new WebSocket(wsUrl);
+    ws.on('message', (data) => {
+      if (data.toString().startsWith('0')) ws.send('40', () => ws.terminate());
+    });
+    ws.on('close', resolve);
+    ws.on('error', resolve);
+  });
+  for (let round = 0; round < 10; round++) await Promise.all(Array.from({ length: 30 }, flash));
+  // Each was counted and uncounted, or never counted: none stays (the soak found 50 that did).
+  await waitHealth(srv.url, (h) => h.connections === 0, 5000);
 });
