@@ -63,10 +63,17 @@ pub fn init(config: &Config) -> bool {
     let unsafe_payloads = std::env::var(UNSAFE_LOG_VAR).is_ok_and(|v| v == UNSAFE_LOG_VALUE);
     // A second filter on the output: an event must pass both, so a cap only ever lowers
     // what RUST_LOG asks for.
+    // Its default is the filter's own ceiling, not TRACE: the subscriber's level hint is
+    // the most verbose of its filters, and it sets the `log` crate's maximum level
+    // (tracing-log). At TRACE every `log::trace!` of the WebSocket library (several per
+    // frame) went through the log bridge to be filtered out there.
+    let ceiling =
+        tracing_subscriber::Layer::<tracing_subscriber::Registry>::max_level_hint(&filter)
+            .unwrap_or(LevelFilter::TRACE);
     let caps = match unsafe_payloads {
-        true => Targets::new().with_default(LevelFilter::TRACE),
+        true => Targets::new().with_default(ceiling),
         false => Targets::new()
-            .with_default(LevelFilter::TRACE)
+            .with_default(ceiling)
             .with_targets(CAPPED.iter().copied()),
     };
     let registry = tracing_subscriber::registry().with(filter);
