@@ -51,9 +51,12 @@ def num(x, digits=None):
 
 def get(j, *path):
     for p in path:
-        if not isinstance(j, dict):
+        if isinstance(j, list) and isinstance(p, int):
+            j = j[p] if -len(j) <= p < len(j) else None
+        elif isinstance(j, dict):
+            j = j.get(p)
+        else:
             return None
-        j = j.get(p)
     return j
 
 
@@ -86,11 +89,19 @@ ROWS = [
      lambda j: get(j, "saturation", "server_cpu_us_per_msg")),
     ("pairs", "pairs sat.: delivered msg/s", lambda j: num(get(j, "saturation", "delivered_per_s")), None),
     ("pairs", "pairs sat.: lost / dup", lambda j: lost_dup(j, "saturation"), None),
+    ("pairs", "pairs fixed: target msg/s", lambda j: num(get(j, "fixed_rate", "target_rate")), None),
     ("pairs", "pairs fixed: CPU µs/msg",
      lambda j: cpu(j, "server_cpu_us_per_msg", "fixed_rate"),
      lambda j: get(j, "fixed_rate", "server_cpu_us_per_msg")),
     ("pairs", "pairs fixed: p50/p99/max µs", lambda j: lat(get(j, "fixed_rate", "latency_us")), None),
     ("pairs", "pairs fixed: lost / dup", lambda j: lost_dup(j, "fixed_rate"), None),
+    # A second fixed rate (bench.sh's default run: 2,000 then 1,000 msg/s).
+    ("pairs", "pairs fixed 2: target msg/s", lambda j: num(get(j, "fixed_rates", 1, "target_rate")), None),
+    ("pairs", "pairs fixed 2: CPU µs/msg",
+     lambda j: cpu(j, "server_cpu_us_per_msg", "fixed_rates", 1),
+     lambda j: get(j, "fixed_rates", 1, "server_cpu_us_per_msg")),
+    ("pairs", "pairs fixed 2: p50/p99/max µs", lambda j: lat(get(j, "fixed_rates", 1, "latency_us")), None),
+    ("pairs", "pairs fixed 2: lost / dup", lambda j: lost_dup(j, "fixed_rates", 1), None),
 ]
 for m in (50, 500):
     ROWS += [

@@ -8,7 +8,11 @@
 # redis-2node.jsonl; a side-by-side summary of this run to stderr and
 # target/bench/summary.txt.
 #
-#   bash scripts/bench.sh                      # everything
+#   bash scripts/bench.sh                      # everything: per server, every scenario but
+#                                              # idle (pairs at saturation, 2,000 and
+#                                              # 1,000 msg/s), then idle on a fresh process
+#                                              # (IDLE_CONNECTIONS=10000 held IDLE_HOLD=60 s;
+#                                              # not for the Redis pair)
 #   SCENARIO=pairs bash scripts/bench.sh       # one scenario (pairs, fanout, idle, churn,
 #                                              # groupfill), on every server
 #   SERVERS="memory node" bash scripts/bench.sh    # a subset of: memory floor node redis
@@ -93,17 +97,34 @@ stop() { # pid...: stops them and forgets them (a reaped PID may be reused)
 limits_off=(SOCKET_EVENTS_PER_SEC=0 SOCKET_BYTES_PER_SEC=0 CONN_READ_BYTES_PER_SEC=0 READ_BYTES_PER_SEC=0 REPLAY_BYTES_PER_IP=0 IP_CONNECTS_PER_SEC=0
   IP_RESERVES_PER_SEC=0 IP_JOIN_FAILURES_PER_MIN=0 MAX_CONNECTIONS=0 MAX_CONNECTIONS_PER_IP=0)
 
-run_against() { # name port "bench flags" command...
+# idle runs apart on a fresh server process: after the other scenarios it would measure
+# the memory they left behind, not what a connection holds.
+idle_flags="--connections ${IDLE_CONNECTIONS:-10000} --hold ${IDLE_HOLD:-60}"
+
+load_fresh() { # name port "generator flags" command...: one server process, one load
   local name=$1 port=$2 flags=$3
   shift 3
-  "$@" >"target/bench/$name.log" 2>&1 &
+  "$@" >>"target/bench/$name.log" 2>&1 &
   local pid=$!
   started+=("$pid")
   wait_listening "$port"
   echo "== $name (pid $pid)" >&2
-  target/release/blindrelay-bench --url "http://127.0.0.1:$port" --scenario "$scenario" \
-    --server-pid "$pid" $flags $extra | tee "target/bench/$name.jsonl" || status=1
+  target/release/blindrelay-bench --url "http://127.0.0.1:$port" --server-pid "$pid" \
+    $flags $extra | tee -a "target/bench/$name.jsonl" || status=1
   stop "$pid"
+}
+
+run_against() { # name port "bench flags" command...
+  local name=$1 port=$2 flags=$3
+  shift 3
+  : >"target/bench/$name.jsonl"
+  : >"target/bench/$name.log"
+  if [ "$scenario" = all ]; then
+    load_fresh "$name" "$port" "--scenario all --skip idle $flags" "$@"
+    load_fresh "$name" "$port" "--scenario idle $idle_flags $flags" "$@"
+  else
+    load_fresh "$name" "$port" "--scenario $scenario $flags" "$@"
+  fi
 }
 
 # Two blindrelay nodes on one private redis-server (no persistence, its own temporary
@@ -138,7 +159,10 @@ run_redis_pair() {
   done
   for i in "${ports[@]}"; do wait_listening "$i"; done
   echo "== redis-2node (nodes ${pids[*]}, redis-server $redis_pid on port $redis_port)" >&2
-  target/release/blindrelay-bench --url "$(IFS=,; echo "${urls[*]}")" --scenario "$scenario" \
+  # With `all`, no idle: a fresh pair (and Redis) for it is not worth the minutes here.
+  local skip=""
+  [ "$scenario" = all ] && skip="--skip idle"
+  target/release/blindrelay-bench --url "$(IFS=,; echo "${urls[*]}")" --scenario "$scenario" $skip \
     --server-pid "$(IFS=,; echo "${pids[*]}")" --redis-pid "$redis_pid" --ack-timeout 30 \
     $extra | tee target/bench/redis-2node.jsonl || status=1
   stop "${pids[@]}"

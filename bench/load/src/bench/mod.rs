@@ -110,6 +110,11 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Scenario::All)]
     scenario: Scenario,
 
+    /// Scenarios not to run, even with `all` (comma-separated or repeated): bench.sh runs
+    /// idle apart, on a fresh server, since after other scenarios it measures reused memory.
+    #[arg(long, value_enum, value_delimiter = ',', action = ArgAction::Append)]
+    skip: Vec<Scenario>,
+
     /// pairs: number of two-person rooms (2 connections each).
     #[arg(long, default_value_t = 100)]
     rooms: usize,
@@ -124,8 +129,8 @@ struct Args {
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
 
-    /// Messages per second in total, spread evenly over the senders. Default 2000 for
-    /// pairs (fixed-rate phase), 200 for fanout (its single sender).
+    /// Messages per second in total, spread evenly over the senders. Default for pairs: a
+    /// fixed-rate phase at 2000, then one at 1000; for fanout 200 (its single sender).
     #[arg(long)]
     rate: Option<f64>,
 

@@ -8,6 +8,8 @@ pub struct Plan {
     pub scenario: Scenario,
     /// Every scenario: `--scenario all`, or --smoke.
     pub all: bool,
+    /// --skip: not run even in `all`.
+    pub skip: Vec<Scenario>,
     pub pairs: pairs::Params,
     /// fanout (each run) and churn, in seconds.
     pub duration: f64,
@@ -34,11 +36,12 @@ impl Plan {
         Plan {
             scenario: s,
             all: s == Scenario::All,
+            skip: args.skip.clone(),
             pairs: pairs::Params {
                 rooms: args.rooms.max(1),
                 window: args.window.max(1),
                 duration: args.duration,
-                rate: args.rate.unwrap_or(2000.0),
+                rates: args.rate.map_or(vec![2000.0, 1000.0], |r| vec![r]),
             },
             duration: args.duration,
             fanout_rate: args.rate.unwrap_or(200.0),
@@ -62,7 +65,7 @@ impl Plan {
 
     /// Whether scenario `s` runs.
     pub fn runs(&self, s: Scenario) -> bool {
-        self.all || self.scenario == s
+        (self.all || self.scenario == s) && !self.skip.contains(&s)
     }
 
     /// The most connections open at once (groupfill's when `fill`).

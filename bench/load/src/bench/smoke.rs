@@ -11,11 +11,12 @@ pub fn plan(args: &Args) -> Plan {
     Plan {
         scenario: args.scenario,
         all: true,
+        skip: args.skip.clone(),
         pairs: pairs::Params {
             rooms: 4,
             window: 4,
             duration: 1.0,
-            rate: 200.0,
+            rates: vec![200.0],
         },
         duration: 1.0,
         fanout_rate: 50.0,
