@@ -182,6 +182,14 @@ test('Redis restarted: events answer UNAVAILABLE while it is down, then service 
   assert.equal(ack.ok, true, JSON.stringify(ack));
   await reachedAlice;
   assert.equal((await request('GET', `${n2.url}/ready`)).status, 200);
+  // Each node finds its link back at its own keepalive (within a second of the other's):
+  // Alice may hear "after" live on n1 before n1 has marked its link up. Both must be
+  // ready again on their own, within a bound.
+  const readyBy = Date.now() + 10000;
+  while ((await request('GET', `${n1.url}/ready`)).status !== 200) {
+    assert.ok(Date.now() < readyBy, 'node 1 ready again after the restart');
+    await new Promise((r) => setTimeout(r, 100));
+  }
   // New rooms work too.
   const fresh = await createSession(n2.url, {}, assert);
   await joinAs(n1.url, fresh.link, 'zed', assert);
