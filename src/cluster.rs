@@ -1,11 +1,14 @@
-//! Several nodes on one Redis (`REDIS_URL`).
+//! Several nodes on one Redis or one Redis Cluster (`REDIS_URL`; see
+//! [`redis_link`](crate::redis_link)).
 //!
-//! - Broadcasts go through socketioxide-redis, over [`PubSub`]: a pub/sub driver on
-//!   redis' `ConnectionManager`, which reconnects and resubscribes after Redis restarts
-//!   (the adapter's own driver keeps one connection that never comes back).
+//! - Broadcasts go through socketioxide-redis, over [`PubSub`]: a pub/sub driver on a
+//!   [`Link`] that reconnects and resubscribes after Redis restarts or fails over
+//!   (the adapter's own driver keeps one connection that never comes back). On a
+//!   cluster it uses sharded pub/sub.
 //! - Session state lives in the [`RedisStore`](crate::store::RedisStore).
-//! - Each node holds a lease (`<prefix>node:<id>`, renewed every third of
-//!   `NODE_LEASE_SECS`) and lists the connections it bound (`<prefix>n:<id>:c`). When
+//! - Each node holds a lease (`<prefix>{g}node:<id>`, renewed every third of
+//!   `NODE_LEASE_SECS`) and lists the connections it bound (`<prefix>{g}n:<id>:c`);
+//!   the registry's keys share the `{g}` slot, so its pipelines stay on one shard. When
 //!   a lease lapses (the node was killed), the first node to notice claims the dead
 //!   node and unbinds its connections, so the others hear `user-left`. A node that
 //!   finds its own lease claimed (it was cut off from Redis too long) closes its
@@ -24,15 +27,18 @@ use std::{
     time::Duration,
 };
 
-use redis::{
-    AsyncCommands, Client, PushInfo, PushKind, Value,
-    aio::{ConnectionManager, ConnectionManagerConfig},
-};
+use redis::{AsyncCommands, PushInfo, PushKind, Value};
 use socketioxide::{SocketIo, adapter::Adapter};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::mpsc;
 
-use crate::{config::Config, protocol::SessionId, state::AppState, store::Store};
+use crate::{
+    config::Config,
+    protocol::SessionId,
+    redis_link::{Link, Topology},
+    state::AppState,
+    store::Store,
+};
 
 /// socketioxide-redis' adapter over [`PubSub`].
 pub type ClusterAdapter =
@@ -43,7 +49,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The connections a node needs, made at start (a failure stops the start).
 pub struct Cluster {
-    pub commands: ConnectionManager,
+    pub commands: Link,
     pub pubsub: PubSub,
     pub node: Arc<str>,
 }
@@ -52,40 +58,19 @@ pub struct Cluster {
 #[error("cannot reach Redis at REDIS_URL: {0}")]
 pub struct ConnectError(String);
 
-fn manager_config() -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(2)))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_secs(2))
-}
-
-/// The URL with `protocol=resp3`, which pub/sub pushes need.
-fn resp3(url: &str) -> String {
-    if url.contains("protocol=") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&protocol=resp3")
-    } else {
-        format!("{url}?protocol=resp3")
-    }
-}
-
 impl Cluster {
     pub async fn connect(url: &str) -> Result<Self, ConnectError> {
-        // The error text may quote the URL, which may hold a password: not shown.
-        let client = Client::open(resp3(url))
-            .map_err(|e| ConnectError(format!("invalid URL ({:?})", e.kind())))?;
+        // The error text may quote the URL, which may hold a password: only its kind.
         let connect = async {
-            let commands =
-                ConnectionManager::new_with_config(client.clone(), manager_config()).await?;
-            let pubsub = PubSub::new(client).await?;
+            let topology = Topology::detect(url).await?;
+            let commands = topology.commands().await?;
+            let pubsub = PubSub::new(&topology).await?;
             Ok::<_, redis::RedisError>((commands, pubsub))
         };
         let (mut commands, pubsub) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| ConnectError(format!("no answer within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|e| ConnectError(e.to_string()))?;
+            .map_err(|e| ConnectError(format!("{:?}: {}", e.kind(), e.detail().unwrap_or(""))))?;
         let _: String = redis::cmd("PING")
             .query_async(&mut commands)
             .await
@@ -121,29 +106,28 @@ impl BusHealth {
     }
 }
 
-/// A socketioxide-redis [`Driver`] on a reconnecting, resubscribing connection.
+/// A socketioxide-redis [`Driver`] on a reconnecting, resubscribing connection. On a
+/// cluster it uses sharded pub/sub: each channel lives on the shard of its slot.
 #[derive(Clone)]
 pub struct PubSub {
-    conn: ConnectionManager,
+    conn: Link,
     handlers: Handlers,
     pub health: BusHealth,
 }
 
 impl PubSub {
-    async fn new(client: Client) -> Result<Self, redis::RedisError> {
+    async fn new(topology: &Topology) -> Result<Self, redis::RedisError> {
         let handlers: Handlers = Arc::default();
         let health = BusHealth::default();
         let (routes, down) = (handlers.clone(), health.clone());
-        let config = manager_config()
-            .set_automatic_resubscription()
-            .set_push_sender(move |push: PushInfo| {
+        let conn = topology
+            .pubsub(Box::new(move |push: PushInfo| {
                 if push.kind == PushKind::Disconnection {
                     down.set_down();
                 }
                 route(push, &routes, &down);
-                Ok::<(), std::convert::Infallible>(())
-            });
-        let conn = ConnectionManager::new_with_config(client, config).await?;
+            }))
+            .await?;
         Ok(PubSub {
             conn,
             handlers,
@@ -208,7 +192,10 @@ impl Driver for PubSub {
     type Error = redis::RedisError;
 
     async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
-        let sent = self.conn.clone().publish::<_, _, Value>(chan, val).await;
+        let sent = match self.conn.clone() {
+            Link::One(mut c) => c.publish::<_, _, Value>(chan, val).await,
+            Link::Cluster(mut c) => c.spublish::<_, _, Value>(chan, val).await,
+        };
         if sent.is_err() {
             self.health.set_down();
         }
@@ -224,7 +211,10 @@ impl Driver for PubSub {
         if let Ok(mut handlers) = self.handlers.write() {
             handlers.insert(chan.clone(), tx);
         }
-        self.conn.clone().subscribe(chan).await?;
+        match self.conn.clone() {
+            Link::One(mut c) => c.subscribe(chan).await?,
+            Link::Cluster(mut c) => c.ssubscribe(chan).await?,
+        }
         Ok(MessageStream::new(rx))
     }
 
@@ -232,17 +222,41 @@ impl Driver for PubSub {
         if let Ok(mut handlers) = self.handlers.write() {
             handlers.remove(&chan);
         }
-        self.conn.clone().unsubscribe(chan).await
+        match self.conn.clone() {
+            Link::One(mut c) => c.unsubscribe(chan).await,
+            Link::Cluster(mut c) => c.sunsubscribe(chan).await,
+        }
     }
 
     async fn num_serv(&self, chan: &str) -> Result<u16, Self::Error> {
-        let (_, count): (String, u16) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
+        let sharded = self.conn.is_cluster();
+        let reply: Value = redis::cmd("PUBSUB")
+            .arg(if sharded { "SHARDNUMSUB" } else { "NUMSUB" })
             .arg(chan)
             .query_async(&mut self.conn.clone())
             .await?;
-        Ok(count)
+        Ok(subscriber_count(reply))
     }
+}
+
+/// The count in a `PUBSUB NUMSUB`/`SHARDNUMSUB` reply for one channel: a flat
+/// `[channel, count]` from one server, a map (combined over nodes) from a cluster.
+fn subscriber_count(reply: Value) -> u16 {
+    let pairs: Vec<(Value, Value)> = match reply {
+        Value::Array(items) => {
+            let mut it = items.into_iter();
+            std::iter::from_fn(|| Some((it.next()?, it.next()?))).collect()
+        }
+        Value::Map(pairs) => pairs,
+        _ => return 0,
+    };
+    pairs
+        .into_iter()
+        .map(|(_, count)| match count {
+            Value::Int(n) => u16::try_from(n).unwrap_or(u16::MAX),
+            _ => 0,
+        })
+        .fold(0u16, u16::saturating_add)
 }
 
 /// Keys of the node registry.
@@ -253,9 +267,10 @@ struct Keys {
 
 impl Keys {
     fn new(prefix: &str) -> Self {
+        let prefix = crate::store::global_prefix(prefix);
         Keys {
             nodes: format!("{prefix}nodes"),
-            prefix: prefix.to_owned(),
+            prefix,
         }
     }
 
@@ -271,7 +286,7 @@ impl Keys {
 pub async fn run_lease<A: Adapter>(
     state: AppState,
     io: SocketIo<A>,
-    mut conn: ConnectionManager,
+    mut conn: Link,
     pubsub: PubSub,
     config: Config,
 ) {
@@ -330,7 +345,7 @@ enum Renewal {
 }
 
 async fn renew(
-    conn: &mut ConnectionManager,
+    conn: &mut Link,
     keys: &Keys,
     node: &str,
     lease_ms: u64,
@@ -357,7 +372,7 @@ async fn renew(
 async fn sweep<A: Adapter>(
     state: &AppState,
     io: &SocketIo<A>,
-    conn: &mut ConnectionManager,
+    conn: &mut Link,
     keys: &Keys,
     me: &str,
 ) -> redis::RedisResult<()> {
@@ -402,7 +417,7 @@ async fn sweep<A: Adapter>(
 }
 
 /// At shutdown, after every local socket left: this node leaves the registry.
-pub async fn deregister(mut conn: ConnectionManager, config: &Config, node: &str) {
+pub async fn deregister(mut conn: Link, config: &Config, node: &str) {
     let keys = Keys::new(&config.redis_prefix);
     let result: redis::RedisResult<()> = redis::pipe()
         .srem(&keys.nodes, node)

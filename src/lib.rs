@@ -27,6 +27,7 @@ pub mod logging;
 mod paced_io;
 pub mod protocol;
 pub mod reaper;
+pub mod redis_link;
 pub mod secret;
 pub mod socket;
 pub mod state;

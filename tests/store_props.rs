@@ -3,9 +3,10 @@
 //! model on libFuzzer's inputs). Case counts are bounded so `cargo test` stays fast.
 //!
 //! Both stores are held to the model: the session rules exist twice, in Rust for memory
-//! and in Lua for Redis, and the `redis_store_*` tests run the same operation sequences
-//! and the same assertions against the Redis store on a private `redis-server` (which
-//! must be installed: they fail without it).
+//! and in Lua for Redis, and the `redis_*` tests run the same operation sequences and
+//! the same assertions against the Redis store on a private `redis-server`, and on a
+//! private three-primary Redis Cluster (`redis-server` and `redis-cli` must be
+//! installed: they fail without them).
 
 #[path = "support/store_model.rs"]
 mod model;
@@ -88,12 +89,18 @@ const REDIS_TTL_WHEN_EMPTY: std::time::Duration = std::time::Duration::from_mill
 /// redis-server, connected to as the server connects (`Cluster::connect`).
 fn redis_store_matches_the_model_with(expire_when_empty: bool, cases: u32) {
     let server = redis_server::RedisServer::start();
+    redis_store_matches_the_model_on(&server.url(), expire_when_empty, cases);
+    drop(server);
+}
+
+/// The same against the store on Redis at `url` (one server, or a cluster).
+fn redis_store_matches_the_model_on(url: &str, expire_when_empty: bool, cases: u32) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
     let cluster = rt
-        .block_on(blindrelay::cluster::Cluster::connect(&server.url()))
+        .block_on(blindrelay::cluster::Cluster::connect(url))
         .expect("the private redis-server");
     let digests = DigestKey::new(&Secret::from("store-props digest key"));
     let case = std::cell::Cell::new(0u32);
@@ -108,7 +115,7 @@ fn redis_store_matches_the_model_with(expire_when_empty: bool, cases: u32) {
         let store = RedisStore::new(
             cluster.commands.clone(),
             cluster.pubsub.health.clone(),
-            &format!("props:{}:", case.get()),
+            &format!("props:{}:{}:", u8::from(expire_when_empty), case.get()),
             Arc::from("props-node"),
             model::limits(expire_when_empty, REDIS_TTL_WHEN_EMPTY),
             digests.clone(),
@@ -121,7 +128,6 @@ fn redis_store_matches_the_model_with(expire_when_empty: bool, cases: u32) {
         Ok(())
     });
     drop(rt);
-    drop(server);
     if let Err(e) = result {
         panic!("the Redis store differs from the model: {e}");
     }
@@ -236,4 +242,14 @@ fn triples(
             )
         })
         .collect()
+}
+
+/// The Redis store on a three-primary Redis Cluster: sessions spread over the shards,
+/// the global index kept through the ledger (see `store/redis/mod.rs`).
+#[test]
+fn redis_cluster_store_matches_the_model() {
+    let cluster = redis_server::RedisCluster::start(3);
+    redis_store_matches_the_model_on(&cluster.url(), false, REDIS_CASES / 2);
+    redis_store_matches_the_model_on(&cluster.url(), true, REDIS_CASES / 2);
+    drop(cluster);
 }

@@ -20,7 +20,7 @@ use socketioxide::socket::Sid;
 
 pub use history::{Appended, History, message_cost};
 pub use memory::MemoryStore;
-pub use redis::{DigestKey, RedisStore};
+pub use redis::{DigestKey, RedisStore, global_prefix};
 pub use session::{Lifecycle, Member, Session};
 
 use crate::{

@@ -3,9 +3,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use redis::aio::ConnectionManager;
-
-use crate::protocol::now_ms;
+use crate::{protocol::now_ms, redis_link::Link};
 
 /// How far Redis's clock is ahead of this node's, in ms (negative: behind).
 #[derive(Default)]
@@ -21,7 +19,7 @@ impl RedisClock {
     }
 
     /// Measures the offset with `TIME`, taking the middle of the round trip.
-    pub async fn sync(&self, conn: &ConnectionManager) -> Result<(), redis::RedisError> {
+    pub async fn sync(&self, conn: &Link) -> Result<(), redis::RedisError> {
         let before = now_ms() as i64;
         let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn.clone()).await?;
         let after = now_ms() as i64;

@@ -7,8 +7,18 @@
 //! digests ([`DigestKey`]), compared inside the script: Redis never holds a room's key,
 //! and a copy of Redis alone cannot be searched for passwords.
 //!
-//! A failed round trip answers `UNAVAILABLE`; the connection manager reconnects on its
-//! own, so service resumes when Redis returns.
+//! On a Redis Cluster every key of a session shares its hash tag (`<prefix>s:{<id>}`), so
+//! its scripts run on the shard that owns it, and sessions spread over all shards. The
+//! deployment's few global keys (session index, history total, node registry) share the
+//! `{g}` slot; a session script cannot touch them there, so it returns their changes as a
+//! ledger that the node applies next (`lua/ledger.lua`). On one server the scripts make
+//! those changes themselves, in the same atomic step. What a cluster gives up: the
+//! session limit and the history total are checked against counts read a moment before,
+//! so concurrent creations may pass `MAX_SESSIONS` by the number in flight, and
+//! `HISTORY_TOTAL_MAX_BYTES` is enforced at each reaper tick instead of at each message.
+//!
+//! A failed round trip answers `UNAVAILABLE`; the connection reconnects (or follows the
+//! cluster's failover) on its own, so service resumes when Redis returns.
 
 mod clock;
 mod value;
@@ -16,7 +26,7 @@ mod value;
 use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
 use hmac::{Hmac, Mac};
-use redis::{Script, aio::ConnectionManager};
+use redis::{Script, Value};
 use serde_json::value::RawValue;
 use sha2::Sha256;
 
@@ -30,6 +40,7 @@ use crate::{
         AppError, ChatMode, DisplayName, ErrorCode, Opaque, PublicKeyEntry, Recipient, SessionId,
         UserId, attachments, delivery::RawMessage, now_ms,
     },
+    redis_link::Link,
     secret::Secret,
 };
 
@@ -43,11 +54,15 @@ const MAX_ABSENT_MEMBERS: usize = 64;
 /// Rows `GET /sessions` lists per mode.
 const SUMMARY_LIMIT: usize = 1000;
 
+/// A script: `lua/common.lua`, then the file's body as a function whose reply
+/// `finish` returns with the ledger, if any (see common.lua).
 macro_rules! script {
     ($file:literal) => {
         Script::new(concat!(
             include_str!("lua/common.lua"),
-            include_str!(concat!("lua/", $file))
+            "local function main()\n",
+            include_str!(concat!("lua/", $file)),
+            "\nend\nreturn finish(main())\n"
         ))
     };
 }
@@ -68,6 +83,9 @@ struct Scripts {
     status: Script,
     stats: Script,
     summaries: Script,
+    summary: Script,
+    ledger: Script,
+    shed: Script,
 }
 
 impl Scripts {
@@ -87,16 +105,35 @@ impl Scripts {
             status: script!("status.lua"),
             stats: script!("stats.lua"),
             summaries: script!("summaries.lua"),
+            summary: script!("summary.lua"),
+            ledger: script!("ledger.lua"),
+            shed: script!("shed.lua"),
         }
     }
 }
 
+/// The slot a script runs in.
+#[derive(Clone, Copy)]
+enum Slot<'a> {
+    /// The session's own keys (and, on one server, the global ones).
+    Session(&'a str),
+    /// The global keys only (`{g}`).
+    Global,
+}
+
+/// The prefix of the deployment's global keys: one slot on a cluster.
+pub fn global_prefix(prefix: &str) -> String {
+    format!("{prefix}{{g}}")
+}
+
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Link,
     /// Whether this node's pub/sub link works: without it, a change could be stored
     /// but not broadcast, so operations wait for it.
     bus: crate::cluster::BusHealth,
     prefix: Arc<str>,
+    /// `global_prefix(prefix)`.
+    global: Arc<str>,
     /// This node's id: the connections it binds are listed under it, for its lease.
     node: Arc<str>,
     limits: StoreLimits,
@@ -210,7 +247,7 @@ fn refusal(code: &str, limits: &StoreLimits) -> AppError {
 
 impl RedisStore {
     pub fn new(
-        conn: ConnectionManager,
+        conn: Link,
         bus: crate::cluster::BusHealth,
         prefix: &str,
         node: Arc<str>,
@@ -221,6 +258,7 @@ impl RedisStore {
             conn,
             bus,
             prefix: prefix.into(),
+            global: global_prefix(prefix).into(),
             node,
             limits,
             scripts: Scripts::new(),
@@ -257,21 +295,68 @@ impl RedisStore {
     }
 
     /// Runs `script` for session `id` with `args` after the prefix and id.
-    async fn run(
+    async fn run(&self, script: &Script, id: &str, args: &[&[u8]]) -> Result<Value, AppError> {
+        self.invoke(script, Slot::Session(id), args, "").await
+    }
+
+    /// Runs a script that may create a session (when `creating`): on a cluster it
+    /// cannot count the sessions itself, so it is given the count read just before.
+    async fn run_creating(
         &self,
         script: &Script,
         id: &str,
         args: &[&[u8]],
-    ) -> Result<redis::Value, AppError> {
+        creating: bool,
+    ) -> Result<Value, AppError> {
+        let seen = match creating && self.conn.is_cluster() {
+            true => self.session_count().await?.to_string(),
+            false => String::new(),
+        };
+        self.invoke(script, Slot::Session(id), args, &seen).await
+    }
+
+    /// Runs `script` in `slot`, then applies the ledger it returned, if any.
+    async fn invoke(
+        &self,
+        script: &Script,
+        slot: Slot<'_>,
+        args: &[&[u8]],
+        seen: &str,
+    ) -> Result<Value, AppError> {
         if !self.bus.is_up() {
             return Err(AppError::unavailable());
         }
+        let fence = self.clock.fence(FENCE_AFTER);
+        let reply = self.eval(script, slot, args, seen, &fence).await?;
+        Ok(self.apply_ledger(reply).await)
+    }
+
+    /// One script call. Global scripts and every script on one server may touch the
+    /// global keys (`'1'`); session scripts on a cluster list their changes instead.
+    async fn eval(
+        &self,
+        script: &Script,
+        slot: Slot<'_>,
+        args: &[&[u8]],
+        seen: &str,
+        fence: &str,
+    ) -> Result<Value, AppError> {
         let mut call = script.prepare_invoke();
-        call.arg(&*self.prefix).arg(id);
+        let (key, id, globals_here) = match slot {
+            Slot::Session(id) => (
+                format!("{}s:{{{id}}}", self.prefix),
+                id,
+                !self.conn.is_cluster(),
+            ),
+            Slot::Global => (format!("{}idx:group", self.global), "", true),
+        };
+        call.key(key).arg(&*self.prefix).arg(id);
         for a in args {
             call.arg(*a);
         }
-        call.arg(self.clock.fence(FENCE_AFTER));
+        call.arg(if globals_here { "1" } else { "0" })
+            .arg(seen)
+            .arg(fence);
         let started = Instant::now();
         let result = call.invoke_async(&mut self.conn.clone()).await;
         crate::telemetry::redis_round_trip(started.elapsed().as_secs_f64(), result.is_ok());
@@ -279,6 +364,61 @@ impl RedisStore {
             tracing::warn!(error = %e, "Redis call failed");
             AppError::unavailable()
         })
+    }
+
+    /// A reply `{'LEDGER', entries, reply}` (a session script on a cluster): applies the
+    /// entries to the global keys, then answers the reply. The session's change is made
+    /// either way; if the ledger cannot be applied, the index catches up at the
+    /// session's next change and the history total at the reaper's next recount.
+    async fn apply_ledger(&self, reply: Value) -> Value {
+        let Value::Array(mut items) = reply else {
+            return reply;
+        };
+        let is_ledger = items.len() == 3
+            && matches!(&items[0], Value::BulkString(b) if b.as_slice() == b"LEDGER");
+        if !is_ledger {
+            return Value::Array(items);
+        }
+        let reply = items.pop().unwrap_or(Value::Nil);
+        let Some(Value::Array(entries)) = items.pop() else {
+            return reply;
+        };
+        let entries: Vec<Vec<u8>> = entries
+            .into_iter()
+            .map(|v| match v {
+                Value::BulkString(b) => b,
+                Value::SimpleString(s) => s.into_bytes(),
+                Value::Int(n) => n.to_string().into_bytes(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let args: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+        if let Err(e) = self
+            .eval(&self.scripts.ledger, Slot::Global, &args, "", "")
+            .await
+        {
+            tracing::warn!(error = ?e.error, "cannot update the global index on the cluster; it catches up later");
+        }
+        reply
+    }
+
+    /// Sessions not yet expired, read from the global index (a cluster's scripts
+    /// cannot).
+    async fn session_count(&self) -> Result<usize, AppError> {
+        let now = format!("({}", now_ms());
+        let mut pipe = redis::pipe();
+        for mode in [ChatMode::Group, ChatMode::Private, ChatMode::Password] {
+            pipe.zcount(
+                format!("{}idx:{}", self.global, mode.as_str()),
+                &now,
+                "+inf",
+            );
+        }
+        let counts: Vec<usize> = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|_| AppError::unavailable())?;
+        Ok(counts.into_iter().sum())
     }
 
     /// Runs a script whose reply starts with `OK` or a refusal code.
@@ -294,9 +434,18 @@ impl RedisStore {
     async fn counts(&self, prune: bool) -> Result<(StoreStats, usize), AppError> {
         let now = now_ms().to_string();
         let prune: &[u8] = if prune { b"1" } else { b"0" };
-        let mut r = self
-            .run_ok(&self.scripts.stats, "", &[now.as_bytes(), prune])
+        let reply = self
+            .invoke(
+                &self.scripts.stats,
+                Slot::Global,
+                &[now.as_bytes(), prune],
+                "",
+            )
             .await?;
+        let mut r = Reply::new(reply)?;
+        if r.status() != "OK" {
+            return Err(refusal(r.status(), &self.limits));
+        }
         let (group, private, password, active, pruned) =
             (r.int()?, r.int()?, r.int()?, r.int()?, r.int()?);
         let history_bytes = r.int()?;
@@ -339,7 +488,7 @@ impl RedisStore {
             unused_ttl.as_bytes(),
         ];
         let reply = self
-            .run(&self.scripts.reserve, id.as_str(), &args)
+            .run_creating(&self.scripts.reserve, id.as_str(), &args, true)
             .await
             .map_err(|_| ReserveError::Unavailable)?;
         match Reply::new(reply).map(|r| r.status().to_owned()).as_deref() {
@@ -402,9 +551,35 @@ impl RedisStore {
             grace.as_bytes(),
             unused_ttl.as_bytes(),
         ];
-        let mut r = self
-            .run_ok(&self.scripts.join, req.session.as_str(), &args)
-            .await?;
+        // On a cluster this node lists the connection before the script binds it (see
+        // common.lua's node_add), and takes it back if the join is refused.
+        let listed = match self.conn.is_cluster() {
+            true => Some(self.list_conn(&req.session, &conn).await?),
+            false => None,
+        };
+        let reply = self
+            .run_creating(
+                &self.scripts.join,
+                req.session.as_str(),
+                &args,
+                req.is_creator,
+            )
+            .await
+            .and_then(Reply::new);
+        let mut r = match reply.and_then(|r| match r.status() {
+            "OK" => Ok(r),
+            code => Err(refusal(code, &self.limits)),
+        }) {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(entry) = listed
+                    && e.error != ErrorCode::Unavailable
+                {
+                    self.unlist_conn(entry).await;
+                }
+                return Err(e);
+            }
+        };
         let mode = r.mode()?;
         let is_creator = r.int()? == 1;
         let new_member = r.int()? == 1;
@@ -759,18 +934,35 @@ impl RedisStore {
 
     /// Redis expires sessions itself; this prunes them from the index and counts them.
     pub async fn reap(&self) -> usize {
-        self.counts(true).await.map_or(0, |(_, pruned)| pruned)
+        let Ok((stats, pruned)) = self.counts(true).await else {
+            return 0;
+        };
+        if let Err(e) = self.shed(stats.history_bytes).await {
+            tracing::warn!(error = ?e.error, "cannot shed history over HISTORY_TOTAL_MAX_BYTES");
+        }
+        pruned
     }
 
     pub async fn summaries(&self) -> Result<Vec<SessionSummary>, AppError> {
         let now = now_ms();
         let (now_s, limit) = (now.to_string(), SUMMARY_LIMIT.to_string());
         let args: [&[u8]; 2] = [now_s.as_bytes(), limit.as_bytes()];
-        let mut r = Reply::new(self.run(&self.scripts.summaries, "", &args).await?)?;
+        let mut listed = Reply::new(
+            self.invoke(&self.scripts.summaries, Slot::Global, &args, "")
+                .await?,
+        )?;
         let mut out = Vec::new();
-        while !r.is_empty() {
-            let session_id = SessionId::parse(&r.string()?).map_err(|_| AppError::unavailable())?;
-            let chat_mode = r.mode()?;
+        while !listed.is_empty() {
+            let session_id =
+                SessionId::parse(&listed.string()?).map_err(|_| AppError::unavailable())?;
+            let chat_mode = listed.mode()?;
+            let mut r = Reply::new(
+                self.run(&self.scripts.summary, session_id.as_str(), &[])
+                    .await?,
+            )?;
+            if r.status() != "OK" {
+                continue; // expired since it was listed
+            }
             let reserved = r.string()? == "r";
             let (members, public_keys, messages) = (r.int()?, r.int()?, r.int()?);
             let history_bytes = r.string()?.parse().unwrap_or_default();
@@ -787,6 +979,79 @@ impl RedisStore {
             });
         }
         Ok(out)
+    }
+
+    /// On a cluster: lists `conn` under this node, for the sweep if the node dies.
+    async fn list_conn(&self, session: &SessionId, conn: &str) -> Result<String, AppError> {
+        let entry = format!("{}|{conn}", session.as_str());
+        redis::cmd("SADD")
+            .arg(self.node_conns())
+            .arg(&entry)
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|_| AppError::unavailable())?;
+        Ok(entry)
+    }
+
+    async fn unlist_conn(&self, entry: String) {
+        let removed = redis::cmd("SREM")
+            .arg(self.node_conns())
+            .arg(entry)
+            .query_async::<()>(&mut self.conn.clone())
+            .await;
+        if let Err(e) = removed {
+            tracing::warn!(error = %e, "cannot unlist a refused join's connection; the node's sweep ignores it");
+        }
+    }
+
+    fn node_conns(&self) -> String {
+        format!("{}n:{}:c", self.global, self.node)
+    }
+
+    /// On a cluster, keeps `HISTORY_TOTAL_MAX_BYTES` (the scripts cannot read the
+    /// total there): while the total is over the budget, the largest history loses
+    /// its oldest messages down to the next largest, until 90 % of the budget, as
+    /// `lua/append.lua` does on one server. Returns the messages dropped.
+    async fn shed(&self, mut total: usize) -> Result<u64, AppError> {
+        let budget = self.limits.history_total_max_bytes;
+        if !self.conn.is_cluster() || budget == 0 || total <= budget {
+            return Ok(0);
+        }
+        let target = budget - budget / 10;
+        let mut evicted = 0;
+        // Bounded: each round empties the largest history down to the next one.
+        for _ in 0..1000 {
+            if total <= target {
+                break;
+            }
+            let top: Vec<(String, usize)> = redis::cmd("ZREVRANGE")
+                .arg(format!("{}hb:size", self.global))
+                .arg(0)
+                .arg(1)
+                .arg("WITHSCORES")
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(|_| AppError::unavailable())?;
+            let Some((sid, size)) = top.first().cloned() else {
+                break;
+            };
+            let next = top.get(1).map_or(0, |(_, s)| *s);
+            let keep = next.max(size.saturating_sub(total - target));
+            let keep_s = keep.to_string();
+            let mut r = self
+                .run_ok(&self.scripts.shed, &sid, &[keep_s.as_bytes()])
+                .await?;
+            let (after, dropped) = (r.int()?, r.int()?);
+            total = total.saturating_sub(size.saturating_sub(after));
+            evicted += dropped as u64;
+            if size == after {
+                break; // nothing more to drop there
+            }
+        }
+        if evicted > 0 {
+            metrics::counter!(crate::telemetry::HISTORY_EVICTED_TOTAL).increment(evicted);
+        }
+        Ok(evicted)
     }
 }
 

@@ -39,7 +39,9 @@ redis.call('HSET', META, 'last', ARGV[12], 'used', '1')
 account(SID, bytes)
 
 local budget, evicted = tonumber(ARGV[13]), 0
-local total = tonumber(redis.call('GET', HB_TOTAL) or '0')
+-- On a cluster the reaper sheds the largest histories instead (see RedisStore::shed).
+local total = 0
+if ONE_REDIS and budget > 0 then total = tonumber(redis.call('GET', HB_TOTAL) or '0') end
 if budget > 0 and total > budget then
   local target = budget - math.floor(budget / 10)
   while total > target do
@@ -50,7 +52,7 @@ if budget > 0 and total > budget then
     if #top >= 4 then next_size = tonumber(top[4]) end
     -- The largest history, down to the next largest (or until under the target).
     while left > 0 and left >= next_size and total > target do
-      local c = drop_oldest(P .. 's:' .. sid)
+      local c = drop_oldest(P .. 's:{' .. sid .. '}')
       if not c then
         total = total - left -- expired meanwhile: only its count was left
         left = 0

@@ -1,19 +1,23 @@
 -- Shared by every script (prepended at compile time). The same rules as the in-memory
 -- store (src/store/session.rs), for one session, atomically.
 --
--- ARGV[1] is the key prefix, ARGV[2] the session id; key names are built here, so the
--- scripts target a standalone Redis (or one that is not sharded by key).
+-- ARGV[1] is the key prefix, ARGV[2] the session id; KEYS[1] is the session's meta key
+-- (its slot routes the script on a cluster). The last three ARGV: '1' when this Redis
+-- also holds the deployment's global keys (one server) or '0' (a cluster, see LEDGER),
+-- the session count the node read beforehand (a cluster only), and the fence.
 --
--- A session is seven keys under "<prefix>s:<id>": the meta hash (key hashes, mode,
--- state, creator, last activity), ":m" members (userId -> JSON), ":c" connections
--- (connection id -> userId), ":g" wrapped group keys, ":h" history (a list of message
--- JSON), ":d" its dedup index ("id\nfrom\nto" -> timestamp) and ":r" the userIds the
--- creator removed (a sorted set by time of removal). ":x" is a tombstone
--- that outlives an expired session, so a late joiner hears SESSION_EXPIRED.
+-- A session is seven keys under "<prefix>s:{<id>}", all in the slot of its hash tag:
+-- the meta hash (key hashes, mode, state, creator, last activity), ":m" members (userId
+-- -> JSON), ":c" connections (connection id -> userId), ":g" wrapped group keys, ":h"
+-- history (a list of message JSON), ":d" its dedup index ("id\nfrom\nto" -> timestamp)
+-- and ":r" the userIds the creator removed (a sorted set by time of removal). ":x" is a
+-- tombstone that outlives an expired session, so a late joiner hears SESSION_EXPIRED.
+-- The deployment's global keys (the session index per mode, the history total, the node
+-- registry) share the slot "<prefix>{g}".
 --
--- The last ARGV is a fence: a deadline in Redis's own clock (ms). A script that runs
--- after it (Redis was stalled, and the node has answered UNAVAILABLE, "nothing was
--- changed") changes nothing and answers FENCED, so that answer stays true.
+-- The fence is a deadline in Redis's own clock (ms). A script that runs after it (Redis
+-- was stalled, and the node has answered UNAVAILABLE, "nothing was changed") changes
+-- nothing and answers FENCED, so that answer stays true.
 local FENCE = tonumber(ARGV[#ARGV])
 do
   local t = redis.call('TIME')
@@ -21,20 +25,47 @@ do
     return { 'FENCED' }
   end
 end
+local ONE_REDIS = ARGV[#ARGV - 2] ~= '0'
+local SESSIONS_SEEN = tonumber(ARGV[#ARGV - 1]) or 0
 local P, SID = ARGV[1], ARGV[2]
-local BASE = P .. 's:' .. SID
+local BASE = P .. 's:{' .. SID .. '}'
+local G = P .. '{g}'
 local META, MEMBERS, CONNS = BASE, BASE .. ':m', BASE .. ':c'
 local GKEYS, HIST, DEDUP, TOMB = BASE .. ':g', BASE .. ':h', BASE .. ':d', BASE .. ':x'
 local REMOVED = BASE .. ':r'
 local DATA = { META, MEMBERS, CONNS, GKEYS, HIST, DEDUP, REMOVED }
 
-local function index_key(mode) return P .. 'idx:' .. mode end
+-- On a cluster a script may only touch its own slot: the changes to the global keys are
+-- listed here, returned with the reply, and applied by the node right after (ledger.lua
+-- on the {g} slot). On one server they are made here, in the same atomic step.
+local LEDGER = {}
+local function ledger(...)
+  for _, v in ipairs({ ... }) do LEDGER[#LEDGER + 1] = v end
+end
+
+local function index_key(mode) return G .. 'idx:' .. mode end
+local MODES = { 'group', 'private', 'password' }
+
+-- The session `sid` in the index of `mode`, expiring at `score` (+inf while occupied).
+local function index_put(mode, score, sid)
+  if not ONE_REDIS then return ledger('ix', mode, score, sid) end
+  redis.call('ZADD', index_key(mode), score, sid)
+end
+
+-- From every mode's index: an expired session's meta (and so its mode) may be gone
+-- while its index entry is not, and a stale entry would later be pruned as if it were
+-- the live session of that id (zeroing its share of the history total).
+local function index_drop(sid)
+  if not ONE_REDIS then return ledger('ux', sid) end
+  for _, mode in ipairs(MODES) do redis.call('ZREM', index_key(mode), sid) end
+end
 
 -- History bytes of the whole deployment (HISTORY_TOTAL_MAX_BYTES): the total, and each
 -- session's share in a sorted set, which is the truth the total follows.
-local HB_TOTAL, HB_SIZE = P .. 'hb:total', P .. 'hb:size'
+local HB_TOTAL, HB_SIZE = G .. 'hb:total', G .. 'hb:size'
 
 local function account(sid, after)
+  if not ONE_REDIS then return ledger('hb', sid, after) end
   local before = tonumber(redis.call('ZSCORE', HB_SIZE, sid) or '0')
   if after == before then return end
   redis.call('INCRBY', HB_TOTAL, after - before)
@@ -59,10 +90,9 @@ local function drop_oldest(base)
   if redis.call('HINCRBY', dedup, key, -1) <= 0 then redis.call('HDEL', dedup, key) end
   return c
 end
-local MODES = { 'group', 'private', 'password' }
-
 -- Sessions not yet expired (the index keeps expired ones until the reaper prunes them).
 local function session_count(now)
+  if not ONE_REDIS then return SESSIONS_SEEN end
   local total = 0
   for _, mode in ipairs(MODES) do
     total = total + redis.call('ZCOUNT', index_key(mode), '(' .. now, '+inf')
@@ -70,7 +100,18 @@ local function session_count(now)
   return total
 end
 
-local function node_key(node) return P .. 'n:' .. node .. ':c' end
+local function node_key(node) return G .. 'n:' .. node .. ':c' end
+
+-- `conn` of `node` is bound in this session; on a cluster the node listed it itself,
+-- before the join (so that a node that dies between the two leaves nothing unlisted).
+local function node_add(node, conn)
+  if ONE_REDIS then redis.call('SADD', node_key(node), SID .. '|' .. conn) end
+end
+
+local function node_remove(node, conn)
+  if not ONE_REDIS then return ledger('nd', node, SID .. '|' .. conn) end
+  redis.call('SREM', node_key(node), SID .. '|' .. conn)
+end
 
 -- Persistent while a member is connected; otherwise expires `ttl` ms after now, or
 -- after the meta's 'ut' (UNUSED_SESSION_TTL) while it is not 'used' (nobody besides the
@@ -81,22 +122,19 @@ local function settle(mode, now, ttl)
   if used ~= '1' and ut then ttl = math.min(ttl, tonumber(ut)) end
   if redis.call('HLEN', CONNS) > 0 then
     for _, k in ipairs(DATA) do redis.call('PERSIST', k) end
-    redis.call('ZADD', index_key(mode), '+inf', SID)
+    index_put(mode, '+inf', SID)
   else
     for _, k in ipairs(DATA) do redis.call('PEXPIRE', k, ttl) end
-    redis.call('ZADD', index_key(mode), now + ttl, SID)
+    index_put(mode, now + ttl, SID)
   end
   redis.call('SET', TOMB, '1', 'PX', ttl * 2)
 end
 
--- From every mode's index: an expired session's meta (and so its mode) may be gone
--- while its index entry is not, and a stale entry would later be pruned as if it were
--- the live session of that id (zeroing its share of the history total).
 local function delete_session()
   account(SID, 0)
   for _, k in ipairs(DATA) do redis.call('DEL', k) end
   redis.call('DEL', TOMB)
-  for _, mode in ipairs(MODES) do redis.call('ZREM', index_key(mode), SID) end
+  index_drop(SID)
 end
 
 local function get_member(user)
@@ -146,7 +184,7 @@ end
 -- `max_absent` of them (the longest gone are forgotten first).
 -- Returns nil, or user, member_gone (0/1).
 local function remove_conn(conn, node, forget, now, max_absent)
-  redis.call('SREM', node_key(node), SID .. '|' .. conn)
+  node_remove(node, conn)
   local user = redis.call('HGET', CONNS, conn)
   if not user then return nil end
   redis.call('HDEL', CONNS, conn)
@@ -176,4 +214,11 @@ local function remove_conn(conn, node, forget, now, max_absent)
     for i = 1, #absent - max_absent do redis.call('HDEL', MEMBERS, absent[i][2]) end
   end
   return user, 1
+end
+
+-- The reply, with the ledger when there is one (the node applies it, then reads the
+-- reply: see RedisStore::run).
+local function finish(reply)
+  if #LEDGER == 0 then return reply end
+  return { 'LEDGER', LEDGER, reply }
 end

@@ -94,7 +94,7 @@ if proven_now then m.v = 1 end
 if not bound then
   m.p = m.p + 1
   redis.call('HSET', CONNS, conn, user)
-  redis.call('SADD', node_key(node), SID .. '|' .. conn)
+  node_add(node, conn)
 end
 put_member(user, m)
 redis.call('HSET', META, 'last', now)

@@ -1,0 +1,189 @@
+//! The connections to Redis: one server, or a Redis Cluster, found from the same
+//! `REDIS_URL`.
+//!
+//! `REDIS_URL` names one server, or any node of a cluster, or several seeds separated by
+//! commas. At start the first seed that answers is asked `INFO cluster`: with
+//! `cluster_enabled:1` the node discovers the cluster from the seeds and follows its
+//! slot moves and failovers (redis' cluster client); otherwise it talks to that one
+//! server through a reconnecting connection manager. Everything above this module sees
+//! one [`Link`] and asks [`Link::is_cluster`] only where the two differ: which keys a
+//! script may touch (see `store/redis/lua/common.lua`) and sharded pub/sub.
+
+use std::time::Duration;
+
+use redis::{
+    Client, Cmd, Pipeline, PushInfo, RedisFuture, Value,
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
+    cluster::ClusterClientBuilder,
+    cluster_async::ClusterConnection,
+};
+
+/// How long one command may take before it fails (and its store operation answers
+/// `UNAVAILABLE`); the scripts' fence is shorter (see `store/redis`).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A command connection, to one server or to a cluster; cheap to clone (both are
+/// multiplexed handles).
+#[derive(Clone)]
+pub enum Link {
+    One(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Link {
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Link::Cluster(_))
+    }
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Link::One(c) => c.req_packed_command(cmd),
+            Link::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Link::One(c) => c.req_packed_commands(pipeline, offset, count),
+            Link::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Link::One(c) => c.get_db(),
+            Link::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Where `REDIS_URL` leads: its seeds, and whether they form a cluster.
+pub struct Topology {
+    seeds: Vec<String>,
+    cluster: bool,
+}
+
+/// Handles pushed pub/sub messages and disconnections.
+pub type PushHandler = Box<dyn Fn(PushInfo) + Send + Sync>;
+
+impl Topology {
+    /// Asks the seeds of `urls` (comma-separated) whether they form a cluster.
+    pub async fn detect(urls: &str) -> Result<Self, redis::RedisError> {
+        let seeds: Vec<String> = urls
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(resp3)
+            .collect();
+        let mut last = None;
+        for seed in &seeds {
+            match cluster_enabled(seed).await {
+                Ok(cluster) => {
+                    return Ok(Topology {
+                        seeds: seeds.clone(),
+                        cluster,
+                    });
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "no URL given"))
+        }))
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// A connection for commands.
+    pub async fn commands(&self) -> Result<Link, redis::RedisError> {
+        if self.cluster {
+            let client = self.cluster_builder().build()?;
+            Ok(Link::Cluster(client.get_async_connection().await?))
+        } else {
+            let client = Client::open(self.seeds[0].as_str())?;
+            Ok(Link::One(
+                ConnectionManager::new_with_config(client, manager_config()).await?,
+            ))
+        }
+    }
+
+    /// A connection for pub/sub whose pushes (messages, and the connection's drops) go
+    /// to `on_push`; it resubscribes by itself after a reconnection or a failover.
+    pub async fn pubsub(&self, on_push: PushHandler) -> Result<Link, redis::RedisError> {
+        let sender = move |push: PushInfo| {
+            on_push(push);
+            Ok::<(), std::convert::Infallible>(())
+        };
+        if self.cluster {
+            let client = self.cluster_builder().push_sender(sender).build()?;
+            Ok(Link::Cluster(client.get_async_connection().await?))
+        } else {
+            let client = Client::open(self.seeds[0].as_str())?;
+            let config = manager_config()
+                .set_automatic_resubscription()
+                .set_push_sender(sender);
+            Ok(Link::One(
+                ConnectionManager::new_with_config(client, config).await?,
+            ))
+        }
+    }
+
+    fn cluster_builder(&self) -> ClusterClientBuilder {
+        ClusterClientBuilder::new(self.seeds.iter().map(String::as_str))
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .connection_timeout(RESPONSE_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+            // A failover takes the cluster's node timeout and an election: retries
+            // follow MOVED and reconnections within that bound, then the operation
+            // answers UNAVAILABLE (its fence keeps a late run from changing anything).
+            .overall_response_timeout(Some(RESPONSE_TIMEOUT))
+            .retries(6)
+            .min_retry_wait(50)
+            .max_retry_wait(500)
+    }
+}
+
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(2)
+        .set_max_delay(RESPONSE_TIMEOUT)
+}
+
+/// The URL with `protocol=resp3`, which pub/sub pushes need.
+fn resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}
+
+/// Whether the server at `url` runs in cluster mode.
+async fn cluster_enabled(url: &str) -> Result<bool, redis::RedisError> {
+    let client = Client::open(url)?;
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+                .set_response_timeout(Some(RESPONSE_TIMEOUT)),
+        )
+        .await?;
+    let info: String = redis::cmd("INFO")
+        .arg("cluster")
+        .query_async(&mut conn)
+        .await?;
+    Ok(info.lines().any(|l| l.trim() == "cluster_enabled:1"))
+}
