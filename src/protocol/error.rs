@@ -175,6 +175,17 @@ impl AppError {
         )
     }
 
+    /// A message was stored but its relay to the other nodes failed: members on them
+    /// may not have it live. Retrying with the same `clientMessageId` is safe (it is
+    /// acked as a duplicate), and everyone reads it in the history.
+    pub fn not_relayed() -> Self {
+        Self::new(
+            ErrorCode::Unavailable,
+            "The message was stored, but the server could not relay it to every member; \
+             they see it in the history when they next join",
+        )
+    }
+
     pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::Forbidden, message)
     }

@@ -395,30 +395,38 @@ async fn send_message<A: Adapter>(
     };
     let to_you = delivery::to_you_json();
     let relayed = |content| Relayed::new(&message, wire.as_deref(), content);
-    match &message.to {
+    // Across nodes the relay is a publish to Redis: if it failed, the ack says so (an
+    // acked message reached every node).
+    let relay = match &message.to {
         None | Some(Recipient::All) => {
-            let _ = socket
+            socket
                 .to(rooms::session(&session))
                 .emit("new-message", &relayed(None))
-                .await;
+                .await
         }
         Some(Recipient::User(to)) => {
             let to_you = WithAttachments {
                 json: &to_you,
                 attachments: &[],
             };
-            let _ = socket
+            socket
                 .within(rooms::member(&session, to))
                 .emit("new-message", &relayed(Some(to_you)))
-                .await;
+                .await
         }
-    }
+    };
     if first_of_id {
         let plain = p.original_content.as_deref().map(|json| WithAttachments {
             json,
             attachments: p.original_attachments.as_slice(),
         });
         let _ = socket.emit("message-sent", &relayed(plain));
+    }
+    // A local socket that cannot take it (a full buffer) is its own problem: it is
+    // cut off, and reads the message in the history when it joins again.
+    if let Err(socketioxide::BroadcastError::Adapter(e)) = relay {
+        tracing::warn!(error = %e, "a message was stored but not published to the other nodes");
+        return Err(AppError::not_relayed());
     }
     crate::telemetry::message_relayed(message.encrypted.get().len());
     Ok(AckBody::Sent(SendAck {
