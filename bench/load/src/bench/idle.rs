@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, sleep};
 
 use super::Cfg;
-use super::report::{rss_per_node, rss_sum};
+use super::report::{redis_rss_per_pid, rss_per_node, rss_sum, sum};
 use super::setup::{setup, teardown, with_rooms};
 use super::stats::{rate, round2};
-use crate::{R, procfs};
+use crate::R;
 
 /// Runs idle: one JSON line's figures.
 pub async fn run(cfg: &Arc<Cfg>, connections: usize, hold: u64) -> R<Value> {
@@ -20,15 +20,16 @@ pub async fn run(cfg: &Arc<Cfg>, connections: usize, hold: u64) -> R<Value> {
     let rss = || rss_sum(cfg);
     let rss_before = rss();
     let nodes_before = rss_per_node(cfg);
-    let redis_rss = || cfg.redis_pid.and_then(procfs::rss_kib);
-    let redis_before = redis_rss();
+    let redis_before_each = redis_rss_per_pid(cfg);
+    let redis_before = sum(&redis_before_each);
     let t = Instant::now();
     let rs = setup(cfg, "i", rooms, 2).await?;
     let setup_s = t.elapsed().as_secs_f64();
     sleep(Duration::from_millis(200)).await;
     let rss_after = rss();
     let nodes_after = rss_per_node(cfg);
-    let redis_after = redis_rss();
+    let redis_after_each = redis_rss_per_pid(cfg);
+    let redis_after = sum(&redis_after_each);
     let per_conn = match (rss_before, rss_after) {
         (Some(b), Some(a)) => Some(round2((a as f64 - b as f64) / k as f64)),
         _ => None,
@@ -58,22 +59,30 @@ pub async fn run(cfg: &Arc<Cfg>, connections: usize, hold: u64) -> R<Value> {
         f(lo),
         f(hi)
     );
+    let list = |v: &[Option<u64>]| v.iter().map(|&x| f(x)).collect::<Vec<_>>().join(", ");
     if cfg.pids.len() > 1 {
-        let list = |v: &[Option<u64>]| v.iter().map(|&x| f(x)).collect::<Vec<_>>().join(", ");
         eprintln!(
             "    nodes: RSS KiB before [{}], after [{}]",
             list(&nodes_before),
             list(&nodes_after)
         );
     }
-    if cfg.redis_pid.is_some() {
+    if cfg.redis_pids.len() > 1 {
+        eprintln!(
+            "    redis: RSS KiB before {} [{}], after {} [{}]",
+            f(redis_before),
+            list(&redis_before_each),
+            f(redis_after),
+            list(&redis_after_each)
+        );
+    } else if !cfg.redis_pids.is_empty() {
         eprintln!(
             "    redis: RSS KiB before {}, after {}",
             f(redis_before),
             f(redis_after)
         );
     }
-    Ok(json!({
+    let mut j = json!({
         "scenario": "idle",
         "nodes": cfg.nodes.len(),
         "server_rss_kib_per_node_before": nodes_before,
@@ -96,5 +105,11 @@ pub async fn run(cfg: &Arc<Cfg>, connections: usize, hold: u64) -> R<Value> {
         "server_rss_kib_hold_max": hi,
         "server_rss_kib_hold_samples": samples,
         "ok": alive == k,
-    }))
+    });
+    if cfg.redis_pids.len() > 1 {
+        j["redis_pids"] = json!(cfg.redis_pids);
+        j["redis_rss_kib_per_pid_before"] = json!(redis_before_each);
+        j["redis_rss_kib_per_pid_after"] = json!(redis_after_each);
+    }
+    Ok(j)
 }

@@ -201,9 +201,11 @@ struct Args {
     server_pid: Vec<u32>,
 
     /// PID of the redis-server the nodes share (same machine): its CPU per phase is
-    /// reported beside the nodes', and added to them in `total_cpu_us_per_unit`.
-    #[arg(long)]
-    redis_pid: Option<u32>,
+    /// reported beside the nodes', and added to them in `total_cpu_us_per_unit`. A Redis
+    /// Cluster: every primary's PID, comma-separated or the flag repeated; Redis CPU and
+    /// RSS are then summed over them (and also given per PID).
+    #[arg(long, value_delimiter = ',', action = ArgAction::Append)]
+    redis_pid: Vec<u32>,
 
     /// Tokio worker threads of the generator (default: number of CPUs).
     #[arg(long)]
@@ -245,7 +247,8 @@ struct Cfg {
     drain: Duration,
     /// Server PIDs (one per node, or none).
     pids: Vec<u32>,
-    redis_pid: Option<u32>,
+    /// redis-server PIDs (one, every primary of a Redis Cluster, or none).
+    redis_pids: Vec<u32>,
     /// Prefix of every room id, unique per run so that rooms left by earlier runs (kept
     /// by blindrelay for SESSION_TTL_SECS) are never reused.
     prefix: String,
@@ -339,10 +342,10 @@ async fn run(args: Args) -> i32 {
         filler_for_keys: payload::filler(args.key_bytes),
         drain: Duration::from_secs_f64(args.drain),
         pids: args.server_pid.clone(),
-        redis_pid: args.redis_pid,
+        redis_pids: args.redis_pid.clone(),
         prefix: format!("bb{:x}", nonce & 0xffff_ffff_ffff),
     });
-    for pid in cfg.pids.iter().chain(&cfg.redis_pid) {
+    for pid in cfg.pids.iter().chain(&cfg.redis_pids) {
         if procfs::cpu_s(&pid.to_string()).is_none() {
             eprintln!(
                 "warning: cannot read /proc/{pid}/stat: server CPU and RSS figures will be null"
@@ -369,18 +372,25 @@ async fn run(args: Args) -> i32 {
             );
         }
     }
-    eprintln!(
-        "blindrelay-bench -> {} (acks {}, server pid {})",
-        cfg.url,
-        cfg.acks,
-        if cfg.pids.is_empty() {
+    let list = |pids: &[u32]| {
+        if pids.is_empty() {
             "none".to_owned()
         } else {
-            cfg.pids
-                .iter()
+            pids.iter()
                 .map(u32::to_string)
                 .collect::<Vec<_>>()
                 .join(",")
+        }
+    };
+    eprintln!(
+        "blindrelay-bench -> {} (acks {}, server pid {}{})",
+        cfg.url,
+        cfg.acks,
+        list(&cfg.pids),
+        if cfg.redis_pids.is_empty() {
+            String::new()
+        } else {
+            format!(", redis pid {}", list(&cfg.redis_pids))
         }
     );
 
