@@ -7,7 +7,10 @@ Each argument is LABEL=FILE, a file of the generator's JSON lines (one per scena
 Prints one table, a column per server, the rows the scenarios in the files have. With a
 `blindrelay` and a `floor` column, the CPU rows also show blindrelay/floor; with a `node`
 column, node/blindrelay (where both figures are positive; not for groupfill, where the
-floor sends no key lists). Figures are rounded for reading; the JSON lines hold them all.
+floor sends no key lists). Columns run with --redis-pid (`redis-2node`: two nodes on one
+redis-server; `cluster-2node`: two nodes on a three-primary Redis Cluster) show CPU as
+`nodes + redis = total`, and after the table how they stand against the cross-node
+targets (TARGETS). Figures are rounded for reading; the JSON lines hold them all.
 """
 
 import json
@@ -61,11 +64,13 @@ def get(j, *path):
 
 
 def cpu(j, per_key, *path):
-    """Server CPU per unit; with Redis, `nodes / +redis`."""
+    """Server CPU per unit; with Redis, `nodes + redis = total` (redis summed over its
+    processes: one redis-server, or every primary of a cluster)."""
     node = get(j, *path, per_key)
-    total = get(j, *path, "cpu", "total_cpu_us_per_unit")
-    if total is not None:
-        return f"{num(node)} / {num(total)}"
+    c = get(j, *path, "cpu")
+    if isinstance(c, dict) and "redis_cpu_s" in c:
+        redis, total = c.get("redis_cpu_us_per_unit"), c.get("total_cpu_us_per_unit")
+        return f"{num(node)} + {num(redis)} = {num(total)}"
     return num(node)
 
 
@@ -129,6 +134,36 @@ ROWS += [
 ]
 
 
+def fixed_at(j, rate):
+    """The pairs fixed-rate phase at `rate` msg/s (None if the run had none)."""
+    for ph in get(j, "fixed_rates") or [get(j, "fixed_rate")]:
+        if isinstance(ph, dict) and ph.get("target_rate") == rate:
+            return ph
+    return None
+
+
+# The cross-node targets: (what, phase of a file's scenarios, figure in its "cpu", at most).
+TARGETS_NOTE = ("targets across nodes: pairs (saturation and 2,000 msg/s): Redis ≤ 15 µs/msg, "
+                "nodes + Redis ≤ 40 µs/msg; fanout 50: nodes + Redis ≤ 12 µs per delivery")
+TARGETS = [
+    ("pairs sat. Redis", lambda d: get(d, "pairs", "saturation"), "redis_cpu_us_per_unit", 15),
+    ("pairs sat. total", lambda d: get(d, "pairs", "saturation"), "total_cpu_us_per_unit", 40),
+    ("pairs 2,000/s Redis", lambda d: fixed_at(d.get("pairs"), 2000.0), "redis_cpu_us_per_unit", 15),
+    ("pairs 2,000/s total", lambda d: fixed_at(d.get("pairs"), 2000.0), "total_cpu_us_per_unit", 40),
+    ("fanout 50 total", lambda d: d.get("fanout50"), "total_cpu_us_per_unit", 12),
+]
+
+
+def targets(label, data):
+    """One line: each target this column's run measured, met or missed."""
+    out = []
+    for what, phase, key, limit in TARGETS:
+        v = get(phase(data), "cpu", key)
+        if isinstance(v, (int, float)):
+            out.append(f"{what} {num(v)} {'ok' if v <= limit else f'MISSED (> {limit})'}")
+    return f"  {label}: " + ("; ".join(out) if out else "no figure for them in this run")
+
+
 def main(argv):
     cols = []
     for a in argv:
@@ -169,10 +204,19 @@ def main(argv):
         failed += sum(1 for j in data.values() if j.get("ok") is False)
     widths = [max(len(r[i]) for r in [header] + table) for i in range(len(header))]
     line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-    print("== summary (CPU is the server's; with Redis: nodes / nodes + redis-server)")
+    print("== summary (CPU is the server's; with Redis: nodes + redis-server = total, µs)")
     print(line(header))
     for r in table:
         print(line(r))
+    redis_cols = [(label, data) for label, data in cols
+                  if any("redis_cpu_s" in (get(j, "cpu") or {})
+                         or "redis_cpu_s" in (get(j, "saturation", "cpu") or {})
+                         for j in data.values())
+                  or label in ("redis-2node", "cluster-2node")]
+    if redis_cols:
+        print(TARGETS_NOTE)
+        for label, data in redis_cols:
+            print(targets(label, data))
     if failed:
         print(f"{failed} scenario(s) not ok: see the tables above and the JSON lines")
     return 0
