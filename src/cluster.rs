@@ -188,6 +188,39 @@ fn route(push: PushInfo, handlers: &Handlers, health: &BusHealth) {
     }
 }
 
+impl PubSub {
+    /// Subscribes to `chan` (sharded on a cluster); its messages go to `tx`.
+    pub async fn subscribe_with(
+        &self,
+        chan: String,
+        tx: mpsc::Sender<ChanItem>,
+    ) -> Result<(), redis::RedisError> {
+        if let Ok(mut handlers) = self.handlers.write() {
+            handlers.insert(chan.clone(), tx);
+        }
+        let subscribed = match self.conn.clone() {
+            Link::One(mut c) => c.subscribe(&chan).await,
+            Link::Cluster(mut c) => c.ssubscribe(&chan).await,
+        };
+        if subscribed.is_err()
+            && let Ok(mut handlers) = self.handlers.write()
+        {
+            handlers.remove(&chan);
+        }
+        subscribed
+    }
+
+    pub async fn unsubscribe_from(&self, chan: String) -> Result<(), redis::RedisError> {
+        if let Ok(mut handlers) = self.handlers.write() {
+            handlers.remove(&chan);
+        }
+        match self.conn.clone() {
+            Link::One(mut c) => c.unsubscribe(chan).await,
+            Link::Cluster(mut c) => c.sunsubscribe(chan).await,
+        }
+    }
+}
+
 impl Driver for PubSub {
     type Error = redis::RedisError;
 
@@ -208,24 +241,12 @@ impl Driver for PubSub {
         size: usize,
     ) -> Result<MessageStream<ChanItem>, Self::Error> {
         let (tx, rx) = mpsc::channel(size);
-        if let Ok(mut handlers) = self.handlers.write() {
-            handlers.insert(chan.clone(), tx);
-        }
-        match self.conn.clone() {
-            Link::One(mut c) => c.subscribe(chan).await?,
-            Link::Cluster(mut c) => c.ssubscribe(chan).await?,
-        }
+        self.subscribe_with(chan, tx).await?;
         Ok(MessageStream::new(rx))
     }
 
     async fn unsubscribe(&self, chan: String) -> Result<(), Self::Error> {
-        if let Ok(mut handlers) = self.handlers.write() {
-            handlers.remove(&chan);
-        }
-        match self.conn.clone() {
-            Link::One(mut c) => c.unsubscribe(chan).await,
-            Link::Cluster(mut c) => c.sunsubscribe(chan).await,
-        }
+        self.unsubscribe_from(chan).await
     }
 
     async fn num_serv(&self, chan: &str) -> Result<u16, Self::Error> {

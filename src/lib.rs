@@ -17,6 +17,7 @@
 //! - [`serve`]: puts them together on a listener.
 
 mod accept;
+pub mod bus;
 pub mod cli;
 pub mod client_ip;
 pub mod cluster;
@@ -86,6 +87,8 @@ pub async fn serve(
     let cluster = cluster::Cluster::connect(url.expose())
         .await
         .map_err(std::io::Error::other)?;
+    let (bus, frames) =
+        bus::SessionBus::new(cluster.pubsub.clone(), &config.redis_prefix, cluster.node.clone());
     let store = store::RedisStore::new(
         cluster.commands.clone(),
         cluster.pubsub.health.clone(),
@@ -93,7 +96,8 @@ pub async fn serve(
         cluster.node.clone(),
         store::StoreLimits::from(&config),
         store::DigestKey::new(digest_key),
-    );
+    )
+    .with_bus(std::sync::Arc::new(bus));
     store
         .sync_clock()
         .await
@@ -113,6 +117,7 @@ pub async fn serve(
     socket::register(&io, state.clone())
         .await
         .map_err(|e| std::io::Error::other(format!("cannot subscribe to Redis: {e}")))?;
+    tokio::spawn(bus::deliver(io.clone(), cluster.node.clone(), frames));
     tracing::info!(node = %cluster.node, "sharing sessions through Redis");
     run(listener, config, state, layer, io, Some(cluster), shutdown).await
 }

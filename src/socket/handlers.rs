@@ -368,6 +368,7 @@ async fn send_message<A: Adapter>(
         kind,
         timestamp: now_ms(),
     };
+    let published = state.store.publishes(&draft);
     let appended = state
         .store
         .append_message(&session, socket.id, p.from.as_ref(), draft)
@@ -395,12 +396,16 @@ async fn send_message<A: Adapter>(
     };
     let to_you = delivery::to_you_json();
     let relayed = |content| Relayed::new(&message, wire.as_deref(), content);
-    // Across nodes the relay is a publish to Redis: if it failed, the ack says so (an
-    // acked message reached every node).
+    // The store's script published it to the other nodes (crate::bus) with the same
+    // step that stored it: this node's sockets remain. Otherwise the adapter relays it
+    // everywhere, and if that fails, the ack says so (an acked message reached every node).
+    let only_here = |ops: BroadcastOperators<A>| match published {
+        true => ops.local(),
+        false => ops,
+    };
     let relay = match &message.to {
         None | Some(Recipient::All) => {
-            socket
-                .to(rooms::session(&session))
+            only_here(socket.to(rooms::session(&session)))
                 .emit("new-message", &relayed(None))
                 .await
         }
@@ -409,8 +414,7 @@ async fn send_message<A: Adapter>(
                 json: &to_you,
                 attachments: &[],
             };
-            socket
-                .within(rooms::member(&session, to))
+            only_here(socket.within(rooms::member(&session, to)))
                 .emit("new-message", &relayed(Some(to_you)))
                 .await
         }

@@ -14,7 +14,7 @@ mod queue;
 mod replay;
 
 pub use handlers::announce_left;
-mod rooms;
+pub(crate) mod rooms;
 
 use queue::{Admitted, Job, Worker};
 

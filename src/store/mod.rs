@@ -350,6 +350,15 @@ impl Store {
         }
     }
 
+    /// Whether appending `draft` also relays it to the other nodes (see
+    /// [`crate::bus`]): the handler then delivers it to this node's sockets only.
+    pub fn publishes(&self, draft: &MessageDraft) -> bool {
+        match self {
+            Store::Memory(_) => false,
+            Store::Redis(s) => s.publishes(draft),
+        }
+    }
+
     /// Stores a message from a member. See [`History::append`].
     pub async fn append_message(
         &self,

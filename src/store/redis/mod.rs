@@ -40,6 +40,7 @@ use crate::{
         AppError, ChatMode, DisplayName, ErrorCode, Opaque, PublicKeyEntry, Recipient, SessionId,
         UserId, attachments, delivery::RawMessage, now_ms,
     },
+    bus::SessionBus,
     redis_link::Link,
     secret::Secret,
 };
@@ -128,6 +129,9 @@ pub fn global_prefix(prefix: &str) -> String {
 
 pub struct RedisStore {
     conn: Link,
+    /// The session channels this node reads (see [`crate::bus`]); without it (the
+    /// store's tests), messages are relayed by the adapter.
+    channels: Option<Arc<SessionBus>>,
     /// Whether this node's pub/sub link works: without it, a change could be stored
     /// but not broadcast, so operations wait for it.
     bus: crate::cluster::BusHealth,
@@ -256,6 +260,7 @@ impl RedisStore {
     ) -> Self {
         RedisStore {
             conn,
+            channels: None,
             bus,
             prefix: prefix.into(),
             global: global_prefix(prefix).into(),
@@ -265,6 +270,18 @@ impl RedisStore {
             clock: clock::RedisClock::default(),
             digests,
         }
+    }
+
+    /// With the session bus: the append script publishes what it stores.
+    pub fn with_bus(mut self, channels: Arc<SessionBus>) -> Self {
+        self.channels = Some(channels);
+        self
+    }
+
+    /// Whether appending `draft` also publishes it to the other nodes (then the handler
+    /// delivers it to this node's sockets only). Binary attachments go the adapter's way.
+    pub fn publishes(&self, draft: &MessageDraft) -> bool {
+        self.channels.is_some() && draft.attachments.is_empty()
     }
 
     pub fn limits(&self) -> &StoreLimits {
@@ -557,6 +574,14 @@ impl RedisStore {
             true => Some(self.list_conn(&req.session, &conn).await?),
             false => None,
         };
+        // Subscribed before the script, so nothing published after its history is missed.
+        let subscribed = match &self.channels {
+            Some(bus) => bus
+                .acquire(&req.session, req.conn)
+                .await
+                .map_err(|_| AppError::unavailable())?,
+            None => false,
+        };
         let reply = self
             .run_creating(
                 &self.scripts.join,
@@ -576,6 +601,9 @@ impl RedisStore {
                     && e.error != ErrorCode::Unavailable
                 {
                     self.unlist_conn(entry).await;
+                }
+                if subscribed && let Some(bus) = &self.channels {
+                    bus.release(&req.session, req.conn).await;
                 }
                 return Err(e);
             }
@@ -741,7 +769,10 @@ impl RedisStore {
             now_ms().to_string(),
             self.limits.history_total_max_bytes.to_string(),
         );
-        let args: [&[u8]; 11] = [
+        let relay: &[u8] = if self.publishes(&draft) { b"1" } else { b"0" };
+        let to_you = crate::protocol::delivery::to_you_json();
+        let node = self.channels.as_ref().map_or("", |b| b.node());
+        let args: [&[u8]; 14] = [
             conn.as_bytes(),
             claimed.as_bytes(),
             draft.id.as_bytes(),
@@ -753,6 +784,9 @@ impl RedisStore {
             timestamp.as_bytes(),
             now.as_bytes(),
             budget.as_bytes(),
+            relay,
+            to_you.get().as_bytes(),
+            node.as_bytes(),
         ];
         let mut r = Reply::new(self.run(&self.scripts.append, id.as_str(), &args).await?)?;
         match r.status() {
@@ -834,13 +868,25 @@ impl RedisStore {
         claimed: Option<&UserId>,
     ) -> Result<Left, AppError> {
         let node = self.node.clone();
-        self.remove_conn(id, &conn.to_string(), claimed, true, &node)
-            .await
+        let left = self
+            .remove_conn(id, &conn.to_string(), claimed, true, &node)
+            .await?;
+        self.unsubscribe(id, conn).await;
+        Ok(left)
     }
 
     pub async fn disconnect(&self, id: &SessionId, conn: ConnId) -> Result<Option<Left>, AppError> {
         let node = self.node.clone();
+        // The socket is gone whatever Redis answers (a failure is retried for the others).
+        self.unsubscribe(id, conn).await;
         self.disconnect_on(id, &conn.to_string(), &node).await
+    }
+
+    /// `conn` left session `id`: this node may stop reading its channel.
+    async fn unsubscribe(&self, id: &SessionId, conn: ConnId) {
+        if let Some(bus) = &self.channels {
+            bus.release(id, conn).await;
+        }
     }
 
     /// A connection of `node` (this one, or a dead one being swept) is gone.
@@ -858,10 +904,11 @@ impl RedisStore {
     }
 
     pub async fn close(&self, id: &SessionId, conn: ConnId) -> Result<Vec<UserId>, AppError> {
-        let conn = conn.to_string();
+        let sid = conn.to_string();
         let mut r = self
-            .run_ok(&self.scripts.close, id.as_str(), &[conn.as_bytes()])
+            .run_ok(&self.scripts.close, id.as_str(), &[sid.as_bytes()])
             .await?;
+        self.unsubscribe(id, conn).await;
         r.rows()?.map(|mut row| row.user()).collect()
     }
 

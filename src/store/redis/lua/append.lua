@@ -4,7 +4,9 @@
 -- script adds "from" and "senderDisplayName"), 8 its cost in bytes without the sender
 -- id, 9 max messages, 10 max bytes, 11 timestamp, 12 now ms, 13 HISTORY_TOTAL_MAX_BYTES
 -- (0 = none): beyond it the largest histories of the deployment lose their oldest
--- messages first, down to 90 %.
+-- messages first, down to 90 %; 14 relay (1/0): publish the message on the session's
+-- channel for the other nodes (src/bus.rs), 15 the originalContent of a copy to one
+-- member, 16 this node's id (the frame's origin).
 -- Returns {'OK', user, name, first_of_id, evicted} or {'DUPLICATE', timestamp} or {code}.
 --
 -- A history entry is "cost\nid\nfrom\nto\n<json>": ids hold no control characters, so
@@ -28,6 +30,16 @@ local name = ''
 if m then name = m.n end
 local json = ARGV[7] .. ',"from":"' .. user .. '","senderDisplayName":' .. cjson.encode(name) .. '}'
 redis.call('RPUSH', HIST, cost .. '\n' .. id .. '\n' .. user .. '\n' .. to .. '\n' .. json)
+if ARGV[14] == '1' then
+  local kind, body = 's', json
+  if to ~= '' and to ~= 'all' then
+    kind = 'm'
+    body = json:sub(1, -2) .. ',"originalContent":' .. ARGV[15] .. '}'
+  end
+  local publish = 'PUBLISH'
+  if not ONE_REDIS then publish = 'SPUBLISH' end
+  redis.call(publish, P .. 'b:{' .. SID .. '}', ARGV[16] .. '\n' .. kind .. '\n' .. to .. '\n' .. body)
+end
 local bytes = redis.call('HINCRBY', META, 'hb', cost)
 local max_messages = tonumber(ARGV[9])
 while redis.call('LLEN', HIST) > max_messages or bytes > max_bytes do

@@ -1,0 +1,188 @@
+//! The message bus between nodes: each session's messages travel on a channel of their
+//! own, published by the script that stores them.
+//!
+//! socketioxide-redis sends every broadcast through one channel that every node reads
+//! and decodes (MessagePack), and it publishes in a second round trip after the store's
+//! script. For `new-message`, the hot path, `lua/append.lua` publishes instead, in the
+//! same script that stores the message: one round trip, and "stored" implies
+//! "published" (an ack never claims a relay that did not happen). The channel is
+//! `<prefix>b:{<session id>}`, in the session's own slot, so on a Redis Cluster the
+//! script may `SPUBLISH` it and only the shard that holds the session carries it.
+//!
+//! A node subscribes to a session's channel while it has a connection bound in that
+//! session, from just before the join's script runs (so nothing published after the
+//! join's history is missed) until the connection leaves. Messages with binary
+//! attachments still go through the adapter.
+//!
+//! A frame is `<origin node>\n<kind>\n<member>\n<new-message JSON>`: kind `s` goes to
+//! the session's room, `m` to one member's room. The origin node delivers to its own
+//! sockets directly and skips its frame.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+
+use serde_json::value::RawValue;
+use socketioxide::{SocketIo, adapter::Adapter};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::{
+    cluster::PubSub,
+    protocol::{SessionId, UserId},
+    socket::rooms,
+    store::ConnId,
+};
+
+/// A frame as the pub/sub connection hands it over: channel and payload.
+pub type Frame = (String, Vec<u8>);
+
+/// Frames received and not yet delivered to local sockets; a full queue pauses the node
+/// like the adapter's (see `cluster::route`).
+const BACKLOG: usize = 16 * 1024;
+
+/// The channel of session `id` (`lua/append.lua` builds the same name).
+pub fn channel(prefix: &str, id: &SessionId) -> String {
+    format!("{prefix}b:{{{}}}", id.as_str())
+}
+
+/// This node's subscriptions to session channels.
+pub struct SessionBus {
+    pubsub: PubSub,
+    prefix: Arc<str>,
+    node: Arc<str>,
+    tx: mpsc::Sender<Frame>,
+    /// The connections of this node bound (or joining) in each subscribed session.
+    bound: Mutex<HashMap<SessionId, HashSet<ConnId>>>,
+}
+
+impl SessionBus {
+    /// The bus, and the receiver [`deliver`] reads.
+    pub fn new(pubsub: PubSub, prefix: &str, node: Arc<str>) -> (Self, mpsc::Receiver<Frame>) {
+        let (tx, rx) = mpsc::channel(BACKLOG);
+        let bus = SessionBus {
+            pubsub,
+            prefix: prefix.into(),
+            node,
+            tx,
+            bound: Mutex::default(),
+        };
+        (bus, rx)
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Before `conn` joins session `id`: subscribes to its channel if no connection of
+    /// this node is in it yet. True when `conn` was not listed before (a failed join
+    /// then calls [`release`](Self::release)).
+    pub async fn acquire(&self, id: &SessionId, conn: ConnId) -> Result<bool, redis::RedisError> {
+        let mut bound = self.bound.lock().await;
+        let conns = bound.entry(id.clone()).or_default();
+        if conns.contains(&conn) {
+            return Ok(false);
+        }
+        if conns.is_empty() {
+            let subscribed = self
+                .pubsub
+                .subscribe_with(channel(&self.prefix, id), self.tx.clone())
+                .await;
+            if let Err(e) = subscribed {
+                bound.remove(id);
+                return Err(e);
+            }
+        }
+        conns.insert(conn);
+        Ok(true)
+    }
+
+    /// `conn` is no longer in session `id`: unsubscribes when it was this node's last.
+    /// Under the lock, so that an unsubscribe never overtakes a later subscribe.
+    pub async fn release(&self, id: &SessionId, conn: ConnId) {
+        let mut bound = self.bound.lock().await;
+        let Some(conns) = bound.get_mut(id) else {
+            return;
+        };
+        conns.remove(&conn);
+        if conns.is_empty() {
+            bound.remove(id);
+            if let Err(e) = self.pubsub.unsubscribe_from(channel(&self.prefix, id)).await {
+                // The subscription stays; its frames reach an empty room.
+                tracing::debug!(error = %e, "cannot unsubscribe from a session's channel");
+            }
+        }
+    }
+}
+
+/// Delivers the frames of other nodes to this node's sockets, in the order received.
+pub async fn deliver<A: Adapter>(io: SocketIo<A>, node: Arc<str>, mut rx: mpsc::Receiver<Frame>) {
+    while let Some((chan, payload)) = rx.recv().await {
+        let Some(frame) = Parsed::new(&chan, &payload) else {
+            tracing::warn!("an unreadable frame on a session channel");
+            continue;
+        };
+        if frame.origin == &*node {
+            continue;
+        }
+        let room = match frame.member {
+            Some(member) => rooms::member(&frame.session, &member),
+            None => rooms::session(&frame.session),
+        };
+        let _ = io
+            .local()
+            .to(room)
+            .emit("new-message", frame.message)
+            .await;
+    }
+}
+
+struct Parsed<'a> {
+    session: SessionId,
+    origin: &'a str,
+    /// The member addressed (kind `m`), or the whole session (kind `s`).
+    member: Option<UserId>,
+    message: &'a RawValue,
+}
+
+impl<'a> Parsed<'a> {
+    fn new(chan: &str, payload: &'a [u8]) -> Option<Self> {
+        let id = chan.rsplit_once("b:{")?.1.strip_suffix('}')?;
+        let session = SessionId::parse(id).ok()?;
+        let text = std::str::from_utf8(payload).ok()?;
+        let mut parts = text.splitn(4, '\n');
+        let (origin, kind, member, json) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let member = match kind {
+            "s" => None,
+            "m" => Some(UserId::parse(member).ok()?),
+            _ => return None,
+        };
+        let message: &RawValue = serde_json::from_str(json).ok()?;
+        Some(Parsed {
+            session,
+            origin,
+            member,
+            message,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_frame_as_append_lua_writes_it() {
+        let chan = "blindrelay:b:{room-1}";
+        let frame = Parsed::new(chan, b"n1\nm\nbob\n{\"id\":\"x\"}").expect("a frame");
+        assert_eq!(frame.session.as_str(), "room-1");
+        assert_eq!(frame.origin, "n1");
+        assert_eq!(frame.member.as_ref().map(UserId::as_str), Some("bob"));
+        assert_eq!(frame.message.get(), "{\"id\":\"x\"}");
+        let to_all = Parsed::new(chan, b"n1\ns\n\n{}").expect("a frame");
+        assert!(to_all.member.is_none());
+        assert!(Parsed::new(chan, b"n1\nq\n\n{}").is_none());
+        assert!(Parsed::new("other", b"n1\ns\n\n{}").is_none());
+    }
+}
