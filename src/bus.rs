@@ -107,7 +107,11 @@ impl SessionBus {
         conns.remove(&conn);
         if conns.is_empty() {
             bound.remove(id);
-            if let Err(e) = self.pubsub.unsubscribe_from(channel(&self.prefix, id)).await {
+            if let Err(e) = self
+                .pubsub
+                .unsubscribe_from(channel(&self.prefix, id))
+                .await
+            {
                 // The subscription stays; its frames reach an empty room.
                 tracing::debug!(error = %e, "cannot unsubscribe from a session's channel");
             }
@@ -129,11 +133,7 @@ pub async fn deliver<A: Adapter>(io: SocketIo<A>, node: Arc<str>, mut rx: mpsc::
             Some(member) => rooms::member(&frame.session, &member),
             None => rooms::session(&frame.session),
         };
-        let _ = io
-            .local()
-            .to(room)
-            .emit("new-message", frame.message)
-            .await;
+        let _ = io.local().to(room).emit("new-message", frame.message).await;
     }
 }
 

@@ -70,7 +70,13 @@ impl Cluster {
         let (mut commands, pubsub) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| ConnectError(format!("no answer within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|e| ConnectError(format!("{:?}: {}", e.kind(), e.detail().unwrap_or(""))))?;
+            .map_err(|e| match e.kind() {
+                // Its detail may quote the URL.
+                redis::ErrorKind::InvalidClientConfig => {
+                    ConnectError(format!("invalid URL ({:?})", e.kind()))
+                }
+                _ => ConnectError(e.to_string()),
+            })?;
         let _: String = redis::cmd("PING")
             .query_async(&mut commands)
             .await

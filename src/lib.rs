@@ -87,8 +87,11 @@ pub async fn serve(
     let cluster = cluster::Cluster::connect(url.expose())
         .await
         .map_err(std::io::Error::other)?;
-    let (bus, frames) =
-        bus::SessionBus::new(cluster.pubsub.clone(), &config.redis_prefix, cluster.node.clone());
+    let (bus, frames) = bus::SessionBus::new(
+        cluster.pubsub.clone(),
+        &config.redis_prefix,
+        cluster.node.clone(),
+    );
     let store = store::RedisStore::new(
         cluster.commands.clone(),
         cluster.pubsub.health.clone(),

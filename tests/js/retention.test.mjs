@@ -85,7 +85,7 @@ test('STORE_DIGEST_KEY: Redis holds no plain SHA-256 of a room key or password, 
   const prefix = `dg-${uid('p')}:`;
   const srv = await startServer({ REDIS_URL: process.env.REDIS_URL, REDIS_PREFIX: prefix });
   const room = await createSession(srv.url, { mode: 'password', password: 'hunter2' }, assert);
-  const { stdout } = await redisCli('redis-cli', ['-u', process.env.REDIS_URL, '--raw', 'HGETALL', `${prefix}s:${room.sessionId}`]);
+  const { stdout } = await redisCli('redis-cli', ['-u', process.env.REDIS_URL, '-c', '--raw', 'HGETALL', `${prefix}s:{${room.sessionId}}`]);
   const lines = stdout.trim().split('\n');
   const meta = Object.fromEntries(lines.flatMap((v, i) => (i % 2 ? [] : [[v, lines[i + 1]]])));
   const sha = (s) => createHash('sha256').update(s).digest('hex');

@@ -906,7 +906,21 @@ pub async fn run_on(store: &Store, ops: &[Op], expire_when_empty: bool) {
         assert_eq!(stats.group, by_mode(ChatMode::Group), "{}: group", ctx());
         assert_eq!(stats.private, by_mode(ChatMode::Private), "{}", ctx());
         assert_eq!(stats.password, by_mode(ChatMode::Password), "{}", ctx());
-        assert_eq!(stats.history_bytes, bytes, "{}: history bytes", ctx());
+        match store {
+            // A cluster's total hears a session's size only when it moved by a grain
+            // (src/store/redis/mod.rs, `account_grain`).
+            Store::Redis(s) if s.is_cluster() => {
+                let slack =
+                    model.sessions.len() * blindrelay::store::redis::account_grain(s.limits());
+                assert!(
+                    stats.history_bytes.abs_diff(bytes) <= slack,
+                    "{}: history bytes {} against {bytes}, beyond {slack}",
+                    ctx(),
+                    stats.history_bytes
+                );
+            }
+            _ => assert_eq!(stats.history_bytes, bytes, "{}: history bytes", ctx()),
+        }
         assert!(stats.sessions <= MAX_SESSIONS, "{}", ctx());
         // Of the sessions held, expired or not (DRIFT(2)): equal to `stats.sessions` in
         // memory (asserted above).

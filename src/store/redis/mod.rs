@@ -36,11 +36,11 @@ use super::{
     SessionSummary, StoreLimits, StoreStats, resume,
 };
 use crate::{
+    bus::SessionBus,
     protocol::{
         AppError, ChatMode, DisplayName, ErrorCode, Opaque, PublicKeyEntry, Recipient, SessionId,
         UserId, attachments, delivery::RawMessage, now_ms,
     },
-    bus::SessionBus,
     redis_link::Link,
     secret::Secret,
 };
@@ -52,6 +52,12 @@ const FENCE_AFTER: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// How many absent members a session remembers (as in memory).
 const MAX_ABSENT_MEMBERS: usize = 64;
+/// On a cluster, how far a session's history size may move before its message tells the
+/// global total (a round trip to the `{g}` slot): a sixteenth of its bound.
+pub fn account_grain(limits: &StoreLimits) -> usize {
+    (limits.history_max_bytes / 16).max(1)
+}
+
 /// Rows `GET /sessions` lists per mode.
 const SUMMARY_LIMIT: usize = 1000;
 
@@ -286,6 +292,11 @@ impl RedisStore {
 
     pub fn limits(&self) -> &StoreLimits {
         &self.limits
+    }
+
+    /// Whether it runs on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.conn.is_cluster()
     }
 
     /// Measures Redis's clock, for the scripts' fences (at start, then every lease tick).
@@ -772,7 +783,8 @@ impl RedisStore {
         let relay: &[u8] = if self.publishes(&draft) { b"1" } else { b"0" };
         let to_you = crate::protocol::delivery::to_you_json();
         let node = self.channels.as_ref().map_or("", |b| b.node());
-        let args: [&[u8]; 14] = [
+        let grain = account_grain(&self.limits).to_string();
+        let args: [&[u8]; 15] = [
             conn.as_bytes(),
             claimed.as_bytes(),
             draft.id.as_bytes(),
@@ -787,6 +799,7 @@ impl RedisStore {
             relay,
             to_you.get().as_bytes(),
             node.as_bytes(),
+            grain.as_bytes(),
         ];
         let mut r = Reply::new(self.run(&self.scripts.append, id.as_str(), &args).await?)?;
         match r.status() {

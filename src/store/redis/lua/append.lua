@@ -6,7 +6,8 @@
 -- (0 = none): beyond it the largest histories of the deployment lose their oldest
 -- messages first, down to 90 %; 14 relay (1/0): publish the message on the session's
 -- channel for the other nodes (src/bus.rs), 15 the originalContent of a copy to one
--- member, 16 this node's id (the frame's origin).
+-- member, 16 this node's id (the frame's origin), 17 on a cluster, how far the session's
+-- size may move before the global total hears it (common.lua's account).
 -- Returns {'OK', user, name, first_of_id, evicted} or {'DUPLICATE', timestamp} or {code}.
 --
 -- A history entry is "cost\nid\nfrom\nto\n<json>": ids hold no control characters, so
@@ -18,18 +19,18 @@ local cost = tonumber(ARGV[8]) + #user
 local max_bytes = tonumber(ARGV[10])
 if cost > max_bytes then return { 'TOO_LARGE' } end
 local triple = 't\n' .. id .. '\n' .. user .. '\n' .. to
-local seen = redis.call('HGET', DEDUP, triple)
-if seen then return { 'DUPLICATE', seen } end
+if redis.call('HSETNX', DEDUP, triple, ARGV[11]) == 0 then
+  return { 'DUPLICATE', redis.call('HGET', DEDUP, triple) }
+end
 local per_id = 'n\n' .. id .. '\n' .. user
 local first_of_id = 0
 if redis.call('HINCRBY', DEDUP, per_id, 1) == 1 then first_of_id = 1 end
-redis.call('HSET', DEDUP, triple, ARGV[11])
 
 local m = get_member(user)
 local name = ''
 if m then name = m.n end
 local json = ARGV[7] .. ',"from":"' .. user .. '","senderDisplayName":' .. cjson.encode(name) .. '}'
-redis.call('RPUSH', HIST, cost .. '\n' .. id .. '\n' .. user .. '\n' .. to .. '\n' .. json)
+local length = redis.call('RPUSH', HIST, cost .. '\n' .. id .. '\n' .. user .. '\n' .. to .. '\n' .. json)
 if ARGV[14] == '1' then
   local kind, body = 's', json
   if to ~= '' and to ~= 'all' then
@@ -42,13 +43,14 @@ if ARGV[14] == '1' then
 end
 local bytes = redis.call('HINCRBY', META, 'hb', cost)
 local max_messages = tonumber(ARGV[9])
-while redis.call('LLEN', HIST) > max_messages or bytes > max_bytes do
+while length > max_messages or bytes > max_bytes do
   local c = drop_oldest(META)
   if not c then break end
   bytes = bytes - c
+  length = length - 1
 end
 redis.call('HSET', META, 'last', ARGV[12], 'used', '1')
-account(SID, bytes)
+account(SID, bytes, tonumber(ARGV[17]))
 
 local budget, evicted = tonumber(ARGV[13]), 0
 -- On a cluster the reaper sheds the largest histories instead (see RedisStore::shed).
