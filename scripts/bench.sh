@@ -198,9 +198,16 @@ pair_failed() { # name why [log]: says so (with the log's tail), records it, run
   if [ -n "$log" ] && [ -s "$log" ]; then
     tail -n 5 "$log" | sed 's/^/    | /' >&2
   fi
-  # One line the summary counts as not ok (and shows as FAILED in a one-scenario run).
-  python3 -c 'import json, sys; print(json.dumps({"scenario": sys.argv[1], "error": sys.argv[2], "ok": False}))' \
-    "$scenario" "$why" >>"target/bench/$name.jsonl"
+  # A not-ok line per scenario that did not run, so the summary shows FAILED in its rows.
+  python3 -c '
+import json, sys
+which, why = sys.argv[1], sys.argv[2]
+runs = {"all": ["pairs", "fanout50", "fanout500", "churn", "groupfill"], "fanout": ["fanout50"]}
+for s in runs.get(which, [which]):
+    j = {"scenario": s, "error": why, "ok": False}
+    if s.startswith("fanout"):
+        j.update(scenario="fanout", members=int(s[6:]))
+    print(json.dumps(j))' "$scenario" "$why" >>"target/bench/$name.jsonl"
 }
 
 start_redis() { # dir port [redis-server flags...]: sets redis_pid; none persisted
@@ -243,7 +250,8 @@ run_redis_pair() {
 # its own temporary directory, free loopback port and free cluster-bus port; no
 # persistence), created with `redis-cli --cluster create`. REDIS_URL names the first
 # primary: the nodes find the others themselves. Redis CPU and RSS are summed over the
-# three primaries (and given per process in the JSON).
+# three primaries (and given per process in the JSON). Needs Redis 7 (--cluster-port: the
+# default bus port, port + 10000, is past 65535 for most free ports).
 run_cluster_pair() {
   local name=cluster-2node dirs=() ports=() rpids=() seeds=() free i dir ok=1
   free=($(free_ports 6)) # 3 client ports, then 3 bus ports
