@@ -83,10 +83,44 @@ done
   # the transport's own tests (HTTP, slow and stuck clients, read pace, cut uploads,
   # in-flight bytes, start-up), where the store plays no part.
   REDIS_URL="redis://127.0.0.1:$redis_port" BLINDRELAY_BIN="$PWD/../../target/debug/blindrelay" \
-    node --test $(ls ./*.test.mjs | grep -v -e cluster -e pm2 -e nginx -e fenced \
+    node --test $(ls ./*.test.mjs | grep -v -e cluster -e rediscluster -e pm2 -e nginx -e fenced \
       -e http -e slowloris -e pacing -e faults -e inflight -e ops)
 )
 kill "$(cat "$redis_dir/redis.pid")"
+trap 'kill $docker_check 2>/dev/null || true' EXIT
+
+echo "== the compatibility and legacy-client suites on a Redis Cluster (3 primaries, 3 replicas)"
+# A private cluster (tests/js/lib/rediscluster.mjs: six redis-server processes on free
+# ports, joined by redis-cli --cluster create), never a system one; REDIS_URL names one
+# of its primaries, and every test file's nodes find the rest. rediscluster.test.mjs
+# (failovers: it starts its own clusters and kills their primaries) ran in the first pass.
+cluster_dir=$(mktemp -d)
+node tests/js/lib/rediscluster.mjs --primaries 3 --replicas 1 --url-file "$cluster_dir/url" \
+  2>"$cluster_dir/log" >/dev/null &
+cluster_pid=$!
+# The script stops its redis-servers on SIGTERM (and a watchdog kills them if it dies).
+trap 'kill $cluster_pid $docker_check 2>/dev/null || true' EXIT
+for _ in $(seq 1200); do # until the cluster is ready (60 s at most)
+  [ -s "$cluster_dir/url" ] && break
+  kill -0 $cluster_pid 2>/dev/null || break
+  sleep 0.05
+done
+if ! [ -s "$cluster_dir/url" ]; then
+  cat "$cluster_dir/log"
+  echo "the Redis Cluster did not start" >&2
+  exit 1
+fi
+cat "$cluster_dir/log"
+cluster_pass_start=$SECONDS
+(
+  cd tests/js
+  REDIS_URL="$(cat "$cluster_dir/url")" BLINDRELAY_BIN="$PWD/../../target/debug/blindrelay" \
+    node --test legacy.test.mjs flows.test.mjs rules.test.mjs
+)
+echo "(the Redis Cluster pass took $((SECONDS - cluster_pass_start)) s)"
+kill $cluster_pid
+wait $cluster_pid || true
+rm -rf "$cluster_dir"
 trap 'kill $docker_check 2>/dev/null || true' EXIT
 
 echo "== Dockerfile: its build steps and runtime (run beside the suites above)"
