@@ -135,7 +135,8 @@ test('the End2End Chat app across two nodes on the cluster: keys, messages both 
     const ana = person(n1.url, { label: 'Ana', isCreator: true });
     await ana.entered();
     const ben = person(n2.url, { label: 'Ben' });
-    const cleo = person(n2.url, { label: 'Cleo' });
+    await converged([ana, ben]);
+    const cleo = person(n2.url, { label: 'Cleo' }); // after Ben: he hears her join
     const three = [ana, ben, cleo];
     await converged(three);
 
