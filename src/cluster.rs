@@ -119,6 +119,8 @@ pub struct PubSub {
     conn: Link,
     handlers: Handlers,
     pub health: BusHealth,
+    /// On a cluster: a fingerprint of which node serves which slots, as last seen.
+    slots_seen: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl PubSub {
@@ -138,6 +140,7 @@ impl PubSub {
             conn,
             handlers,
             health,
+            slots_seen: Arc::default(),
         })
     }
 }
@@ -147,15 +150,77 @@ impl PubSub {
     /// manager reconnects (and resubscribes) on the next command, and a node that only
     /// receives broadcasts might otherwise send none for a long time.
     /// True when the link just came back: this node may have missed broadcasts.
+    ///
+    /// On a cluster a failover moves slots to another node, and the cluster client may
+    /// come back from it without its sharded subscriptions (seen here: all of them gone,
+    /// on the shards that did not fail too), which a node that only listens cannot
+    /// notice. So when the slot map changed or the link was down, this node subscribes
+    /// again to every channel it reads before it calls the link up.
     async fn keepalive(&self) -> bool {
         let cmd = redis::cmd("PING");
-        match cmd.query_async::<Value>(&mut self.conn.clone()).await {
-            Ok(_) => self.health.set_up(),
-            Err(_) => {
-                self.health.set_down();
-                false
+        if cmd
+            .query_async::<Value>(&mut self.conn.clone())
+            .await
+            .is_err()
+        {
+            self.health.set_down();
+            return false;
+        }
+        if self.conn.is_cluster() {
+            match self.slot_map().await {
+                Some(seen) => {
+                    let before = self.slots_seen.swap(seen, Ordering::Relaxed);
+                    if before != 0 && before != seen {
+                        self.health.set_down();
+                    }
+                }
+                None => {
+                    self.health.set_down();
+                    return false;
+                }
+            }
+            if !self.health.is_up() && !self.resubscribe_all().await {
+                return false;
             }
         }
+        self.health.set_up()
+    }
+
+    /// A fingerprint of `CLUSTER SLOTS`: the slot ranges and the node serving each.
+    async fn slot_map(&self) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let slots: Vec<Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut self.conn.clone())
+            .await
+            .ok()?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for range in slots {
+            let Value::Array(items) = range else { continue };
+            // start, end, then the primary's [host, port, id, ...].
+            for item in items.into_iter().take(3) {
+                format!("{item:?}").hash(&mut hasher);
+            }
+        }
+        Some(hasher.finish())
+    }
+
+    /// Subscribes again to every channel in `handlers` (a no-op for one still held).
+    async fn resubscribe_all(&self) -> bool {
+        let Link::Cluster(conn) = &self.conn else {
+            return true;
+        };
+        let channels: Vec<String> = match self.handlers.read() {
+            Ok(h) => h.keys().cloned().collect(),
+            Err(_) => return false,
+        };
+        for chan in channels {
+            if let Err(e) = conn.clone().ssubscribe(&chan).await {
+                tracing::warn!(error = %e, "cannot subscribe again after a failover; retrying at the next keepalive");
+                return false;
+            }
+        }
+        true
     }
 }
 

@@ -136,7 +136,20 @@ fn open_hint(bound: SocketAddr, host: Option<&str>) -> Vec<String> {
 /// Connects to Redis once before serving, to say precisely what is wrong when it cannot:
 /// an unknown host, a refused connection, no answer, or a refused password. Errors name
 /// the host and port, never the URL (which may hold the password).
-async fn probe_redis(url: &str) -> Result<(), String> {
+/// Probes each seed of `REDIS_URL` (comma-separated for a cluster) until one answers;
+/// the error of the last one otherwise.
+async fn probe_redis(urls: &str) -> Result<(), String> {
+    let mut last = String::from("(REDIS_URL names no server)");
+    for url in urls.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        match probe_one(url).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+async fn probe_one(url: &str) -> Result<(), String> {
     const WAIT: Duration = Duration::from_secs(5);
     let client = redis::Client::open(url)
         .map_err(|e| format!("(REDIS_URL is not a valid Redis URL: {:?})", e.kind()))?;

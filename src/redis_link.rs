@@ -12,7 +12,8 @@
 use std::time::Duration;
 
 use redis::{
-    Client, Cmd, Pipeline, PushInfo, RedisFuture, Value,
+    Client, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline, PushInfo,
+    RedisFuture, Value,
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClientBuilder,
     cluster_async::ClusterConnection,
@@ -67,6 +68,10 @@ impl ConnectionLike for Link {
 /// Where `REDIS_URL` leads: its seeds, and whether they form a cluster.
 pub struct Topology {
     seeds: Vec<String>,
+    /// On a cluster: every node it had at start, with the seed's credentials. The
+    /// cluster client only ever reconnects through its initial nodes, so a deployment
+    /// whose one seed died (failed over) would otherwise never find the cluster again.
+    nodes: Vec<ConnectionInfo>,
     cluster: bool,
 }
 
@@ -84,11 +89,12 @@ impl Topology {
             .collect();
         let mut last = None;
         for seed in &seeds {
-            match cluster_enabled(seed).await {
-                Ok(cluster) => {
+            match cluster_nodes(seed).await {
+                Ok(nodes) => {
                     return Ok(Topology {
+                        cluster: nodes.is_some(),
+                        nodes: nodes.unwrap_or_default(),
                         seeds: seeds.clone(),
-                        cluster,
                     });
                 }
                 Err(e) => last = Some(e),
@@ -138,7 +144,13 @@ impl Topology {
     }
 
     fn cluster_builder(&self) -> ClusterClientBuilder {
-        ClusterClientBuilder::new(self.seeds.iter().map(String::as_str))
+        let mut initial: Vec<ConnectionInfo> = self
+            .seeds
+            .iter()
+            .filter_map(|s| s.as_str().into_connection_info().ok())
+            .collect();
+        initial.extend(self.nodes.iter().cloned());
+        ClusterClientBuilder::new(initial)
             .use_protocol(redis::ProtocolVersion::RESP3)
             .connection_timeout(RESPONSE_TIMEOUT)
             .response_timeout(RESPONSE_TIMEOUT)
@@ -171,9 +183,11 @@ fn resp3(url: &str) -> String {
     }
 }
 
-/// Whether the server at `url` runs in cluster mode.
-async fn cluster_enabled(url: &str) -> Result<bool, redis::RedisError> {
-    let client = Client::open(url)?;
+/// `None` if the server at `url` is not in cluster mode; else every node of its cluster
+/// (primaries and replicas, from `CLUSTER SLOTS`), reached with `url`'s credentials.
+async fn cluster_nodes(url: &str) -> Result<Option<Vec<ConnectionInfo>>, redis::RedisError> {
+    let info = url.into_connection_info()?;
+    let client = Client::open(info.clone())?;
     let mut conn = client
         .get_multiplexed_async_connection_with_config(
             &redis::AsyncConnectionConfig::new()
@@ -181,9 +195,53 @@ async fn cluster_enabled(url: &str) -> Result<bool, redis::RedisError> {
                 .set_response_timeout(Some(RESPONSE_TIMEOUT)),
         )
         .await?;
-    let info: String = redis::cmd("INFO")
+    let text: String = redis::cmd("INFO")
         .arg("cluster")
         .query_async(&mut conn)
         .await?;
-    Ok(info.lines().any(|l| l.trim() == "cluster_enabled:1"))
+    if !text.lines().any(|l| l.trim() == "cluster_enabled:1") {
+        return Ok(None);
+    }
+    // Each slot range: [start, end, [host, port, ...], [host, port, ...] ...].
+    let slots: Vec<Value> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut conn)
+        .await?;
+    let mut nodes: Vec<ConnectionInfo> = Vec::new();
+    for range in slots {
+        let Value::Array(items) = range else { continue };
+        for node in items.into_iter().skip(2) {
+            let Value::Array(fields) = node else { continue };
+            let mut fields = fields.into_iter();
+            let (Some(host), Some(Value::Int(port))) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            let host = match host {
+                Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+                Value::SimpleString(s) => s,
+                _ => continue,
+            };
+            let Ok(port) = u16::try_from(port) else {
+                continue;
+            };
+            let addr = match info.addr() {
+                ConnectionAddr::TcpTls {
+                    insecure,
+                    tls_params,
+                    ..
+                } => ConnectionAddr::TcpTls {
+                    host,
+                    port,
+                    insecure: *insecure,
+                    tls_params: tls_params.clone(),
+                },
+                _ => ConnectionAddr::Tcp(host, port),
+            };
+            let node = info.clone().set_addr(addr);
+            if !nodes.iter().any(|n| n.addr() == node.addr()) {
+                nodes.push(node);
+            }
+        }
+    }
+    Ok(Some(nodes))
 }
