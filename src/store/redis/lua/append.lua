@@ -26,9 +26,7 @@ local per_id = 'n\n' .. id .. '\n' .. user
 local first_of_id = 0
 if redis.call('HINCRBY', DEDUP, per_id, 1) == 1 then first_of_id = 1 end
 
-local m = get_member(user)
-local name = ''
-if m then name = m.n end
+local name = redis.call('HGET', NAMES, user) or ''
 local json = ARGV[7] .. ',"from":"' .. user .. '","senderDisplayName":' .. cjson.encode(name) .. '}'
 local length = redis.call('RPUSH', HIST, cost .. '\n' .. id .. '\n' .. user .. '\n' .. to .. '\n' .. json)
 if ARGV[14] == '1' then

@@ -6,11 +6,12 @@
 -- also holds the deployment's global keys (one server) or '0' (a cluster, see LEDGER),
 -- the session count the node read beforehand (a cluster only), and the fence.
 --
--- A session is seven keys under "<prefix>s:{<id>}", all in the slot of its hash tag:
+-- A session is eight keys under "<prefix>s:{<id>}", all in the slot of its hash tag:
 -- the meta hash (key hashes, mode, state, creator, last activity), ":m" members (userId
 -- -> JSON), ":c" connections (connection id -> userId), ":g" wrapped group keys, ":h"
 -- history (a list of message JSON), ":d" its dedup index ("id\nfrom\nto" -> timestamp)
--- and ":r" the userIds the creator removed (a sorted set by time of removal). ":x" is a
+-- ":r" the userIds the creator removed (a sorted set by time of removal) and ":n" each
+-- member's display name alone (what a message needs, without decoding the member). ":x" is a
 -- tombstone that outlives an expired session, so a late joiner hears SESSION_EXPIRED.
 -- The deployment's global keys (the session index per mode, the history total, the node
 -- registry) share the slot "<prefix>{g}".
@@ -32,8 +33,8 @@ local BASE = P .. 's:{' .. SID .. '}'
 local G = P .. '{g}'
 local META, MEMBERS, CONNS = BASE, BASE .. ':m', BASE .. ':c'
 local GKEYS, HIST, DEDUP, TOMB = BASE .. ':g', BASE .. ':h', BASE .. ':d', BASE .. ':x'
-local REMOVED = BASE .. ':r'
-local DATA = { META, MEMBERS, CONNS, GKEYS, HIST, DEDUP, REMOVED }
+local REMOVED, NAMES = BASE .. ':r', BASE .. ':n'
+local DATA = { META, MEMBERS, CONNS, GKEYS, HIST, DEDUP, REMOVED, NAMES }
 
 -- On a cluster a script may only touch its own slot: the changes to the global keys are
 -- listed here, returned with the reply, and applied by the node right after (ledger.lua
@@ -156,6 +157,12 @@ end
 
 local function put_member(user, m)
   redis.call('HSET', MEMBERS, user, cjson.encode(m))
+  redis.call('HSET', NAMES, user, m.n)
+end
+
+local function forget_member(user)
+  redis.call('HDEL', MEMBERS, user)
+  redis.call('HDEL', NAMES, user)
 end
 
 -- The user `conn` joined as, or nil and the error code.
@@ -208,7 +215,7 @@ local function remove_conn(conn, node, forget, now, max_absent)
     return user, 0
   end
   if forget then
-    redis.call('HDEL', MEMBERS, user)
+    forget_member(user)
     redis.call('HDEL', GKEYS, user)
     return user, 1
   end
@@ -222,7 +229,7 @@ local function remove_conn(conn, node, forget, now, max_absent)
   end
   if #absent > max_absent then
     table.sort(absent, function(x, y) return x[1] < y[1] end)
-    for i = 1, #absent - max_absent do redis.call('HDEL', MEMBERS, absent[i][2]) end
+    for i = 1, #absent - max_absent do forget_member(absent[i][2]) end
   end
   return user, 1
 end

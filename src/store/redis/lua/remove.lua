@@ -14,7 +14,7 @@ local conns = redis.call('HGETALL', CONNS)
 for i = 1, #conns, 2 do
   if conns[i + 1] == target then redis.call('HDEL', CONNS, conns[i]) end
 end
-redis.call('HDEL', MEMBERS, target)
+forget_member(target)
 redis.call('HDEL', GKEYS, target)
 redis.call('ZADD', REMOVED, ARGV[5], target)
 if redis.call('ZCARD', REMOVED) > tonumber(ARGV[6]) then
