@@ -6,17 +6,20 @@
 //! script. For `new-message`, the hot path, `lua/append.lua` publishes instead, in the
 //! same script that stores the message: one round trip, and "stored" implies
 //! "published" (an ack never claims a relay that did not happen). The channel is
-//! `<prefix>b:{<session id>}`, in the session's own slot, so on a Redis Cluster the
-//! script may `SPUBLISH` it and only the shard that holds the session carries it.
+//! in the session's own slot, so on a Redis Cluster the script may `SPUBLISH` it and only
+//! the shard that holds the session carries it.
 //!
-//! A node subscribes to a session's channel while it has a connection bound in that
-//! session, from just before the join's script runs (so nothing published after the
-//! join's history is missed) until the connection leaves. Messages with binary
-//! attachments still go through the adapter.
+//! Each node has a channel per session, `<prefix>b:{<id>}:<node>`, and the script
+//! publishes to the other nodes with a connection bound in the session (the session's
+//! `:o` hash), never back to the sender's node: a room whose members all sit on one node
+//! costs Redis no publish at all. A node subscribes to its channel of a session while it
+//! has a connection bound there, from just before the join's script runs (so nothing
+//! published after the join's history is missed) until the connection leaves. Messages
+//! with binary attachments still go through the adapter.
 //!
 //! A frame is `<origin node>\n<kind>\n<member>\n<new-message JSON>`: kind `s` goes to
 //! the session's room, `m` to one member's room. The origin node delivers to its own
-//! sockets directly and skips its frame.
+//! sockets directly; a frame of its own (none is sent to it) would be skipped.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -41,9 +44,9 @@ pub type Frame = (String, Vec<u8>);
 /// like the adapter's (see `cluster::route`).
 const BACKLOG: usize = 16 * 1024;
 
-/// The channel of session `id` (`lua/append.lua` builds the same name).
-pub fn channel(prefix: &str, id: &SessionId) -> String {
-    format!("{prefix}b:{{{}}}", id.as_str())
+/// Node `node`'s channel of session `id` (`lua/append.lua` builds the same name).
+pub fn channel(prefix: &str, id: &SessionId, node: &str) -> String {
+    format!("{prefix}b:{{{}}}:{node}", id.as_str())
 }
 
 /// This node's subscriptions to session channels.
@@ -86,7 +89,7 @@ impl SessionBus {
         if conns.is_empty() {
             let subscribed = self
                 .pubsub
-                .subscribe_with(channel(&self.prefix, id), self.tx.clone())
+                .subscribe_with(channel(&self.prefix, id, &self.node), self.tx.clone())
                 .await;
             if let Err(e) = subscribed {
                 bound.remove(id);
@@ -109,7 +112,7 @@ impl SessionBus {
             bound.remove(id);
             if let Err(e) = self
                 .pubsub
-                .unsubscribe_from(channel(&self.prefix, id))
+                .unsubscribe_from(channel(&self.prefix, id, &self.node))
                 .await
             {
                 // The subscription stays; its frames reach an empty room.
@@ -147,7 +150,7 @@ struct Parsed<'a> {
 
 impl<'a> Parsed<'a> {
     fn new(chan: &str, payload: &'a [u8]) -> Option<Self> {
-        let id = chan.rsplit_once("b:{")?.1.strip_suffix('}')?;
+        let id = chan.rsplit_once("b:{")?.1.split_once("}:")?.0;
         let session = SessionId::parse(id).ok()?;
         let text = std::str::from_utf8(payload).ok()?;
         let mut parts = text.splitn(4, '\n');
@@ -174,7 +177,7 @@ mod tests {
 
     #[test]
     fn reads_a_frame_as_append_lua_writes_it() {
-        let chan = "blindrelay:b:{room-1}";
+        let chan = "blindrelay:b:{room-1}:n2";
         let frame = Parsed::new(chan, b"n1\nm\nbob\n{\"id\":\"x\"}").expect("a frame");
         assert_eq!(frame.session.as_str(), "room-1");
         assert_eq!(frame.origin, "n1");

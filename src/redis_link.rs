@@ -19,9 +19,13 @@ use redis::{
     cluster_async::ClusterConnection,
 };
 
-/// How long one command may take before it fails (and its store operation answers
-/// `UNAVAILABLE`); the scripts' fence is shorter (see `store/redis`).
+/// How long a connection attempt, and a command on the pub/sub link, may take.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The outer bound of a command on the command link. The store gives each call its own,
+/// shorter deadline, which grows with what it sends (a 5 MiB message on a busy machine
+/// takes seconds to reach Redis); see `store/redis`.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A command connection, to one server or to a cluster; cheap to clone (both are
 /// multiplexed handles).
@@ -112,12 +116,12 @@ impl Topology {
     /// A connection for commands.
     pub async fn commands(&self) -> Result<Link, redis::RedisError> {
         if self.cluster {
-            let client = self.cluster_builder().build()?;
+            let client = self.cluster_builder(COMMAND_TIMEOUT).build()?;
             Ok(Link::Cluster(client.get_async_connection().await?))
         } else {
             let client = Client::open(self.seeds[0].as_str())?;
             Ok(Link::One(
-                ConnectionManager::new_with_config(client, manager_config()).await?,
+                ConnectionManager::new_with_config(client, manager_config(COMMAND_TIMEOUT)).await?,
             ))
         }
     }
@@ -130,11 +134,14 @@ impl Topology {
             Ok::<(), std::convert::Infallible>(())
         };
         if self.cluster {
-            let client = self.cluster_builder().push_sender(sender).build()?;
+            let client = self
+                .cluster_builder(RESPONSE_TIMEOUT)
+                .push_sender(sender)
+                .build()?;
             Ok(Link::Cluster(client.get_async_connection().await?))
         } else {
             let client = Client::open(self.seeds[0].as_str())?;
-            let config = manager_config()
+            let config = manager_config(RESPONSE_TIMEOUT)
                 .set_automatic_resubscription()
                 .set_push_sender(sender);
             Ok(Link::One(
@@ -143,7 +150,7 @@ impl Topology {
         }
     }
 
-    fn cluster_builder(&self) -> ClusterClientBuilder {
+    fn cluster_builder(&self, timeout: Duration) -> ClusterClientBuilder {
         let mut initial: Vec<ConnectionInfo> = self
             .seeds
             .iter()
@@ -153,21 +160,21 @@ impl Topology {
         ClusterClientBuilder::new(initial)
             .use_protocol(redis::ProtocolVersion::RESP3)
             .connection_timeout(RESPONSE_TIMEOUT)
-            .response_timeout(RESPONSE_TIMEOUT)
+            .response_timeout(timeout)
             // A failover takes the cluster's node timeout and an election: retries
             // follow MOVED and reconnections within that bound, then the operation
             // answers UNAVAILABLE (its fence keeps a late run from changing anything).
-            .overall_response_timeout(Some(RESPONSE_TIMEOUT))
+            .overall_response_timeout(Some(timeout))
             .retries(6)
             .min_retry_wait(50)
             .max_retry_wait(500)
     }
 }
 
-fn manager_config() -> ConnectionManagerConfig {
+fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(RESPONSE_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_response_timeout(Some(timeout))
         .set_number_of_retries(2)
         .set_max_delay(RESPONSE_TIMEOUT)
 }

@@ -21,7 +21,16 @@ impl RedisClock {
     /// Measures the offset with `TIME`, taking the middle of the round trip.
     pub async fn sync(&self, conn: &Link) -> Result<(), redis::RedisError> {
         let before = now_ms() as i64;
-        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn.clone()).await?;
+        let mut conn = conn.clone();
+        let time = redis::cmd("TIME");
+        let (secs, micros): (i64, i64) = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            time.query_async(&mut conn),
+        )
+        .await
+        .map_err(|_| {
+            redis::RedisError::from((redis::ErrorKind::Io, "no answer to TIME within 2 s"))
+        })??;
         let after = now_ms() as i64;
         let redis_ms = secs * 1000 + micros / 1000;
         self.offset_ms

@@ -23,7 +23,11 @@
 mod clock;
 mod value;
 
-use std::{collections::BTreeMap, sync::Arc, time::Instant};
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use hmac::{Hmac, Mac};
 use redis::{Script, Value};
@@ -45,10 +49,18 @@ use crate::{
     secret::Secret,
 };
 
-/// A script must run within this of being sent, or it changes nothing (common.lua's
-/// fence): shorter than the 2 s after which the node stops waiting and answers
-/// UNAVAILABLE, so that an operation answered UNAVAILABLE is never applied later.
-const FENCE_AFTER: std::time::Duration = std::time::Duration::from_millis(1500);
+/// How long the node waits for a script before it answers UNAVAILABLE: this, plus
+/// [`DEADLINE_PER_MIB`] for each MiB it sends. The script must run within
+/// [`FENCE_MARGIN`] less, or it changes nothing (common.lua's fence), so that an
+/// operation answered UNAVAILABLE is never applied later.
+const DEADLINE: Duration = Duration::from_secs(2);
+const DEADLINE_PER_MIB: Duration = Duration::from_secs(1);
+const FENCE_MARGIN: Duration = Duration::from_millis(500);
+
+/// The deadline of a script call that sends `bytes` of arguments.
+fn deadline(bytes: usize) -> Duration {
+    DEADLINE + DEADLINE_PER_MIB * u32::try_from(bytes >> 20).unwrap_or(u32::MAX).min(60)
+}
 
 /// How many absent members a session remembers (as in memory).
 const MAX_ABSENT_MEMBERS: usize = 64;
@@ -354,8 +366,13 @@ impl RedisStore {
         if !self.bus.is_up() {
             return Err(AppError::unavailable());
         }
-        let fence = self.clock.fence(FENCE_AFTER);
-        let reply = self.eval(script, slot, args, seen, &fence).await?;
+        let within = deadline(args.iter().map(|a| a.len()).sum());
+        let fence = self.clock.fence(within - FENCE_MARGIN);
+        let call = self.eval(script, slot, args, seen, &fence);
+        let reply = tokio::time::timeout(within, call).await.map_err(|_| {
+            tracing::warn!(within = ?within, "a Redis call took too long");
+            AppError::unavailable()
+        })??;
         Ok(self.apply_ledger(reply).await)
     }
 

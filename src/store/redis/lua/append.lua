@@ -4,8 +4,8 @@
 -- script adds "from" and "senderDisplayName"), 8 its cost in bytes without the sender
 -- id, 9 max messages, 10 max bytes, 11 timestamp, 12 now ms, 13 HISTORY_TOTAL_MAX_BYTES
 -- (0 = none): beyond it the largest histories of the deployment lose their oldest
--- messages first, down to 90 %; 14 relay (1/0): publish the message on the session's
--- channel for the other nodes (src/bus.rs), 15 the originalContent of a copy to one
+-- messages first, down to 90 %; 14 relay (1/0): publish the message to every other node
+-- with a connection in the session, on its channel for it (src/bus.rs), 15 the originalContent of a copy to one
 -- member, 16 this node's id (the frame's origin), 17 on a cluster, how far the session's
 -- size may move before the global total hears it (common.lua's account).
 -- Returns {'OK', user, name, first_of_id, evicted} or {'DUPLICATE', timestamp} or {code}.
@@ -37,7 +37,13 @@ if ARGV[14] == '1' then
   end
   local publish = 'PUBLISH'
   if not ONE_REDIS then publish = 'SPUBLISH' end
-  redis.call(publish, P .. 'b:{' .. SID .. '}', ARGV[16] .. '\n' .. kind .. '\n' .. to .. '\n' .. body)
+  local frame
+  for _, node in ipairs(redis.call('HKEYS', NODES)) do
+    if node ~= ARGV[16] then
+      frame = frame or (ARGV[16] .. '\n' .. kind .. '\n' .. to .. '\n' .. body)
+      redis.call(publish, P .. 'b:{' .. SID .. '}:' .. node, frame)
+    end
+  end
 end
 local bytes = redis.call('HINCRBY', META, 'hb', cost)
 local max_messages = tonumber(ARGV[9])

@@ -6,12 +6,14 @@
 -- also holds the deployment's global keys (one server) or '0' (a cluster, see LEDGER),
 -- the session count the node read beforehand (a cluster only), and the fence.
 --
--- A session is eight keys under "<prefix>s:{<id>}", all in the slot of its hash tag:
+-- A session is nine keys under "<prefix>s:{<id>}", all in the slot of its hash tag:
 -- the meta hash (key hashes, mode, state, creator, last activity), ":m" members (userId
 -- -> JSON), ":c" connections (connection id -> userId), ":g" wrapped group keys, ":h"
 -- history (a list of message JSON), ":d" its dedup index ("id\nfrom\nto" -> timestamp)
 -- ":r" the userIds the creator removed (a sorted set by time of removal) and ":n" each
--- member's display name alone (what a message needs, without decoding the member). ":x" is a
+-- member's display name alone (what a message needs, without decoding the member), ":o"
+-- the nodes with a connection bound in it (node id -> count: whom its messages are
+-- published to, see src/bus.rs). ":x" is a
 -- tombstone that outlives an expired session, so a late joiner hears SESSION_EXPIRED.
 -- The deployment's global keys (the session index per mode, the history total, the node
 -- registry) share the slot "<prefix>{g}".
@@ -33,8 +35,8 @@ local BASE = P .. 's:{' .. SID .. '}'
 local G = P .. '{g}'
 local META, MEMBERS, CONNS = BASE, BASE .. ':m', BASE .. ':c'
 local GKEYS, HIST, DEDUP, TOMB = BASE .. ':g', BASE .. ':h', BASE .. ':d', BASE .. ':x'
-local REMOVED, NAMES = BASE .. ':r', BASE .. ':n'
-local DATA = { META, MEMBERS, CONNS, GKEYS, HIST, DEDUP, REMOVED, NAMES }
+local REMOVED, NAMES, NODES = BASE .. ':r', BASE .. ':n', BASE .. ':o'
+local DATA = { META, MEMBERS, CONNS, GKEYS, HIST, DEDUP, REMOVED, NAMES, NODES }
 
 -- On a cluster a script may only touch its own slot: the changes to the global keys are
 -- listed here, returned with the reply, and applied by the node right after (ledger.lua
@@ -117,6 +119,7 @@ local function node_key(node) return G .. 'n:' .. node .. ':c' end
 -- `conn` of `node` is bound in this session; on a cluster the node listed it itself,
 -- before the join (so that a node that dies between the two leaves nothing unlisted).
 local function node_add(node, conn)
+  redis.call('HINCRBY', NODES, node, 1)
   if ONE_REDIS then redis.call('SADD', node_key(node), SID .. '|' .. conn) end
 end
 
@@ -206,6 +209,7 @@ local function remove_conn(conn, node, forget, now, max_absent)
   local user = redis.call('HGET', CONNS, conn)
   if not user then return nil end
   redis.call('HDEL', CONNS, conn)
+  if redis.call('HINCRBY', NODES, node, -1) <= 0 then redis.call('HDEL', NODES, node) end
   redis.call('HSET', META, 'last', now)
   local m = get_member(user)
   if not m then return user, 0 end
