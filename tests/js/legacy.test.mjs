@@ -11,8 +11,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { cleanup, connect, collect, health, waitHealth, nextEvent } from './lib/server.mjs';
 import {
-  LegacyClient, REFUSAL, bigRef, brief, closeLegacyClients, fakePublicKey, hybridEncrypt,
-  newPasswordRoom, newRoom, newUserId, reserveRoom, startDeployment,
+  LegacyClient, REFUSAL, bigRef, brief, closeLegacyClients, converged, fakePublicKey,
+  groupKeyEverywhere, hybridEncrypt, newPasswordRoom, newRoom, newUserId, reserveRoom,
+  startDeployment,
 } from './lib/legacy.mjs';
 
 after(async () => {
@@ -53,8 +54,6 @@ function scenario(name, fn, { timeout = 60000, env = {} } = {}) {
   });
 }
 
-const labels = (list) => list.map((c) => c.label).join(', ');
-
 /** Reserve over HTTP (the app's "Create Session"), then the creator enters on node A. */
 async function openRoom(ctx, room, { name = 'Ana', url = ctx.d.nodeA.url, transports } = {}) {
   await reserveRoom(ctx.d.nodeA.url, room);
@@ -70,25 +69,6 @@ function joiner(ctx, room, name, { url = ctx.d.nodeB.url, ...opts } = {}) {
   return ctx.person(url, { label: name, displayName: name, joinString: room.link, ...opts }).enter();
 }
 
-/** Everyone is in and holds every other one, with that one's own public key. */
-function converged(clients, timeoutMs) {
-  return Promise.all(clients.map((c) => {
-    const others = clients.filter((o) => o !== c);
-    return c.until(
-      () => c.inRoom && c.peers.length === others.length
-        && others.every((o) => c.peer(o.userId)?.publicKey === o.publicKey),
-      `${c.label} to see [${labels(others)}] with their keys`, timeoutMs,
-    );
-  }));
-}
-
-/** Everyone holds the group key the creator made (from session-key-available). */
-function groupKeyEverywhere(creator, clients) {
-  return Promise.all(clients.map((c) => c.until(
-    () => creator.groupKeyRaw !== null && c.groupKey?.equals(creator.groupKeyRaw),
-    `${c.label} to hold ${creator.label}'s group key`,
-  )));
-}
 
 /** `sender` sends `text`; its bubble comes from message-sent, and every receiver
  *  decrypts it. Returns the message id. */

@@ -19,7 +19,7 @@ import {
   cleanup, emitAck, nextEvent, request, reserve, startServer, uid,
 } from './lib/server.mjs';
 import {
-  LegacyClient, brief, closeLegacyClients, newRoom, reserveRoom,
+  LegacyClient, brief, closeLegacyClients, converged, groupKeyEverywhere, newRoom, reserveRoom,
 } from './lib/legacy.mjs';
 import { keySlot, startRedisCluster } from './lib/rediscluster.mjs';
 
@@ -90,26 +90,6 @@ async function sessionKeys(cluster, prefix, sid) {
 
 // ---------------------------------------------------------------------------------------
 // The End2End Chat app across two nodes on the cluster.
-
-const labels = (list) => list.map((c) => c.label).join(', ');
-
-function converged(clients, timeoutMs) {
-  return Promise.all(clients.map((c) => {
-    const others = clients.filter((o) => o !== c);
-    return c.until(
-      () => c.inRoom && c.peers.length === others.length
-        && others.every((o) => c.peer(o.userId)?.publicKey === o.publicKey),
-      `${c.label} to see [${labels(others)}] with their keys`, timeoutMs,
-    );
-  }));
-}
-
-function groupKeyEverywhere(creator, clients) {
-  return Promise.all(clients.map((c) => c.until(
-    () => creator.groupKeyRaw !== null && c.groupKey?.equals(creator.groupKeyRaw),
-    `${c.label} to hold ${creator.label}'s group key`,
-  )));
-}
 
 async function deliver(sender, receivers, text) {
   const id = sender.sendText(text);

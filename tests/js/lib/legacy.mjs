@@ -710,3 +710,25 @@ export async function startDeployment(env = {}) {
     },
   };
 }
+
+const labels = (list) => list.map((c) => c.label).join(', ');
+
+/** Everyone is in and holds every other one, with that one's own public key. */
+export function converged(clients, timeoutMs) {
+  return Promise.all(clients.map((c) => {
+    const others = clients.filter((o) => o !== c);
+    return c.until(
+      () => c.inRoom && c.peers.length === others.length
+        && others.every((o) => c.peer(o.userId)?.publicKey === o.publicKey),
+      `${c.label} to see [${labels(others)}] with their keys`, timeoutMs,
+    );
+  }));
+}
+
+/** Everyone holds the group key the creator made (from session-key-available). */
+export function groupKeyEverywhere(creator, clients) {
+  return Promise.all(clients.map((c) => c.until(
+    () => creator.groupKeyRaw !== null && c.groupKey?.equals(creator.groupKeyRaw),
+    `${c.label} to hold ${creator.label}'s group key`,
+  )));
+}
