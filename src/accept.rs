@@ -74,15 +74,17 @@ pub async fn serve(
         pending.push(settled.clone(), close.clone());
         let Ok(service) = make.call(remote).await;
         let first_request = settled.clone();
-        let service = service.map_request(move |req: hyper::Request<Incoming>| {
+        let tcp = pace.wrap(tcp);
+        // Every request carries its connection's watch: the Engine.IO session made or
+        // upgraded by it judges liveness by the bytes the connection moves.
+        let watch = tcp.watch().clone();
+        let service = service.map_request(move |mut req: hyper::Request<Incoming>| {
             first_request.store(true, Ordering::Relaxed);
+            req.extensions_mut().insert(watch.clone());
             req.map(axum::body::Body::new)
         });
         let conn = builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(pace.wrap(tcp)),
-                TowerToHyperService::new(service),
-            )
+            .serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(service))
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

@@ -134,6 +134,10 @@ settings! {
     conn_read_bytes_per_sec => "CONN_READ_BYTES_PER_SEC",
     /// Bytes read from all connections per second; 0 = no limit [default: 33554432]
     read_bytes_per_sec => "READ_BYTES_PER_SEC",
+    /// Bytes a second a connection must move to stay alive while its pong is late, and while writes to it wait; 0 = pongs only [default: 4096]
+    min_progress_bytes_per_sec => "MIN_PROGRESS_BYTES_PER_SEC",
+    /// Bytes queued for one socket before it is cut off as a slow reader; 0 = no cap [default: 2 x MAX_PAYLOAD_BYTES]
+    socket_outgoing_bytes => "SOCKET_OUTGOING_BYTES",
     /// New Socket.IO connections per client address per second; 0 = no limit [default: 10]
     ip_connects_per_sec => "IP_CONNECTS_PER_SEC",
     /// New Socket.IO connections per client address in a burst [default: 100]

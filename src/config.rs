@@ -100,6 +100,16 @@ pub struct AbuseLimits {
     /// waits in the kernel (TCP slows the sender), so half-read messages stay few.
     pub conn_read_bytes_per_sec: u32,
     pub read_bytes_per_sec: u32,
+    /// The progress that proves a connection alive: one that moves at least this many
+    /// bytes a second (either way) keeps its session while its pong is late (queued
+    /// behind a long upload, or its ping behind a long download), and writes waiting on
+    /// a client must move this much per `PING_TIMEOUT_SECS`. 0: only pongs count, and a
+    /// write that moves nothing for `PING_TIMEOUT_SECS` fails.
+    pub min_progress_bytes_per_sec: u32,
+    /// Bytes of packets waiting to be written to one socket; beyond it the socket is cut
+    /// off as a reader too slow for what it is sent (as with `max_buffered_packets`).
+    /// 0: no cap but the packet count.
+    pub socket_outgoing_bytes: usize,
     /// New Socket.IO connections per client address, per second and in a burst.
     pub ip_connects_per_sec: u32,
     pub ip_connects_burst: u32,
@@ -152,6 +162,8 @@ impl AbuseLimits {
             replay_bytes_total: 128 * 1024 * 1024,
             conn_read_bytes_per_sec: 0,
             read_bytes_per_sec: 32 * 1024 * 1024,
+            min_progress_bytes_per_sec: 4096,
+            socket_outgoing_bytes: max_payload_bytes.saturating_mul(2),
             ip_connects_per_sec: 10,
             ip_connects_burst: 100,
             ip_reserves_per_sec: 2,
@@ -182,6 +194,7 @@ impl AbuseLimits {
             replay_bytes_total: 0,
             conn_read_bytes_per_sec: 0,
             read_bytes_per_sec: 0,
+            socket_outgoing_bytes: 0,
             ip_connects_per_sec: 0,
             ip_reserves_per_sec: 0,
             ip_join_failures_per_min: 0,
@@ -387,6 +400,11 @@ fn abuse_limits(
         replay_bytes_total: cap("REPLAY_BYTES_TOTAL", d.replay_bytes_total)?,
         conn_read_bytes_per_sec: rate("CONN_READ_BYTES_PER_SEC", d.conn_read_bytes_per_sec)?,
         read_bytes_per_sec: rate("READ_BYTES_PER_SEC", d.read_bytes_per_sec)?,
+        min_progress_bytes_per_sec: rate(
+            "MIN_PROGRESS_BYTES_PER_SEC",
+            d.min_progress_bytes_per_sec,
+        )?,
+        socket_outgoing_bytes: cap("SOCKET_OUTGOING_BYTES", d.socket_outgoing_bytes)?,
         ip_connects_per_sec: rate("IP_CONNECTS_PER_SEC", d.ip_connects_per_sec)?,
         ip_connects_burst: burst("IP_CONNECTS_BURST", d.ip_connects_burst)?,
         ip_reserves_per_sec: rate("IP_RESERVES_PER_SEC", d.ip_reserves_per_sec)?,

@@ -132,6 +132,10 @@ pub async fn serve(
 /// (23.9 against 26.7 KiB at 10,000 held), saturation CPU within the run-to-run noise.
 const WS_READ_BUFFER_BYTES: usize = 1024;
 
+/// WebSocket pings a client may send per 10 s before its connection is closed. Browsers
+/// send none; other clients' keep-alives send one every few seconds.
+const WS_PINGS_PER_WINDOW: u32 = 20;
+
 /// Serves with either adapter: local, or Redis when `cluster` is set.
 async fn run<A: socketioxide::adapter::Adapter>(
     listener: TcpListener,
@@ -211,6 +215,14 @@ async fn run<A: socketioxide::adapter::Adapter>(
         config.abuse.conn_read_bytes_per_sec,
         config.abuse.read_bytes_per_sec,
         config.ping_timeout,
+        engineioxide::watch::WatchLimits {
+            min_bytes_per_sec: u64::from(config.abuse.min_progress_bytes_per_sec),
+            max_queued_bytes: match config.abuse.socket_outgoing_bytes {
+                0 => usize::MAX,
+                n => n,
+            },
+            max_ws_pings: WS_PINGS_PER_WINDOW,
+        },
     );
     let server = accept::serve(listener, app, pace, graceful);
     let deadline = async {

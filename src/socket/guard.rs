@@ -165,6 +165,19 @@ fn disconnect_soon<A: Adapter>(socket: SocketRef<A>) {
     });
 }
 
+/// Counts and logs a connection the transport closed for a budget (a flood of pings,
+/// see `engineioxide::watch`).
+pub fn closed_over_budget<A: Adapter>(socket: &SocketRef<A>) {
+    let parts = socket.req_parts();
+    let watch = parts
+        .extensions
+        .get::<engineioxide::watch::ConnectionWatch>();
+    if let Some(kind) = watch.and_then(|w| w.closed_for()) {
+        refused(kind);
+        tracing::info!(socket = %ConnTag::of(socket.id), kind, "connection closed: over its budget");
+    }
+}
+
 /// No session joined within `JOIN_TIMEOUT_SECS`: the socket is disconnected.
 pub fn join_timed_out<A: Adapter>(socket: &SocketRef<A>) {
     refused("join_timeout");

@@ -144,6 +144,7 @@ fn install_queue<A: Adapter>(
         worker: worker.clone(),
     });
     socket.on_disconnect(async move |socket: SocketRef<A>| {
+        guard::closed_over_budget(&socket);
         worker.push_control(&socket, Job::Disconnect(None));
     });
     Ok(())

@@ -14,6 +14,7 @@ pub mod handler;
 pub mod layer;
 pub mod service;
 pub mod socket;
+pub mod watch;
 
 /// Socket id type and generator
 pub mod sid {

@@ -59,12 +59,12 @@ use std::{
     fmt::Debug,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU8, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
-use crate::{config::EngineIoConfig, errors::Error};
+use crate::{config::EngineIoConfig, errors::Error, watch::ConnectionWatch};
 use bytes::Bytes;
 use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str, TransportType};
 use futures_util::FutureExt;
@@ -116,17 +116,23 @@ impl From<&Error> for Option<DisconnectReason> {
 /// A permit holds a place in the internal channel to send one packet to the client.
 pub struct Permit<'a> {
     inner: mpsc::Permit<'a, PacketBuf>,
+    queued: &'a AtomicUsize,
 }
 impl Permit<'_> {
+    /// Sends `packets`, counted in the queued bytes.
+    fn send(self, packets: PacketBuf) {
+        self.queued.fetch_add(buf_len(&packets), Ordering::Relaxed);
+        self.inner.send(packets);
+    }
     /// Consume the permit and emit a message to the client.
     #[inline]
     pub fn emit(self, msg: Str) {
-        self.inner.send(smallvec![Packet::Message(msg)]);
+        self.send(smallvec![Packet::Message(msg)]);
     }
     /// Consume the permit and emit a binary message to the client.
     #[inline]
     pub fn emit_binary(self, data: Bytes) {
-        self.inner.send(smallvec![Packet::Binary(data)]);
+        self.send(smallvec![Packet::Binary(data)]);
     }
 
     /// Consume the permit and emit a message with multiple binary data to the client.
@@ -138,7 +144,7 @@ impl Permit<'_> {
         for d in data {
             packets.push(Packet::Binary(d));
         }
-        self.inner.send(packets);
+        self.send(packets);
     }
 
     /// Consume the permit and emit a message with multiple binary data to the client.
@@ -150,8 +156,13 @@ impl Permit<'_> {
         for d in data {
             packets.push(Packet::Binary(d));
         }
-        self.inner.send(packets);
+        self.send(packets);
     }
+}
+
+/// Bytes of `packets` as they will be written (binary as such, not base64).
+pub(crate) fn buf_len(packets: &PacketBuf) -> usize {
+    packets.iter().map(|p| p.get_size_hint(false)).sum()
 }
 
 #[derive(Debug)]
@@ -241,6 +252,13 @@ where
 
     /// If the client supports binary packets (via polling XHR2)
     pub(crate) supports_binary: bool,
+
+    /// The connection under this session, as the server's connection layer reports it
+    /// (the request's, then the WebSocket's after an upgrade). blindrelay's patch.
+    watch: std::sync::Mutex<Option<ConnectionWatch>>,
+    /// Bytes of the packets in `internal_tx`, and the most allowed (blindrelay's patch).
+    queued_bytes: AtomicUsize,
+    max_queued_bytes: usize,
 }
 
 impl<D> Socket<D>
@@ -258,6 +276,10 @@ where
         let (internal_tx, internal_rx) = mpsc::channel(config.max_buffer_size);
         let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
         let (volatile_tx, volatile_rx) = watch::channel(None);
+        let conn_watch = req_parts.extensions.get::<ConnectionWatch>().cloned();
+        let max_queued_bytes = conn_watch
+            .as_ref()
+            .map_or(usize::MAX, |w| w.limits().max_queued_bytes);
 
         Self {
             id: Sid::new(),
@@ -280,7 +302,51 @@ where
             req_parts,
 
             supports_binary,
+
+            watch: std::sync::Mutex::new(conn_watch),
+            queued_bytes: AtomicUsize::new(0),
+            max_queued_bytes,
         }
+    }
+
+    /// The connection now under this session (after a WebSocket upgrade).
+    pub(crate) fn set_watch(&self, conn_watch: Option<ConnectionWatch>) {
+        if let Some(w) = conn_watch
+            && let Ok(mut slot) = self.watch.lock()
+        {
+            *slot = Some(w);
+        }
+    }
+
+    /// The connection under this session, if the server reports on it.
+    pub fn connection_watch(&self) -> Option<ConnectionWatch> {
+        self.watch.lock().ok().and_then(|w| w.clone())
+    }
+
+    /// Whether the queued bytes are over their budget: new packets are refused then.
+    fn over_budget(&self) -> bool {
+        self.queued_bytes.load(Ordering::Relaxed) > self.max_queued_bytes
+    }
+
+    /// Queues `packets` if the byte budget allows (see [`Self::over_budget`]).
+    fn enqueue(&self, packets: PacketBuf) -> Result<(), TrySendError<PacketBuf>> {
+        if self.over_budget() {
+            return Err(TrySendError::Full(packets));
+        }
+        let len = buf_len(&packets);
+        self.internal_tx.try_send(packets)?;
+        self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `packets` left the queue (written, or encoded into a polling response).
+    pub(crate) fn dequeued(&self, packets: &PacketBuf) {
+        let len = buf_len(packets);
+        let _ = self
+            .queued_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                Some(q.saturating_sub(len))
+            });
     }
 
     /// Sends a packet to the connection.
@@ -288,12 +354,10 @@ where
         #[cfg(feature = "tracing")]
         tracing::debug!(?packet, "sending packet");
 
-        self.internal_tx
-            .try_send(smallvec![packet])
-            .map_err(|p| match p {
-                TrySendError::Full(mut p) => TrySendError::Full(p.pop().unwrap()),
-                TrySendError::Closed(mut p) => TrySendError::Closed(p.pop().unwrap()),
-            })?;
+        self.enqueue(smallvec![packet]).map_err(|p| match p {
+            TrySendError::Full(mut p) => TrySendError::Full(p.pop().unwrap()),
+            TrySendError::Closed(mut p) => TrySendError::Closed(p.pop().unwrap()),
+        })?;
         Ok(())
     }
     pub(crate) fn is_upgrading(&self) -> bool {
@@ -346,7 +410,14 @@ where
 
     /// Heartbeat is sent every `interval` milliseconds and the client is expected to respond within `timeout` milliseconds.
     ///
-    /// If the client does not respond within the timeout, the connection is closed.
+    /// If the client does not respond within the timeout, the connection is closed, unless
+    /// (blindrelay's patch) the connection kept moving bytes at the floor rate of its
+    /// [`ConnectionWatch`] meanwhile: a pong queued behind a long upload, or a ping behind
+    /// a long download, cannot arrive in time, yet the peer is plainly alive. The wait
+    /// then goes on a window at a time, with a new ping each window (the client judges the
+    /// server by pings, every `interval + timeout` at the latest); a peer that moves less
+    /// than the floor in a window is dropped at its end, and one that moves nothing is
+    /// dropped `timeout` after the ping, as upstream.
     async fn heartbeat_job_v4(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
         let mut heartbeat_rx = self
             .heartbeat_rx
@@ -370,23 +441,42 @@ where
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "emitting ping");
 
-            self.internal_tx
-                .try_send(smallvec![Packet::Ping])
+            // Pongs that came since the last wait (answers to its extra pings): stale.
+            while heartbeat_rx.try_recv().is_ok() {}
+            self.enqueue(smallvec![Packet::Ping])
                 .map_err(|_| Error::HeartbeatTimeout)?;
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "waiting for pong");
 
-            tokio::time::timeout(timeout, heartbeat_rx.recv())
-                .await
-                .map_err(|_| Error::HeartbeatTimeout)?
-                .ok_or(Error::HeartbeatTimeout)?;
-
+            let mut mark = (tokio::time::Instant::now(), self.moved());
+            loop {
+                match tokio::time::timeout(timeout, heartbeat_rx.recv()).await {
+                    Ok(pong) => {
+                        pong.ok_or(Error::HeartbeatTimeout)?;
+                        break;
+                    }
+                    Err(_) => {
+                        let watch = self.connection_watch().ok_or(Error::HeartbeatTimeout)?;
+                        if !watch.kept_pace(mark.1, mark.0.elapsed()) {
+                            return Err(Error::HeartbeatTimeout);
+                        }
+                        mark = (tokio::time::Instant::now(), watch.total());
+                        self.enqueue(smallvec![Packet::Ping])
+                            .map_err(|_| Error::HeartbeatTimeout)?;
+                    }
+                }
+            }
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "pong received");
 
             interval_tick.tick().await;
         }
+    }
+
+    /// Bytes the connection under this session has moved so far (0 if not reported).
+    fn moved(&self) -> u64 {
+        self.connection_watch().map_or(0, |w| w.total())
     }
 
     #[cfg(feature = "v3")]
@@ -407,8 +497,7 @@ where
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "ping received, sending pong");
-            self.internal_tx
-                .try_send(smallvec![Packet::Pong])
+            self.enqueue(smallvec![Packet::Pong])
                 .map_err(|_| Error::HeartbeatTimeout)?;
         }
     }
@@ -442,8 +531,14 @@ where
     /// If the socket is closed, the function will return a [`TrySendError::Closed`] error.
     #[inline]
     pub fn reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
+        if self.over_budget() {
+            return Err(TrySendError::Full(()));
+        }
         let permit = self.internal_tx.try_reserve()?;
-        Ok(Permit { inner: permit })
+        Ok(Permit {
+            inner: permit,
+            queued: &self.queued_bytes,
+        })
     }
 
     /// Emits a message to the client.
@@ -630,6 +725,10 @@ where
             req_parts: http::Request::<()>::default().into_parts().0,
 
             supports_binary: true,
+
+            watch: std::sync::Mutex::new(None),
+            queued_bytes: AtomicUsize::new(0),
+            max_queued_bytes: usize::MAX,
         };
         let sock = Arc::new(sock);
 

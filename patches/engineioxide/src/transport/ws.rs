@@ -26,8 +26,15 @@ use tokio_util::future::FutureExt as _;
 use engineioxide_core::{Packet, ProtocolVersion, Sid, Str, TransportType};
 
 use crate::{
-    DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
-    errors::Error, handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
+    DisconnectReason, Socket,
+    body::ResponseBody,
+    config::EngineIoConfig,
+    engine::EngineIo,
+    errors::Error,
+    handler::EngineIoHandler,
+    socket::InternalRx,
+    transport::make_open_packet,
+    watch::{ConnectionWatch, PING_WINDOW},
 };
 
 /// Create a response for websocket upgrade
@@ -117,10 +124,20 @@ pub async fn on_init<H: EngineIoHandler, S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let conn_watch = req_data.extensions.get::<ConnectionWatch>().cloned();
+    // blindrelay's patch: the write buffer holds at most one largest message and some
+    // control frames (upstream: unbounded). Beyond it a pong waits and is replaced by the
+    // next, and a message fails the connection (see `forward_to_socket`).
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(engine.config.ws_read_buffer_size)
         .max_message_size(Some(engine.config.ws_max_message_size))
-        .max_frame_size(Some(engine.config.ws_max_frame_size));
+        .max_frame_size(Some(engine.config.ws_max_frame_size))
+        .max_write_buffer_size(
+            engine
+                .config
+                .ws_max_message_size
+                .saturating_add(WRITE_SLACK),
+        );
 
     let ws_init = move || WebSocketStream::from_raw_socket(conn, Role::Server, Some(ws_config));
     let (socket, ws) = if let Some(sid) = sid {
@@ -135,7 +152,10 @@ where
                     .with_cancellation_token(&socket.cancellation_token)
                     .await
                 {
-                    Some(Ok(res)) => res?,
+                    Some(Ok(res)) => {
+                        res?;
+                        socket.set_watch(conn_watch);
+                    }
                     Some(Err(_)) => {
                         #[cfg(feature = "tracing")]
                         tracing::debug!(?sid, "ws upgrade timed out, closing session");
@@ -195,6 +215,47 @@ where
     Ok(())
 }
 
+/// Room in a WebSocket's write buffer beyond one largest message: frame headers and
+/// the control frames queued with it.
+const WRITE_SLACK: usize = 64 * 1024;
+
+/// Counts a client's WebSocket pings and Engine.IO heartbeat packets (blindrelay's
+/// patch): a WebSocket ping obliges a pong, and an honest client sends one Engine.IO
+/// pong per ping of the server's, so beyond `max_ws_pings` per window the connection is
+/// closed.
+struct PingBudget {
+    watch: Option<ConnectionWatch>,
+    window_start: tokio::time::Instant,
+    count: u32,
+}
+
+impl PingBudget {
+    fn new(watch: Option<ConnectionWatch>) -> Self {
+        PingBudget {
+            watch,
+            window_start: tokio::time::Instant::now(),
+            count: 0,
+        }
+    }
+
+    /// One more ping: false once the budget is spent.
+    fn take(&mut self) -> bool {
+        let Some(watch) = &self.watch else {
+            return true;
+        };
+        if self.window_start.elapsed() >= PING_WINDOW {
+            self.window_start = tokio::time::Instant::now();
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        if self.count > watch.limits().max_ws_pings {
+            watch.close_for("ping_flood");
+            return false;
+        }
+        true
+    }
+}
+
 /// Forwards all packets received from a websocket to a EngineIo [`Socket`]
 async fn forward_to_handler<H: EngineIoHandler, S>(
     engine: &Arc<EngineIo<H>>,
@@ -204,6 +265,7 @@ async fn forward_to_handler<H: EngineIoHandler, S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let mut pings = PingBudget::new(socket.connection_watch());
     while let Some(msg) = rx.try_next().await? {
         match msg {
             Message::Text(msg) => match Packet::parse(socket.protocol, ws_bytes_to_str(msg))? {
@@ -211,6 +273,10 @@ where
                     #[cfg(feature = "tracing")]
                     tracing::debug!("[sid={}] closing session", socket.id);
                     engine.close_session(socket.id, DisconnectReason::TransportClose);
+                    break;
+                }
+                Packet::Pong | Packet::Ping if !pings.take() => {
+                    engine.close_session(socket.id, DisconnectReason::TransportError);
                     break;
                 }
                 Packet::Pong | Packet::Ping => {
@@ -236,6 +302,10 @@ where
                 #[cfg(feature = "tracing")]
                 tracing::debug!("websocket closed, closing session");
                 engine.close_session(socket.id, DisconnectReason::TransportClose);
+                break;
+            }
+            Message::Ping(_) if !pings.take() => {
+                engine.close_session(socket.id, DisconnectReason::TransportError);
                 break;
             }
             _ => {
@@ -302,6 +372,11 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
                 if let Err(_e) = res {
                     #[cfg(feature = "tracing")]
                     tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
+                    // blindrelay's patch: a packet that cannot be written (the
+                    // connection failed, or its write buffer is full) must not be
+                    // dropped while the session goes on as if it had been sent.
+                    socket.close(DisconnectReason::TransportError);
+                    return;
                 }
             };
         }
@@ -313,10 +388,12 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
             items = buffered_rx.recv() => {
                 match items {
                     Some(packets) => {
+                        socket.dequeued(&packets);
                         for item in packets {
                             map_fn!(item);
                         }
                         while let Ok(packets) = buffered_rx.try_recv() {
+                            socket.dequeued(&packets);
                             for item in packets {
                                 map_fn!(item);
                             }
