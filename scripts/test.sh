@@ -64,7 +64,16 @@ trap 'kill $docker_check 2>/dev/null || true' EXIT
 
 echo "== socket.io-client compatibility suite (in memory), and the multi-node tests on Redis"
 (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
-BLINDRELAY_BIN="$PWD/target/debug/blindrelay" npm --prefix tests/js test
+# The slow-link suite spends ~3 minutes waiting on paced links (little CPU): it runs
+# beside the other suites, in memory and on its own Redis, and is waited for below.
+(cd tests/js && BLINDRELAY_BIN="$PWD/../../target/debug/blindrelay" node --test uplink.test.mjs) \
+  >target/uplink-suite.log 2>&1 &
+uplink_suite=$!
+trap 'kill $docker_check $uplink_suite 2>/dev/null || true' EXIT
+(
+  cd tests/js
+  BLINDRELAY_BIN="$PWD/../../target/debug/blindrelay" node --test $(ls ./*.test.mjs | grep -v -e uplink)
+)
 
 echo "== the same compatibility suite against Redis-backed nodes"
 # A private redis-server on a free port, never a system one.
@@ -72,7 +81,7 @@ redis_port=$(free_port)
 redis_dir=$(mktemp -d)
 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$redis_dir" --save '' --appendonly no \
   --daemonize yes --pidfile "$redis_dir/redis.pid" --logfile "$redis_dir/redis.log"
-trap 'kill "$(cat "$redis_dir/redis.pid" 2>/dev/null)" $docker_check 2>/dev/null || true' EXIT
+trap 'kill "$(cat "$redis_dir/redis.pid" 2>/dev/null)" $docker_check $uplink_suite 2>/dev/null || true' EXIT
 for _ in $(seq 200); do # until it answers (10 s at most)
   [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break
   sleep 0.05
@@ -84,9 +93,16 @@ done
   # in-flight bytes, start-up), where the store plays no part.
   REDIS_URL="redis://127.0.0.1:$redis_port" BLINDRELAY_BIN="$PWD/../../target/debug/blindrelay" \
     node --test $(ls ./*.test.mjs | grep -v -e cluster -e rediscluster -e pm2 -e nginx -e fenced \
-      -e http -e slowloris -e pacing -e faults -e inflight -e ops)
+      -e http -e slowloris -e pacing -e faults -e inflight -e ops -e uplink)
 )
 kill "$(cat "$redis_dir/redis.pid")"
+trap 'kill $docker_check $uplink_suite 2>/dev/null || true' EXIT
+
+echo "== slow links (run beside the suites above): the End2End Chat app's photo over 1 Mbit/s"
+status=0
+wait $uplink_suite || status=$?
+cat target/uplink-suite.log
+[ "$status" = 0 ] || exit "$status"
 trap 'kill $docker_check 2>/dev/null || true' EXIT
 
 echo "== the compatibility and legacy-client suites on a Redis Cluster (3 primaries, 3 replicas)"
