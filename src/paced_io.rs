@@ -254,6 +254,7 @@ impl<T> Paced<T> {
             let owed = floor as f64 * blocked.started.elapsed().as_secs_f64();
             if moved == 0 || (moved as f64) < owed {
                 self.failed = true;
+                crate::telemetry::refused("write_too_slow");
                 return Poll::Ready(too_slow());
             }
             *blocked = Blocked::new(written, window);
