@@ -37,9 +37,9 @@ pub struct WatchLimits {
     /// Bytes of packets waiting to be written to the client; beyond it new packets are
     /// refused as by a full buffer. `usize::MAX`: no limit but the packet count.
     pub max_queued_bytes: usize,
-    /// WebSocket ping frames and Engine.IO heartbeat packets a client may send per
-    /// [`PING_WINDOW`]; beyond it the connection is closed. Browsers send no WebSocket
-    /// pings, and one Engine.IO pong per ping of the server's.
+    /// WebSocket ping frames and Engine.IO pings a client may send per [`PING_WINDOW`];
+    /// beyond it the connection is closed. Browsers send no WebSocket pings, and an
+    /// EIO4 client only pongs.
     pub max_ws_pings: u32,
 }
 

@@ -219,10 +219,9 @@ where
 /// the control frames queued with it.
 const WRITE_SLACK: usize = 64 * 1024;
 
-/// Counts a client's WebSocket pings and Engine.IO heartbeat packets (blindrelay's
-/// patch): a WebSocket ping obliges a pong, and an honest client sends one Engine.IO
-/// pong per ping of the server's, so beyond `max_ws_pings` per window the connection is
-/// closed.
+/// Counts a client's WebSocket pings and Engine.IO pings (blindrelay's patch): a
+/// WebSocket ping obliges a pong, and an EIO4 client has no reason to send an Engine.IO
+/// ping, so beyond `max_ws_pings` per window the connection is closed.
 struct PingBudget {
     watch: Option<ConnectionWatch>,
     window_start: tokio::time::Instant,
@@ -275,7 +274,10 @@ where
                     engine.close_session(socket.id, DisconnectReason::TransportClose);
                     break;
                 }
-                Packet::Pong | Packet::Ping if !pings.take() => {
+                // An EIO4 client pongs, and pings only to probe an upgrade (not here).
+                // Its pongs are not counted: after a long upload, one per ping of the
+                // wait arrives at once.
+                Packet::Ping if !pings.take() => {
                     engine.close_session(socket.id, DisconnectReason::TransportError);
                     break;
                 }
