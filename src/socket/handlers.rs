@@ -32,7 +32,8 @@ use crate::{
 /// A decoded client event.
 #[derive(Debug)]
 pub enum ClientEvent {
-    JoinSession(JoinSession),
+    /// With whether it asked for an ack (only then can it receive a resume token).
+    JoinSession(JoinSession, bool),
     SavePublicKey(SavePublicKey),
     GetPublicKeys(SessionUser),
     SendMessage(SendMessage),
@@ -91,7 +92,9 @@ pub fn decode<A: Adapter>(
             .map_err(|e| AppError::bad_request(format!("Invalid payload: {e}")))
     }
     Ok(match kind {
-        EventKind::JoinSession => ClientEvent::JoinSession(payload(s, data, ack_id)?),
+        EventKind::JoinSession => {
+            ClientEvent::JoinSession(payload(s, data, ack_id)?, ack_id.is_some())
+        }
         EventKind::SavePublicKey => ClientEvent::SavePublicKey(payload(s, data, ack_id)?),
         EventKind::GetPublicKeys => ClientEvent::GetPublicKeys(payload(s, data, ack_id)?),
         EventKind::SendMessage => {
@@ -128,7 +131,7 @@ pub async fn handle<A: Adapter>(
     event: ClientEvent,
 ) -> Result<AckBody, AppError> {
     match event {
-        ClientEvent::JoinSession(p) => join(state, socket, joined, p).await,
+        ClientEvent::JoinSession(p, acked) => join(state, socket, joined, p, acked).await,
         ClientEvent::SavePublicKey(p) => save_public_key(state, socket, p).await,
         ClientEvent::GetPublicKeys(p) => get_public_keys(state, socket, p).await,
         ClientEvent::SendMessage(p) => send_message(state, socket, p).await,
@@ -162,6 +165,7 @@ async fn join<A: Adapter>(
     socket: &SocketRef<A>,
     joined: &mut Memberships,
     p: JoinSession,
+    acked: bool,
 ) -> Result<AckBody, AppError> {
     check_public_key(p.public_key.as_deref())?;
     // An explicit authKey wins over the one carried in sessionId.
@@ -185,6 +189,7 @@ async fn join<A: Adapter>(
         credential,
         chat_mode: p.chat_mode,
         resume,
+        acked,
         conn: socket.id,
     };
     let done = join_when_free(state, socket, request).await?;

@@ -81,6 +81,8 @@ pub struct JoinRequest {
     pub chat_mode: Option<ChatMode>,
     /// The member's resume token, if its client kept one (see [`resume`]).
     pub resume: Option<Secret>,
+    /// The join asked for an ack, so a token issued to it reaches its client.
+    pub acked: bool,
     pub conn: ConnId,
 }
 

@@ -725,6 +725,7 @@ pub async fn run_on(store: &Store, ops: &[Op], expire_when_empty: bool) {
                             credential: credential.map(Secret::from),
                             chat_mode: mode,
                             resume: None,
+                            acked: false,
                             conn: conns[c],
                         })
                         .await,

@@ -237,9 +237,7 @@ fn refusal(code: &str, limits: &StoreLimits) -> AppError {
         "FORBIDDEN_RESUME" => {
             AppError::forbidden("This resume token does not belong to this member")
         }
-        "FORBIDDEN_PROVEN" => {
-            AppError::forbidden("This member proves who it is with its resume token")
-        }
+        "RESUME_TOKEN_REQUIRED" => resume::token_required(),
         "MEMBER_PRESENT" => AppError::new(
             E::MemberPresent,
             "This person is already in the room on another connection",
@@ -570,8 +568,15 @@ impl RedisStore {
             .as_ref()
             .map(|t| digest(t.expose()))
             .unwrap_or_default();
-        let (token, _) = resume::issue();
-        let new_digest = digest(&token);
+        // A token only for a join that can receive it (its ack).
+        let (token, new_digest) = match req.acked {
+            true => {
+                let (token, _) = resume::issue();
+                let d = digest(&token);
+                (token, d)
+            }
+            false => (String::new(), String::new()),
+        };
         let grace = ms(self.limits.presence_grace).to_string();
         let unused_ttl = ms(self.limits.unused_session_ttl).to_string();
         let args: [&[u8]; 20] = [
