@@ -5,7 +5,9 @@
 //! a check and the change it guards run atomically across nodes: two nodes racing a
 //! third person into a private room still admit one. Credentials are stored as keyed
 //! digests ([`DigestKey`]), compared inside the script: Redis never holds a room's key,
-//! and a copy of Redis alone cannot be searched for passwords.
+//! and a copy of Redis alone cannot be searched for passwords. Connection ids are
+//! transport credentials too (an Engine.IO `sid` lets its holder post as that
+//! connection), so Redis names connections by their keyed digest as well.
 //!
 //! On a Redis Cluster every key of a session shares its hash tag (`<prefix>s:{<id>}`), so
 //! its scripts run on the shard that owns it, and sessions spread over all shards. The
@@ -174,6 +176,15 @@ impl DigestKey {
     pub fn new(key: &Secret) -> Self {
         // HMAC takes a key of any length.
         DigestKey(Hmac::new_from_slice(key.expose().as_bytes()).expect("HMAC accepts any key"))
+    }
+
+    /// How a connection id (Engine.IO `sid`) is named in Redis: the sid is a transport
+    /// credential (whoever knows it can post to `/socket.io/?sid=` as that connection),
+    /// so Redis holds only its keyed digest, like keys and tokens. Every script that takes
+    /// a connection takes this name; the node's sweep of a dead node reads it back from
+    /// the node's list and passes it on as it is.
+    pub fn conn(&self, session: &str, conn: ConnId) -> String {
+        self.digest(session, &format!("sid\n{conn}"))
     }
 
     /// The hex HMAC-SHA-256 of `credential`, salted with the session id (so equal
@@ -553,7 +564,7 @@ impl RedisStore {
         let created_ph = credential
             .map(|c| digest(c.password_part()))
             .unwrap_or_default();
-        let conn = req.conn.to_string();
+        let conn = self.digests.conn(req.session.as_str(), req.conn);
         let name = req.display_name.as_ref().map(DisplayName::as_str);
         let public_key = req.public_key.as_ref().map_or("", |k| k.get());
         let (now, ttl) = (
@@ -681,7 +692,7 @@ impl RedisStore {
         claimed: Option<&UserId>,
         view: View,
     ) -> Result<(UserId, DisplayName, Vec<PublicKeyEntry>, Vec<RawMessage>), AppError> {
-        let conn = conn.to_string();
+        let conn = self.digests.conn(id.as_str(), conn);
         let claimed = claimed.map_or("", UserId::as_str);
         let flag: &[u8] = match view {
             View::Member => b"0",
@@ -758,7 +769,7 @@ impl RedisStore {
         key: Opaque,
         name: Option<DisplayName>,
     ) -> Result<Vec<PublicKeyEntry>, AppError> {
-        let conn = conn.to_string();
+        let conn = self.digests.conn(id.as_str(), conn);
         let claimed = claimed.map_or("", UserId::as_str);
         let now = now_ms().to_string();
         let args: [&[u8]; 6] = [
@@ -792,7 +803,7 @@ impl RedisStore {
             + draft.id.len()
             + draft.kind.len()
             + super::history::MESSAGE_OVERHEAD;
-        let conn = conn.to_string();
+        let conn = self.digests.conn(id.as_str(), conn);
         let claimed = claimed_from.map_or("", UserId::as_str);
         let (cost, max_messages, max_bytes, timestamp, now, budget) = (
             cost.to_string(),
@@ -851,7 +862,7 @@ impl RedisStore {
         conn: ConnId,
         keys: &BTreeMap<UserId, Box<RawValue>>,
     ) -> Result<(), AppError> {
-        let conn = conn.to_string();
+        let conn = self.digests.conn(id.as_str(), conn);
         let now = now_ms().to_string();
         let mut args: Vec<&[u8]> = vec![conn.as_bytes(), now.as_bytes()];
         for (user, key) in keys {
@@ -904,7 +915,13 @@ impl RedisStore {
     ) -> Result<Left, AppError> {
         let node = self.node.clone();
         let left = self
-            .remove_conn(id, &conn.to_string(), claimed, true, &node)
+            .remove_conn(
+                id,
+                &self.digests.conn(id.as_str(), conn),
+                claimed,
+                true,
+                &node,
+            )
             .await?;
         self.unsubscribe(id, conn).await;
         Ok(left)
@@ -914,7 +931,8 @@ impl RedisStore {
         let node = self.node.clone();
         // The socket is gone whatever Redis answers (a failure is retried for the others).
         self.unsubscribe(id, conn).await;
-        self.disconnect_on(id, &conn.to_string(), &node).await
+        self.disconnect_on(id, &self.digests.conn(id.as_str(), conn), &node)
+            .await
     }
 
     /// `conn` left session `id`: this node may stop reading its channel.
@@ -924,7 +942,8 @@ impl RedisStore {
         }
     }
 
-    /// A connection of `node` (this one, or a dead one being swept) is gone.
+    /// A connection of `node` (this one, or a dead one being swept) is gone. `conn` is
+    /// its name in Redis ([`DigestKey::conn`]), as the node's list holds it.
     pub async fn disconnect_on(
         &self,
         id: &SessionId,
@@ -939,7 +958,7 @@ impl RedisStore {
     }
 
     pub async fn close(&self, id: &SessionId, conn: ConnId) -> Result<Vec<UserId>, AppError> {
-        let sid = conn.to_string();
+        let sid = self.digests.conn(id.as_str(), conn);
         let mut r = self
             .run_ok(&self.scripts.close, id.as_str(), &[sid.as_bytes()])
             .await?;
@@ -972,7 +991,7 @@ impl RedisStore {
         conn: ConnId,
         target: &UserId,
     ) -> Result<Removed, AppError> {
-        let (conn, now) = (conn.to_string(), now_ms().to_string());
+        let (conn, now) = (self.digests.conn(id.as_str(), conn), now_ms().to_string());
         let max_removed = super::session::MAX_REMOVED.to_string();
         let args: [&[u8]; 4] = [
             conn.as_bytes(),
@@ -1002,7 +1021,7 @@ impl RedisStore {
         } else {
             b"0"
         };
-        let (conn, now) = (conn.to_string(), now_ms().to_string());
+        let (conn, now) = (self.digests.conn(id.as_str(), conn), now_ms().to_string());
         let args: [&[u8]; 5] = [
             conn.as_bytes(),
             kh.as_bytes(),
