@@ -55,7 +55,13 @@ pub enum AckBody {
     Empty(Empty),
     Joined(JoinAck),
     Sent(SendAck),
-    Keys { keys: Vec<PublicKeyEntry> },
+    Keys {
+        keys: Vec<PublicKeyEntry>,
+    },
+    /// The receipt's ids that were relayed (the others were dropped).
+    Delivered {
+        relayed: Vec<String>,
+    },
 }
 
 /// The sessions this socket has joined, for its disconnect.
@@ -541,8 +547,11 @@ async fn file_downloaded<A: Adapter>(
 const DELIVERED_IDS_MAX: usize = 64;
 
 /// `message-delivered`: a member's page tells the sender which of its messages arrived.
-/// The server only relays the member's word (it cannot see what a page did), from a
-/// member, to the sender's connections in this session.
+/// The server cannot see what a page did, but it checks what it knows: only ids of
+/// messages `senderId` sent that reached this member (addressed to it or to everyone) are
+/// relayed, the others dropped (`UNKNOWN_MESSAGE` when none is left, which also says
+/// nothing about messages between others). One receipt is at most one event to each of
+/// the sender's sockets in this session, and never to the claimant's own.
 async fn message_delivered<A: Adapter>(
     state: &AppState,
     socket: &SocketRef<A>,
@@ -557,9 +566,18 @@ async fn message_delivered<A: Adapter>(
         check_message_id(id)?;
     }
     let session = p.session_id.id;
-    let (user, _) = state.store.member(&session, socket.id, None).await?;
+    let (user, ids) = state
+        .store
+        .receipt(&session, socket.id, &p.sender_id, &p.ids)
+        .await?;
+    if ids.is_empty() {
+        return Err(AppError::new(
+            ErrorCode::UnknownMessage,
+            "None of these ids is a message of that member that reached you",
+        ));
+    }
     let notice = DeliveredNotice {
-        ids: &p.ids,
+        ids: &ids,
         user_id: &user,
         timestamp: now_ms(),
     };
@@ -567,7 +585,7 @@ async fn message_delivered<A: Adapter>(
         .within(rooms::member(&session, &p.sender_id))
         .emit("message-delivered", &notice)
         .await;
-    ok()
+    Ok(AckBody::Delivered { relayed: ids })
 }
 
 /// Tells the others that a member left, when its last connection did. `to_room`

@@ -308,6 +308,22 @@ impl Store {
         }
     }
 
+    /// `message-delivered`: the connection's user, and those of `ids` that name a message
+    /// of `sender` this user received (addressed to it or to everyone); the others are
+    /// dropped. See [`History::received`].
+    pub async fn receipt(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        sender: &UserId,
+        ids: &[String],
+    ) -> Result<(UserId, Vec<String>), AppError> {
+        match self {
+            Store::Memory(s) => s.receipt(id, conn, sender, ids),
+            Store::Redis(s) => s.receipt(id, conn, sender, ids).await,
+        }
+    }
+
     /// Stores the member's public key (and name); returns the present members' keys.
     pub async fn save_public_key(
         &self,

@@ -93,6 +93,7 @@ struct Scripts {
     reserve: Script,
     join: Script,
     member: Script,
+    receipt: Script,
     departed: Script,
     save_key: Script,
     append: Script,
@@ -115,6 +116,7 @@ impl Scripts {
             reserve: script!("reserve.lua"),
             join: script!("join.lua"),
             member: script!("member.lua"),
+            receipt: script!("receipt.lua"),
             departed: script!("departed.lua"),
             save_key: script!("save_key.lua"),
             append: script!("append.lua"),
@@ -737,6 +739,29 @@ impl RedisStore {
     ) -> Result<(UserId, DisplayName), AppError> {
         let (user, name, _, _) = self.view(id, conn, claimed, View::Member).await?;
         Ok((user, name))
+    }
+
+    /// See [`Store::receipt`](super::Store::receipt): `lua/receipt.lua` looks each id up
+    /// in the session's dedup index.
+    pub async fn receipt(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        sender: &UserId,
+        ids: &[String],
+    ) -> Result<(UserId, Vec<String>), AppError> {
+        let conn = self.digests.conn(id.as_str(), conn);
+        let mut args: Vec<&[u8]> = vec![conn.as_bytes(), sender.as_str().as_bytes()];
+        args.extend(ids.iter().map(|m| m.as_bytes()));
+        let mut r = self
+            .run_ok(&self.scripts.receipt, id.as_str(), &args)
+            .await?;
+        let user = r.user()?;
+        let received = r
+            .rows()?
+            .map(|row| row.into_string())
+            .collect::<Result<_, _>>()?;
+        Ok((user, received))
     }
 
     pub async fn peer_keys(
