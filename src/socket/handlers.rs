@@ -267,9 +267,11 @@ async fn join<A: Adapter>(
 /// is gone (it waits a heartbeat at most, see [`join_when_free`]).
 const TAKEOVER_POLL: Duration = Duration::from_millis(250);
 
-/// Joins; a join naming a member present on another connection, without its resume
-/// token, waits until that connection is gone (a dead one is dropped within a heartbeat)
-/// and is refused if it is still there: a stranger cannot take a present member's place.
+/// Joins; a tokenless join naming a member that holds no token (one made by a join
+/// without an ack, as the End2End Chat app's) and is present on another connection waits
+/// until that connection is gone (a dead one is dropped within a heartbeat) and is refused
+/// if it is still there: a stranger cannot take a present member's place. A member that
+/// holds a token is refused at once without it (`store/resume.rs`): no wait.
 async fn join_when_free<A: Adapter>(
     state: &AppState,
     socket: &SocketRef<A>,
