@@ -1257,3 +1257,28 @@ fn public_keys(mut rows: impl Iterator<Item = Row>) -> Result<Vec<PublicKeyEntry
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socketioxide::socket::Sid;
+
+    #[test]
+    fn a_connection_is_named_by_a_keyed_digest_of_its_sid() {
+        let key = DigestKey::new(&Secret::from("k1-0123456789abcdef0123456789abcdef"));
+        let other = DigestKey::new(&Secret::from("k2-0123456789abcdef0123456789abcdef"));
+        let sid = Sid::new();
+        let name = key.conn("room", sid);
+        assert_eq!(name.len(), 64);
+        assert!(name.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(!name.contains(&sid.to_string()));
+        assert_eq!(name, key.conn("room", sid), "stable: every script finds it");
+        assert_ne!(name, key.conn("room", Sid::new()));
+        assert_ne!(name, other.conn("room", sid), "keyed");
+        assert_ne!(
+            name,
+            key.digest("room", &sid.to_string()),
+            "not a credential's digest"
+        );
+    }
+}
