@@ -118,6 +118,7 @@ fn request(room: &SessionId, user: usize, conn: ConnId, key_bytes: usize) -> Joi
         credential: Some("k".into()),
         chat_mode: None,
         resume: None,
+        acked: true,
         conn,
     }
 }

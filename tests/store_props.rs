@@ -31,9 +31,10 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (
             (small(4), small(5), small(6), any::<bool>()),
             (small(9), proptest::option::of(small(3)), proptest::option::of(small(3)), any::<bool>()),
+            proptest::bool::weighted(0.2),
         )
-            .prop_map(|((session, user, conn, creator), (credential, mode, name, public_key))| {
-                Op::Join { session, user, conn, creator, credential, mode, name, public_key }
+            .prop_map(|((session, user, conn, creator), (credential, mode, name, public_key), acked)| {
+                Op::Join { session, user, conn, creator, credential, mode, name, public_key, acked }
             }),
         5 => (
             small(4),

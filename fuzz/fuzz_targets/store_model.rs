@@ -37,6 +37,7 @@ fn op(u: &mut Unstructured) -> Result<Op> {
             mode: opt(u)?,
             name: opt(u)?,
             public_key: u.arbitrary()?,
+            acked: u.ratio(1u8, 5u8)?,
         },
         6..=9 => Op::Append {
             session: u.arbitrary()?,

@@ -28,6 +28,11 @@ pub enum ErrorCode {
     /// A join without proof names a member present on another connection. Internal: the
     /// join waits for that connection to go, then answers `FORBIDDEN` if it has not.
     MemberPresent,
+    /// A join without a resume token names a member whose client was sent one: only
+    /// that token admits a join as this member (see `store/resume.rs`).
+    ResumeTokenRequired,
+    /// A delivery receipt names no message of that sender addressed to the claimant.
+    UnknownMessage,
 }
 
 impl ErrorCode {
@@ -48,6 +53,8 @@ impl ErrorCode {
             ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::Removed => "REMOVED",
             ErrorCode::MemberPresent => "MEMBER_PRESENT",
+            ErrorCode::ResumeTokenRequired => "RESUME_TOKEN_REQUIRED",
+            ErrorCode::UnknownMessage => "UNKNOWN_MESSAGE",
         }
     }
 }

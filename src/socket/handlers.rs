@@ -32,7 +32,8 @@ use crate::{
 /// A decoded client event.
 #[derive(Debug)]
 pub enum ClientEvent {
-    JoinSession(JoinSession),
+    /// With whether it asked for an ack (only then can it receive a resume token).
+    JoinSession(JoinSession, bool),
     SavePublicKey(SavePublicKey),
     GetPublicKeys(SessionUser),
     SendMessage(SendMessage),
@@ -54,7 +55,13 @@ pub enum AckBody {
     Empty(Empty),
     Joined(JoinAck),
     Sent(SendAck),
-    Keys { keys: Vec<PublicKeyEntry> },
+    Keys {
+        keys: Vec<PublicKeyEntry>,
+    },
+    /// The receipt's ids that were relayed (the others were dropped).
+    Delivered {
+        relayed: Vec<String>,
+    },
 }
 
 /// The sessions this socket has joined, for its disconnect.
@@ -91,7 +98,9 @@ pub fn decode<A: Adapter>(
             .map_err(|e| AppError::bad_request(format!("Invalid payload: {e}")))
     }
     Ok(match kind {
-        EventKind::JoinSession => ClientEvent::JoinSession(payload(s, data, ack_id)?),
+        EventKind::JoinSession => {
+            ClientEvent::JoinSession(payload(s, data, ack_id)?, ack_id.is_some())
+        }
         EventKind::SavePublicKey => ClientEvent::SavePublicKey(payload(s, data, ack_id)?),
         EventKind::GetPublicKeys => ClientEvent::GetPublicKeys(payload(s, data, ack_id)?),
         EventKind::SendMessage => {
@@ -128,7 +137,7 @@ pub async fn handle<A: Adapter>(
     event: ClientEvent,
 ) -> Result<AckBody, AppError> {
     match event {
-        ClientEvent::JoinSession(p) => join(state, socket, joined, p).await,
+        ClientEvent::JoinSession(p, acked) => join(state, socket, joined, p, acked).await,
         ClientEvent::SavePublicKey(p) => save_public_key(state, socket, p).await,
         ClientEvent::GetPublicKeys(p) => get_public_keys(state, socket, p).await,
         ClientEvent::SendMessage(p) => send_message(state, socket, p).await,
@@ -162,6 +171,7 @@ async fn join<A: Adapter>(
     socket: &SocketRef<A>,
     joined: &mut Memberships,
     p: JoinSession,
+    acked: bool,
 ) -> Result<AckBody, AppError> {
     check_public_key(p.public_key.as_deref())?;
     // An explicit authKey wins over the one carried in sessionId.
@@ -185,6 +195,7 @@ async fn join<A: Adapter>(
         credential,
         chat_mode: p.chat_mode,
         resume,
+        acked,
         conn: socket.id,
     };
     let done = join_when_free(state, socket, request).await?;
@@ -256,9 +267,11 @@ async fn join<A: Adapter>(
 /// is gone (it waits a heartbeat at most, see [`join_when_free`]).
 const TAKEOVER_POLL: Duration = Duration::from_millis(250);
 
-/// Joins; a join naming a member present on another connection, without its resume
-/// token, waits until that connection is gone (a dead one is dropped within a heartbeat)
-/// and is refused if it is still there: a stranger cannot take a present member's place.
+/// Joins; a tokenless join naming a member that holds no token (one made by a join
+/// without an ack, as the End2End Chat app's) and is present on another connection waits
+/// until that connection is gone (a dead one is dropped within a heartbeat) and is refused
+/// if it is still there: a stranger cannot take a present member's place. A member that
+/// holds a token is refused at once without it (`store/resume.rs`): no wait.
 async fn join_when_free<A: Adapter>(
     state: &AppState,
     socket: &SocketRef<A>,
@@ -536,8 +549,11 @@ async fn file_downloaded<A: Adapter>(
 const DELIVERED_IDS_MAX: usize = 64;
 
 /// `message-delivered`: a member's page tells the sender which of its messages arrived.
-/// The server only relays the member's word (it cannot see what a page did), from a
-/// member, to the sender's connections in this session.
+/// The server cannot see what a page did, but it checks what it knows: only ids of
+/// messages `senderId` sent that reached this member (addressed to it or to everyone) are
+/// relayed, the others dropped (`UNKNOWN_MESSAGE` when none is left, which also says
+/// nothing about messages between others). One receipt is at most one event to each of
+/// the sender's sockets in this session, and never to the claimant's own.
 async fn message_delivered<A: Adapter>(
     state: &AppState,
     socket: &SocketRef<A>,
@@ -552,9 +568,18 @@ async fn message_delivered<A: Adapter>(
         check_message_id(id)?;
     }
     let session = p.session_id.id;
-    let (user, _) = state.store.member(&session, socket.id, None).await?;
+    let (user, ids) = state
+        .store
+        .receipt(&session, socket.id, &p.sender_id, &p.ids)
+        .await?;
+    if ids.is_empty() {
+        return Err(AppError::new(
+            ErrorCode::UnknownMessage,
+            "None of these ids is a message of that member that reached you",
+        ));
+    }
     let notice = DeliveredNotice {
-        ids: &p.ids,
+        ids: &ids,
         user_id: &user,
         timestamp: now_ms(),
     };
@@ -562,7 +587,7 @@ async fn message_delivered<A: Adapter>(
         .within(rooms::member(&session, &p.sender_id))
         .emit("message-delivered", &notice)
         .await;
-    ok()
+    Ok(AckBody::Delivered { relayed: ids })
 }
 
 /// Tells the others that a member left, when its last connection did. `to_room`

@@ -282,12 +282,12 @@ impl<A: Adapter> Worker<A> {
                 let started = Instant::now();
                 let joined = &mut progress.joined;
                 let result = match *event {
-                    Ok(handlers::ClientEvent::JoinSession(p)) => {
+                    Ok(handlers::ClientEvent::JoinSession(p, acked)) => {
                         let client = socket.extensions.get::<guard::Client>();
                         match guard::JoinGate::check(state, client.as_ref(), socket, &p) {
                             Err(err) => Err(err),
                             Ok(gate) => {
-                                let event = handlers::ClientEvent::JoinSession(p);
+                                let event = handlers::ClientEvent::JoinSession(p, acked);
                                 let mut result =
                                     Box::pin(handlers::handle(state, socket, joined, event)).await;
                                 gate.done(state, socket, &mut result).await;

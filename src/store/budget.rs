@@ -106,6 +106,7 @@ mod tests {
             credential: Some(Secret::from("k")),
             chat_mode: Some(ChatMode::Group),
             resume: None,
+            acked: false,
             conn: c,
         })
         .unwrap();

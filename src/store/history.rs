@@ -139,6 +139,15 @@ impl History {
         }
     }
 
+    /// Whether `reader` received message `id` of `from`: a copy of it addressed to
+    /// `reader`, or to everyone (see [`delivered_to`]). What a delivery receipt must name
+    /// (`message-delivered`): one lookup in the dedup index per id.
+    pub fn received(&self, id: &str, from: &UserId, reader: &UserId) -> bool {
+        self.index
+            .get(&(Arc::from(id), from.clone()))
+            .is_some_and(|copies| copies.iter().any(|(to, _)| delivered_to(to, from, reader)))
+    }
+
     /// The messages `user` may read: addressed to it, to everyone, or sent by it.
     pub fn visible_to(&self, user: &UserId) -> Vec<Arc<Message>> {
         self.entries
@@ -149,6 +158,17 @@ impl History {
             })
             .cloned()
             .collect()
+    }
+}
+
+/// Whether a copy from `from` addressed to `to` was relayed to `reader` as a recipient:
+/// to everyone (no `to`, or `all`) reaches every member but its sender; to a userId,
+/// that member only. The rule a receipt is checked against, here and in Redis
+/// (`lua/receipt.lua`).
+pub fn delivered_to(to: &Option<Recipient>, from: &UserId, reader: &UserId) -> bool {
+    match to {
+        None | Some(Recipient::All) => reader != from,
+        Some(Recipient::User(u)) => u == reader && reader != from,
     }
 }
 
@@ -205,6 +225,27 @@ mod tests {
             .collect();
         assert_eq!(seen, vec!["\"for-b\""]);
         assert_eq!(h.visible_to(&UserId::parse("a").unwrap()).len(), 2);
+    }
+
+    #[test]
+    fn a_receipt_names_a_message_its_claimant_received() {
+        let mut h = History::default();
+        let [a, b, c] = ["a", "b", "c"].map(|u| UserId::parse(u).unwrap());
+        h.append(msg("all", "a", Some("all"), "x"), 10, 1 << 20);
+        h.append(msg("none", "a", None, "x"), 10, 1 << 20);
+        h.append(msg("dm", "a", Some("b"), "x"), 10, 1 << 20);
+        assert!(h.received("all", &a, &b) && h.received("all", &a, &c));
+        assert!(h.received("none", &a, &c));
+        assert!(h.received("dm", &a, &b));
+        assert!(!h.received("dm", &a, &c), "not a recipient");
+        assert!(!h.received("all", &a, &a), "not its own sender");
+        assert!(!h.received("all", &b, &c), "not that sender's");
+        assert!(!h.received("nope", &a, &b), "no such id");
+        // An evicted message is no longer known.
+        for i in 0..10 {
+            h.append(msg(&format!("m{i}"), "a", None, "x"), 10, 1 << 20);
+        }
+        assert!(!h.received("dm", &a, &b));
     }
 
     #[test]

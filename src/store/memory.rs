@@ -188,6 +188,25 @@ impl MemoryStore {
         })
     }
 
+    /// A delivery receipt: the connection's user, and those of `ids` that are messages of
+    /// `sender` it received (see [`History::received`]).
+    pub fn receipt(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        sender: &UserId,
+        ids: &[String],
+    ) -> Result<(UserId, Vec<String>), AppError> {
+        self.with_member(id, conn, None, |s, user| {
+            let received = ids
+                .iter()
+                .filter(|m| s.history.received(m, sender, user))
+                .cloned()
+                .collect();
+            Ok((user.clone(), received))
+        })
+    }
+
     /// Stores the member's public key (and name); returns the present members' keys.
     pub fn save_public_key(
         &self,

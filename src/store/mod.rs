@@ -81,6 +81,8 @@ pub struct JoinRequest {
     pub chat_mode: Option<ChatMode>,
     /// The member's resume token, if its client kept one (see [`resume`]).
     pub resume: Option<Secret>,
+    /// The join asked for an ack, so a token issued to it reaches its client.
+    pub acked: bool,
     pub conn: ConnId,
 }
 
@@ -303,6 +305,22 @@ impl Store {
         match self {
             Store::Memory(s) => s.member(id, conn, claimed),
             Store::Redis(s) => s.member(id, conn, claimed).await,
+        }
+    }
+
+    /// `message-delivered`: the connection's user, and those of `ids` that name a message
+    /// of `sender` this user received (addressed to it or to everyone); the others are
+    /// dropped. See [`History::received`].
+    pub async fn receipt(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        sender: &UserId,
+        ids: &[String],
+    ) -> Result<(UserId, Vec<String>), AppError> {
+        match self {
+            Store::Memory(s) => s.receipt(id, conn, sender, ids),
+            Store::Redis(s) => s.receipt(id, conn, sender, ids).await,
         }
     }
 

@@ -212,8 +212,9 @@ impl Session {
             false => Some(resume::admit(
                 self.members
                     .get(&req.user)
-                    .map(|m| (m.proof, m.is_present())),
-                req.resume.as_ref(),
+                    .map(|m| m.proof.known(req.resume.as_ref(), m.is_present())),
+                req.resume.is_some(),
+                req.acked,
             )?),
         };
         let already_present = self.members.get(&req.user).is_some_and(Member::is_present);
@@ -262,11 +263,7 @@ impl Session {
                 member.proof.token = Some(digest);
                 Some(token)
             }
-            Some(resume::Admission::Proven) => {
-                member.proof.proven = true;
-                None
-            }
-            None => None,
+            Some(resume::Admission::Proven | resume::Admission::Unproven) | None => None,
         };
         if !member.is_present() {
             member.joined_at = ms;

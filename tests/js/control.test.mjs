@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, cleanup, connect, expectOk, expectError, emitAck, nextEvent, noEvent, uid,
+  startServer, cleanup, connect, expectOk, expectError, emitAck, nextEvent, noEvent, uid, collect,
   createSession, joinAs, request,
 } from './lib/server.mjs';
 
@@ -200,4 +200,49 @@ test('message-delivered: a member\'s page tells the sender which messages arrive
   await expectError(bob.socket, 'message-delivered', { sessionId: room.sessionId, senderId: room.userId, ids: [] }, 'BAD_REQUEST', assert);
   const stranger = await connect(nodes[1].url);
   await expectError(stranger, 'message-delivered', { sessionId: room.sessionId, senderId: room.userId, ids: ['m-1'] }, 'NOT_IN_SESSION', assert);
+});
+
+test('message-delivered is checked: only ids the sender sent to the claimant (or to all) are relayed, once to each of the sender\'s sockets', async () => {
+  const room = await createSession(nodes[0].url, { mode: 'group' }, assert);
+  const { sessionId } = room;
+  const bob = await joinAs(nodes[1].url, room.link, uid('bob'), assert);
+  const carol = await joinAs(nodes[1].url, room.link, uid('carol'), assert);
+  const bobId = bob.ack.userId;
+  // Ana on two more tabs (one per node), Bob on three more.
+  const anaTabs = [room.socket];
+  for (const node of [nodes[0], nodes[1]]) {
+    anaTabs.push((await joinAs(node.url, room.link, room.userId, assert, { resumeToken: room.resumeToken, publicKey: null })).socket);
+  }
+  const bobTabs = [bob.socket];
+  for (let i = 0; i < 3; i += 1) {
+    bobTabs.push((await joinAs(nodes[i % 2].url, room.link, bobId, assert, { resumeToken: bob.ack.resumeToken, publicKey: null })).socket);
+  }
+  const arrived = nextEvent(carol.socket, 'new-message', 3000, (m) => m.id === 'b-1');
+  const dm = nextEvent(bob.socket, 'new-message', 3000, (m) => m.id === 'd-1');
+  await expectOk(room.socket, 'send-message', { sessionId, to: 'all', encrypted: 'c', clientMessageId: 'g-1' }, assert);
+  await expectOk(room.socket, 'send-message', { sessionId, to: bobId, encrypted: 'c', clientMessageId: 'd-1' }, assert);
+  await expectOk(room.socket, 'send-message', { sessionId, encrypted: 'c', clientMessageId: 'n-1' }, assert);
+  await expectOk(bob.socket, 'send-message', { sessionId, to: 'all', encrypted: 'c', clientMessageId: 'b-1' }, assert);
+  await Promise.all([arrived, dm]);
+
+  const everyone = [...anaTabs, ...bobTabs, carol.socket];
+  const seen = everyone.map((s) => collect(s, 'message-delivered'));
+  const refused = (socket, senderId, ids) => expectError(socket, 'message-delivered', { sessionId, senderId, ids }, 'UNKNOWN_MESSAGE', assert);
+  await refused(carol.socket, room.userId, ['d-1']); // a direct message to Bob: Carol was no recipient
+  await refused(carol.socket, room.userId, ['never-sent']);
+  await refused(carol.socket, room.userId, ['b-1']); // Bob's message, not Ana's
+  await refused(bob.socket, bobId, ['b-1']); // his own message: no receipt to himself
+  await refused(bobTabs[2], room.userId, ['never-sent', 'x-2']);
+  // Bob's receipt: the ids that check out are relayed, the others dropped (the ack says which).
+  const fromBob = anaTabs.map((s) => nextEvent(s, 'message-delivered', 3000, (n) => n.userId === bobId));
+  const ack = await expectOk(bob.socket, 'message-delivered', { sessionId, senderId: room.userId, ids: ['d-1', 'never-sent', 'g-1', 'n-1'] }, assert);
+  assert.deepEqual(ack.relayed, ['d-1', 'g-1', 'n-1']);
+  for (const notice of await Promise.all(fromBob)) assert.deepEqual([notice.ids, notice.userId], [['d-1', 'g-1', 'n-1'], bobId]);
+  // Carol's receipt for the message to all.
+  const fromCarol = anaTabs.map((s) => nextEvent(s, 'message-delivered', 3000, (n) => n.userId === carol.ack.userId));
+  await expectOk(carol.socket, 'message-delivered', { sessionId, senderId: room.userId, ids: ['g-1'] }, assert);
+  await Promise.all(fromCarol);
+  // Nothing else arrives anywhere: one event per receipt on each of Ana's sockets, none elsewhere.
+  await Promise.all(everyone.map((s) => noEvent(s, 'message-delivered', 500)));
+  assert.deepEqual(seen.map((list) => list.length), [...anaTabs.map(() => 2), ...bobTabs.map(() => 0), 0]);
 });

@@ -56,7 +56,7 @@ test('a transport that closes halfway through a large message: nothing stored, t
   const srv = await startServer();
   // Session A: alice and bob; bob's upload dies halfway. Session B: carol and dave.
   const a = await createSession(srv.url, { userId: 'alice' }, assert);
-  const bob = (await joinAs(srv.url, a.link, 'bob', assert, {}, { transports: ['websocket'] })).socket;
+  const { socket: bob, ack: bobAck } = await joinAs(srv.url, a.link, 'bob', assert, {}, { transports: ['websocket'] });
   const b = await createSession(srv.url, { userId: 'carol' }, assert);
   const dave = (await joinAs(srv.url, b.link, 'dave', assert)).socket;
   await relayed(bob, a.socket, a.sessionId, 'before');
@@ -87,7 +87,7 @@ test('a transport that closes halfway through a large message: nothing stored, t
   // Both sessions keep working, and bob can come back.
   await relayed(a.socket, erin, a.sessionId, 'after in A');
   await relayed(dave, b.socket, b.sessionId, 'after in B');
-  const bob2 = (await joinAs(srv.url, a.link, 'bob', assert)).socket;
+  const bob2 = (await joinAs(srv.url, a.link, 'bob', assert, { resumeToken: bobAck.resumeToken })).socket;
   await relayed(bob2, a.socket, a.sessionId, 'bob is back');
   assert.equal(srv.child.exitCode, null, 'the server is still running');
   assert.doesNotMatch(srv.output(), /panicked/);

@@ -122,13 +122,16 @@ test('when the node behind nginx drains, clients reconnect through nginx to the 
   const other = 1 - behind;
 
   const c = await createSession(nodes[other].url, { userId: 'erin' }, assert);
-  // A client as apps run it: reconnecting, and joining again on every connect.
+  // A client as apps run it: reconnecting, and joining again on every connect with the
+  // resume token of its first join's ack.
   const socket = io(lb, { transports: ['websocket'], forceNew: true, reconnectionDelay: 200, reconnectionDelayMax: 500 });
   reconnecting.push(socket);
   let joins = 0;
+  let resumeToken;
   socket.on('connect', () => {
-    socket.emit('join-session', { sessionId: c.link, userId: 'frank', publicKey: 'pk-frank' }, (ack) => {
+    socket.emit('join-session', { sessionId: c.link, userId: 'frank', publicKey: 'pk-frank', resumeToken }, (ack) => {
       if (ack && ack.ok) joins += 1;
+      resumeToken = ack?.resumeToken ?? resumeToken;
     });
   });
   await nextEvent(socket, 'messages-history', 5000);

@@ -522,7 +522,7 @@ test('R7: the last member\'s leave-session deletes the session and its history a
 });
 
 test('R7: after disconnects the session survives, keeps history and keys, and can be rejoined', async () => {
-  const { sessionId, link, authKey, A, B } = await pair();
+  const { sessionId, link, authKey, A, B, tokens } = await pair();
   await expectOk(A, 'send-message', { sessionId, encrypted: 'kept' }, assert);
   const before = await health(srv.url);
   await closeClient(srv.url, B);
@@ -531,18 +531,18 @@ test('R7: after disconnects the session survives, keeps history and keys, and ca
   assert.equal(after1.sessions, before.sessions, 'an emptied session is kept');
   assert.equal(after1.activeSessions, before.activeSessions - 1, 'but no longer active');
 
-  // Bob reconnects the way the old client does: publicKey null keeps his key.
+  // Bob reconnects with publicKey null (which keeps his key) and the token of his join ack.
   const b = await connect(srv.url);
   const hist = nextEvent(b, 'messages-history');
   const keys = nextEvent(b, 'public-keys-updated');
-  const ack = await expectOk(b, 'join-session', { sessionId: link, userId: 'bob', displayName: 'Bob', publicKey: null }, assert);
+  const ack = await expectOk(b, 'join-session', { sessionId: link, userId: 'bob', displayName: 'Bob', publicKey: null, resumeToken: tokens.bob }, assert);
   assert.equal(ack.isCreator, false);
   assert.deepEqual((await hist).map((m) => m.encrypted), ['kept']);
   assert.deepEqual((await keys).map((k) => [k.userId, k.publicKey]), [['bob', 'pk-bob']]);
   // The creator comes back as creator.
   const a = await connect(srv.url);
   const keys2 = nextEvent(b, 'public-keys-updated');
-  const ca = await expectOk(a, 'join-session', { sessionId, userId: 'alice', isCreator: true, authKey, publicKey: null }, assert);
+  const ca = await expectOk(a, 'join-session', { sessionId, userId: 'alice', isCreator: true, authKey, publicKey: null, resumeToken: tokens.alice }, assert);
   assert.equal(ca.isCreator, true);
   const k2 = await keys2;
   assert.deepEqual(k2.map((k) => [k.userId, k.publicKey]).sort(), [['alice', 'pk-alice'], ['bob', 'pk-bob']]);

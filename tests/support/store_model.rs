@@ -81,6 +81,9 @@ pub enum Op {
         mode: Option<u8>,
         name: Option<u8>,
         public_key: bool,
+        /// The join asked for an ack: a new member made by it holds a resume token
+        /// (the model's clients never present one).
+        acked: bool,
     },
     Append {
         session: u8,
@@ -270,6 +273,8 @@ struct MMember {
     name: &'static str,
     public_key: Option<String>,
     conns: BTreeSet<usize>,
+    /// It was sent a resume token: a join naming it must present it.
+    holds: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -430,6 +435,7 @@ impl Model {
         mode: Option<ChatMode>,
         name: Option<&'static str>,
         public_key: Option<String>,
+        acked: bool,
     ) -> Result<MJoined, ErrorCode> {
         match self.sessions.get(&s) {
             Some(sess) if self.expired(sess) => {
@@ -473,6 +479,9 @@ impl Model {
         let repeat = sess.conns.contains_key(&conn);
         let already_present = sess.members.get(&user).is_some_and(|m| !m.conns.is_empty());
         // The identity rule (store/resume.rs); the model's clients present no token.
+        if !repeat && sess.members.get(&user).is_some_and(|m| m.holds) {
+            return Err(ErrorCode::ResumeTokenRequired);
+        }
         if !repeat && already_present {
             return Err(ErrorCode::MemberPresent);
         }
@@ -492,6 +501,7 @@ impl Model {
             name: "",
             public_key: None,
             conns: BTreeSet::new(),
+            holds: acked,
         });
         if let Some(name) = name {
             member.name = name;
@@ -691,6 +701,7 @@ pub async fn run_on(store: &Store, ops: &[Op], expire_when_empty: bool) {
                 mode,
                 name,
                 public_key,
+                acked,
             } => {
                 let s = ix(session, SESSIONS.len());
                 let u = ix(user, USERS.len());
@@ -725,6 +736,7 @@ pub async fn run_on(store: &Store, ops: &[Op], expire_when_empty: bool) {
                             credential: credential.map(Secret::from),
                             chat_mode: mode,
                             resume: None,
+                            acked,
                             conn: conns[c],
                         })
                         .await,
@@ -753,7 +765,7 @@ pub async fn run_on(store: &Store, ops: &[Op], expire_when_empty: bool) {
                         Err(ErrorCode::SessionExpired)
                     }
                 } else {
-                    model.join(s, u, c, creator, credential, mode, name, key)
+                    model.join(s, u, c, creator, credential, mode, name, key, acked)
                 };
                 if let Ok(j) = &real {
                     for (_, from, to) in &j.history {

@@ -5,7 +5,9 @@
 //! a check and the change it guards run atomically across nodes: two nodes racing a
 //! third person into a private room still admit one. Credentials are stored as keyed
 //! digests ([`DigestKey`]), compared inside the script: Redis never holds a room's key,
-//! and a copy of Redis alone cannot be searched for passwords.
+//! and a copy of Redis alone cannot be searched for passwords. Connection ids are
+//! transport credentials too (an Engine.IO `sid` lets its holder post as that
+//! connection), so Redis names connections by their keyed digest as well.
 //!
 //! On a Redis Cluster every key of a session shares its hash tag (`<prefix>s:{<id>}`), so
 //! its scripts run on the shard that owns it, and sessions spread over all shards. The
@@ -91,6 +93,7 @@ struct Scripts {
     reserve: Script,
     join: Script,
     member: Script,
+    receipt: Script,
     departed: Script,
     save_key: Script,
     append: Script,
@@ -113,6 +116,7 @@ impl Scripts {
             reserve: script!("reserve.lua"),
             join: script!("join.lua"),
             member: script!("member.lua"),
+            receipt: script!("receipt.lua"),
             departed: script!("departed.lua"),
             save_key: script!("save_key.lua"),
             append: script!("append.lua"),
@@ -176,6 +180,15 @@ impl DigestKey {
         DigestKey(Hmac::new_from_slice(key.expose().as_bytes()).expect("HMAC accepts any key"))
     }
 
+    /// How a connection id (Engine.IO `sid`) is named in Redis: the sid is a transport
+    /// credential (whoever knows it can post to `/socket.io/?sid=` as that connection),
+    /// so Redis holds only its keyed digest, like keys and tokens. Every script that takes
+    /// a connection takes this name; the node's sweep of a dead node reads it back from
+    /// the node's list and passes it on as it is.
+    pub fn conn(&self, session: &str, conn: ConnId) -> String {
+        self.digest(session, &format!("sid\n{conn}"))
+    }
+
     /// The hex HMAC-SHA-256 of `credential`, salted with the session id (so equal
     /// passwords of two sessions differ), as stored and compared in Redis.
     fn digest(&self, session: &str, credential: &str) -> String {
@@ -237,9 +250,7 @@ fn refusal(code: &str, limits: &StoreLimits) -> AppError {
         "FORBIDDEN_RESUME" => {
             AppError::forbidden("This resume token does not belong to this member")
         }
-        "FORBIDDEN_PROVEN" => {
-            AppError::forbidden("This member proves who it is with its resume token")
-        }
+        "RESUME_TOKEN_REQUIRED" => resume::token_required(),
         "MEMBER_PRESENT" => AppError::new(
             E::MemberPresent,
             "This person is already in the room on another connection",
@@ -555,7 +566,7 @@ impl RedisStore {
         let created_ph = credential
             .map(|c| digest(c.password_part()))
             .unwrap_or_default();
-        let conn = req.conn.to_string();
+        let conn = self.digests.conn(req.session.as_str(), req.conn);
         let name = req.display_name.as_ref().map(DisplayName::as_str);
         let public_key = req.public_key.as_ref().map_or("", |k| k.get());
         let (now, ttl) = (
@@ -570,8 +581,15 @@ impl RedisStore {
             .as_ref()
             .map(|t| digest(t.expose()))
             .unwrap_or_default();
-        let (token, _) = resume::issue();
-        let new_digest = digest(&token);
+        // A token only for a join that can receive it (its ack).
+        let (token, new_digest) = match req.acked {
+            true => {
+                let (token, _) = resume::issue();
+                let d = digest(&token);
+                (token, d)
+            }
+            false => (String::new(), String::new()),
+        };
         let grace = ms(self.limits.presence_grace).to_string();
         let unused_ttl = ms(self.limits.unused_session_ttl).to_string();
         let args: [&[u8]; 20] = [
@@ -676,7 +694,7 @@ impl RedisStore {
         claimed: Option<&UserId>,
         view: View,
     ) -> Result<(UserId, DisplayName, Vec<PublicKeyEntry>, Vec<RawMessage>), AppError> {
-        let conn = conn.to_string();
+        let conn = self.digests.conn(id.as_str(), conn);
         let claimed = claimed.map_or("", UserId::as_str);
         let flag: &[u8] = match view {
             View::Member => b"0",
@@ -723,6 +741,29 @@ impl RedisStore {
         Ok((user, name))
     }
 
+    /// See [`Store::receipt`](super::Store::receipt): `lua/receipt.lua` looks each id up
+    /// in the session's dedup index.
+    pub async fn receipt(
+        &self,
+        id: &SessionId,
+        conn: ConnId,
+        sender: &UserId,
+        ids: &[String],
+    ) -> Result<(UserId, Vec<String>), AppError> {
+        let conn = self.digests.conn(id.as_str(), conn);
+        let mut args: Vec<&[u8]> = vec![conn.as_bytes(), sender.as_str().as_bytes()];
+        args.extend(ids.iter().map(|m| m.as_bytes()));
+        let mut r = self
+            .run_ok(&self.scripts.receipt, id.as_str(), &args)
+            .await?;
+        let user = r.user()?;
+        let received = r
+            .rows()?
+            .map(|row| row.into_string())
+            .collect::<Result<_, _>>()?;
+        Ok((user, received))
+    }
+
     pub async fn peer_keys(
         &self,
         id: &SessionId,
@@ -753,7 +794,7 @@ impl RedisStore {
         key: Opaque,
         name: Option<DisplayName>,
     ) -> Result<Vec<PublicKeyEntry>, AppError> {
-        let conn = conn.to_string();
+        let conn = self.digests.conn(id.as_str(), conn);
         let claimed = claimed.map_or("", UserId::as_str);
         let now = now_ms().to_string();
         let args: [&[u8]; 6] = [
@@ -787,7 +828,7 @@ impl RedisStore {
             + draft.id.len()
             + draft.kind.len()
             + super::history::MESSAGE_OVERHEAD;
-        let conn = conn.to_string();
+        let conn = self.digests.conn(id.as_str(), conn);
         let claimed = claimed_from.map_or("", UserId::as_str);
         let (cost, max_messages, max_bytes, timestamp, now, budget) = (
             cost.to_string(),
@@ -846,7 +887,7 @@ impl RedisStore {
         conn: ConnId,
         keys: &BTreeMap<UserId, Box<RawValue>>,
     ) -> Result<(), AppError> {
-        let conn = conn.to_string();
+        let conn = self.digests.conn(id.as_str(), conn);
         let now = now_ms().to_string();
         let mut args: Vec<&[u8]> = vec![conn.as_bytes(), now.as_bytes()];
         for (user, key) in keys {
@@ -899,7 +940,13 @@ impl RedisStore {
     ) -> Result<Left, AppError> {
         let node = self.node.clone();
         let left = self
-            .remove_conn(id, &conn.to_string(), claimed, true, &node)
+            .remove_conn(
+                id,
+                &self.digests.conn(id.as_str(), conn),
+                claimed,
+                true,
+                &node,
+            )
             .await?;
         self.unsubscribe(id, conn).await;
         Ok(left)
@@ -909,7 +956,8 @@ impl RedisStore {
         let node = self.node.clone();
         // The socket is gone whatever Redis answers (a failure is retried for the others).
         self.unsubscribe(id, conn).await;
-        self.disconnect_on(id, &conn.to_string(), &node).await
+        self.disconnect_on(id, &self.digests.conn(id.as_str(), conn), &node)
+            .await
     }
 
     /// `conn` left session `id`: this node may stop reading its channel.
@@ -919,7 +967,8 @@ impl RedisStore {
         }
     }
 
-    /// A connection of `node` (this one, or a dead one being swept) is gone.
+    /// A connection of `node` (this one, or a dead one being swept) is gone. `conn` is
+    /// its name in Redis ([`DigestKey::conn`]), as the node's list holds it.
     pub async fn disconnect_on(
         &self,
         id: &SessionId,
@@ -934,7 +983,7 @@ impl RedisStore {
     }
 
     pub async fn close(&self, id: &SessionId, conn: ConnId) -> Result<Vec<UserId>, AppError> {
-        let sid = conn.to_string();
+        let sid = self.digests.conn(id.as_str(), conn);
         let mut r = self
             .run_ok(&self.scripts.close, id.as_str(), &[sid.as_bytes()])
             .await?;
@@ -967,7 +1016,7 @@ impl RedisStore {
         conn: ConnId,
         target: &UserId,
     ) -> Result<Removed, AppError> {
-        let (conn, now) = (conn.to_string(), now_ms().to_string());
+        let (conn, now) = (self.digests.conn(id.as_str(), conn), now_ms().to_string());
         let max_removed = super::session::MAX_REMOVED.to_string();
         let args: [&[u8]; 4] = [
             conn.as_bytes(),
@@ -997,7 +1046,7 @@ impl RedisStore {
         } else {
             b"0"
         };
-        let (conn, now) = (conn.to_string(), now_ms().to_string());
+        let (conn, now) = (self.digests.conn(id.as_str(), conn), now_ms().to_string());
         let args: [&[u8]; 5] = [
             conn.as_bytes(),
             kh.as_bytes(),
@@ -1207,4 +1256,29 @@ fn public_keys(mut rows: impl Iterator<Item = Row>) -> Result<Vec<PublicKeyEntry
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socketioxide::socket::Sid;
+
+    #[test]
+    fn a_connection_is_named_by_a_keyed_digest_of_its_sid() {
+        let key = DigestKey::new(&Secret::from("k1-0123456789abcdef0123456789abcdef"));
+        let other = DigestKey::new(&Secret::from("k2-0123456789abcdef0123456789abcdef"));
+        let sid = Sid::new();
+        let name = key.conn("room", sid);
+        assert_eq!(name.len(), 64);
+        assert!(name.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(!name.contains(&sid.to_string()));
+        assert_eq!(name, key.conn("room", sid), "stable: every script finds it");
+        assert_ne!(name, key.conn("room", Sid::new()));
+        assert_ne!(name, other.conn("room", sid), "keyed");
+        assert_ne!(
+            name,
+            key.digest("room", &sid.to_string()),
+            "not a credential's digest"
+        );
+    }
 }

@@ -8,8 +8,8 @@
 --
 -- A session is nine keys under "<prefix>s:{<id>}", all in the slot of its hash tag:
 -- the meta hash (key hashes, mode, state, creator, last activity), ":m" members (userId
--- -> JSON), ":c" connections (connection id -> userId), ":g" wrapped group keys, ":h"
--- history (a list of message JSON), ":d" its dedup index ("id\nfrom\nto" -> timestamp)
+-- -> JSON), ":c" connections (a connection's keyed digest, never its Engine.IO sid,
+-- -> userId), ":g" wrapped group keys, ":h" history (a list of message JSON), ":d" its dedup index ("id\nfrom\nto" -> timestamp)
 -- ":r" the userIds the creator removed (a sorted set by time of removal) and ":n" each
 -- member's display name alone (what a message needs, without decoding the member), ":o"
 -- the nodes with a connection bound in it (node id -> count: whom its messages are

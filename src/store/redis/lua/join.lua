@@ -3,8 +3,9 @@
 -- credential's password part (stored when this join creates the session), 10 mode of a
 -- created session, 11 has_name (1/0), 12 name, 13 public key JSON ('' = none), 14 now
 -- ms, 15 ttl ms, 16 max group members, 17 max sessions, 18 max absent members, 19 hex
--- SHA-256 of the resume token presented ('' = none), 20 that of a new token, kept when
--- this join is issued one (the identity rule of `store/resume.rs`), 21 presence grace
+-- digest of the resume token presented ('' = none), 20 that of a new token, kept when
+-- this join is issued one ('' = the join sent no ack, so it cannot receive one: the
+-- identity rule of `store/resume.rs`), 21 presence grace
 -- ms (a member back within it of its drop is not a new member), 22 unused-session ttl
 -- ms (kept when this join creates the session).
 -- Returns {'OK', mode, is_creator, new_member, name, has_group_key, group_key,
@@ -33,9 +34,17 @@ local kh, ph, mode, state, creator = unpack(redis.call('HMGET', META, 'kh', 'ph'
   'state', 'creator'))
 if redis.call('ZSCORE', REMOVED, user) then return { 'REMOVED' } end
 -- A member's resume token admits it without the key: after reset-link, the members in
--- the room keep their place through reconnects.
+-- the room keep their place through reconnects. `m.t` is the digest of the token the
+-- member's client was sent (a member of an older version holds one only if it proved
+-- it: `v`, and its `r`).
 local known = get_member(user)
-local by_token = ARGV[19] ~= '' and known ~= nil and known.r == ARGV[19]
+local function held(m)
+  if m == nil then return nil end
+  if m.t then return m.t end
+  if m.v == 1 then return m.r end
+  return nil
+end
+local by_token = ARGV[19] ~= '' and held(known) ~= nil and held(known) == ARGV[19]
 if by_token then
   -- admitted
 elseif is_creator then
@@ -56,19 +65,17 @@ if bound and bound ~= user then return { 'FORBIDDEN_CONN_BOUND' } end
 local m = get_member(user)
 local already_present = m ~= nil and m.p > 0
 -- Who may act as an existing member (store/resume.rs).
-local issued, proven_now = 0, false
+local issued = 0
 if not bound then
+  local token = held(m)
   if m == nil then
-    issued = 1
+    if ARGV[20] ~= '' then issued = 1 end
   elseif ARGV[19] ~= '' then
-    if m.r ~= ARGV[19] then return { 'FORBIDDEN_RESUME' } end
-    proven_now = true
-  elseif m.v == 1 then
-    return { 'FORBIDDEN_PROVEN' }
+    if token == nil or token ~= ARGV[19] then return { 'FORBIDDEN_RESUME' } end
+  elseif token ~= nil then
+    return { 'RESUME_TOKEN_REQUIRED' }
   elseif already_present then
     return { 'MEMBER_PRESENT' }
-  else
-    issued = 1
   end
 end
 if not already_present then
@@ -89,8 +96,7 @@ if ARGV[13] ~= '' then
   if m.k ~= '' and m.k ~= ARGV[13] then key_changed = 1 end
   m.k = ARGV[13]
 end
-if issued == 1 then m.r = ARGV[20] end
-if proven_now then m.v = 1 end
+if issued == 1 then m.t = ARGV[20] end
 if not bound then
   m.p = m.p + 1
   redis.call('HSET', CONNS, conn, user)
