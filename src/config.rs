@@ -48,9 +48,10 @@ pub struct Config {
     /// How long a graceful shutdown (SIGTERM) may take.
     pub shutdown_grace: Duration,
     /// Engine.IO heartbeat: the server pings every `ping_interval` and drops a
-    /// connection whose pong has not come `ping_timeout` later (clients adopt both). So a
-    /// connection that died without a word is gone within their sum, and a member's
-    /// reconnect without a resume token waits that long at most for its old one to go.
+    /// connection whose pong has not come `ping_timeout` later, unless it kept moving
+    /// bytes at `min_progress_bytes_per_sec` meanwhile (clients adopt both). So a
+    /// connection that died without a word is gone within their sum, and the reconnect
+    /// of a member that holds no resume token waits that long at most for its old one.
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
     /// A member whose last connection dropped is announced as gone only if it is not
