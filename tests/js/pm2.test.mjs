@@ -134,9 +134,17 @@ async function member(port, link, userId) {
     transports: ['websocket'], forceNew: true, reconnectionDelay: 200, reconnectionDelayMax: 500,
   });
   members.push(socket);
+  // As the built-in client does: the resume token from the first join's ack comes back
+  // with every rejoin (a member that holds one is refused without it).
   let joins = 0;
+  let resumeToken;
   socket.on('connect', () => {
-    socket.emit('join-session', { sessionId: link, userId, publicKey: `pk-${userId}` }, () => { joins += 1; });
+    socket.emit('join-session', { sessionId: link, userId, publicKey: `pk-${userId}`, resumeToken }, (ack) => {
+      if (ack?.ok) {
+        joins += 1;
+        resumeToken = ack.resumeToken ?? resumeToken;
+      }
+    });
   });
   await nextEvent(socket, 'messages-history', 5000);
   return { socket, joins: () => joins };
