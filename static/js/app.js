@@ -492,6 +492,7 @@ function wire(c) {
   }));
   c.addEventListener('members', mine(() => {
     renderMembers(c);
+    log.relabel(c);
     renderShare(c);
     // A 1:1 room is complete once the other person is in: the invitation has done its job.
     if (c.mode !== 'group' && shareAutoOpened && c.presentPeers().length) {
@@ -596,8 +597,10 @@ function renderMember(c, m) {
     remove.addEventListener('click', () => onRemove(c, m));
     actions.append(remove);
   }
-  return el('li', { class: 'member', 'data-user-id': m.userId, 'data-verified': verified },
-    el('span', { class: 'name', text: name }),
+  const alike = c.looksAlike(m.userId);
+  return el('li', { class: 'member', 'data-user-id': m.userId, 'data-verified': verified, 'data-alike': alike ? 'true' : undefined },
+    el('span', { class: 'name', text: c.labelOf(m.userId) }),
+    alike && el('p', { class: 'lookalike', text: `⚠ Another person here has a name that looks like “${name}”. Tell them apart by the safety number, not the name.` }),
     el('p', { class: 'safety' }, 'Safety number with you:',
       el('code', { class: 'safety-number', text: m.safety ?? (m.publicKey ? 'computing…' : 'no key yet') })),
     verified && el('p', { class: 'verified', text: '✓ Verified by you' }),

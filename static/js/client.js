@@ -16,6 +16,7 @@
 import { io } from '../vendor/socket.io.esm.min.js';
 import * as C from './crypto.js';
 import { CodedError, formatWait } from './errors.js';
+import { lookAlikes } from './names.js';
 
 /** Largest file or image this client sends (it travels encrypted inside one message). */
 export const MAX_FILE_BYTES = 5 * 1024 * 1024;
@@ -74,6 +75,8 @@ export class RoomClient extends EventTarget {
     this.needsKeyResend = true;
     this.keyChain = Promise.resolve();
     this.typing = new Map();
+    /** userIds whose name looks like another person's here (see names.js). */
+    this.alike = new Set();
     this.recentAckErrors = new Map();
     this.joined = false;
     this.everJoined = false;
@@ -161,7 +164,8 @@ export class RoomClient extends EventTarget {
       const m = this.member(u.userId);
       m.displayName = u.displayName || m.displayName;
       m.present = true;
-      this.notice(`${this.nameOf(u.userId)} joined`, 'join', u.timestamp);
+      this.refreshLookAlikes();
+      this.notice(`${this.labelOf(u.userId)} joined`, 'join', u.timestamp);
       this.emit('members');
     });
     socket.on('user-left', (u) => {
@@ -170,7 +174,7 @@ export class RoomClient extends EventTarget {
       if (m) m.present = false;
       this.typing.delete(u.userId);
       this.emitTyping();
-      this.notice(`${this.nameOf(u.userId)} left`, 'leave', u.timestamp);
+      this.notice(`${this.labelOf(u.userId)} left`, 'leave', u.timestamp);
       this.emit('members');
       this.reconcileGroupKey();
     });
@@ -185,7 +189,7 @@ export class RoomClient extends EventTarget {
     socket.on('message-sent', (m) => this.ingest(m));
     socket.on('user-typing', (u) => {
       if (!u?.userId || u.userId === this.me) return;
-      this.typing.set(u.userId, { name: u.displayName || this.nameOf(u.userId), until: Date.now() + TYPING_EXPIRY_MS });
+      this.typing.set(u.userId, { name: this.labelOf(u.userId, u.displayName), until: Date.now() + TYPING_EXPIRY_MS });
       this.emitTyping();
       setTimeout(() => this.emitTyping(), TYPING_EXPIRY_MS + 50);
     });
@@ -211,7 +215,7 @@ export class RoomClient extends EventTarget {
       m.present = false;
       this.typing.delete(u.userId);
       this.emitTyping();
-      this.notice(`${u.displayName || this.nameOf(u.userId)} was removed from the room`, 'leave', u.timestamp);
+      this.notice(`${this.labelOf(u.userId, u.displayName)} was removed from the room`, 'leave', u.timestamp);
       this.emit('members');
     });
     socket.on('link-reset', (p) => {
@@ -423,6 +427,7 @@ export class RoomClient extends EventTarget {
   }
 
   emit(type, detail = {}) {
+    if (type === 'members') this.refreshLookAlikes();
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
@@ -444,6 +449,29 @@ export class RoomClient extends EventTarget {
   nameOf(userId) {
     if (userId === this.me) return this.displayName || 'You';
     return this.members.get(userId)?.displayName || 'Someone';
+  }
+
+  /** Whether `userId`'s name looks like another person's here (me included). */
+  looksAlike(userId) {
+    return userId !== this.me && this.alike.has(userId);
+  }
+
+  /**
+   * How the page names someone else: the name (or `fallback`), and when it looks like
+   * another person's, a ⚠ and the first block of the safety number the member list shows
+   * beside the right person.
+   */
+  labelOf(userId, fallback) {
+    const name = this.members.get(userId)?.displayName || fallback || this.nameOf(userId);
+    if (!this.looksAlike(userId)) return name;
+    const tag = this.members.get(userId)?.safety?.slice(0, 5);
+    return tag ? `${name} ⚠ ${tag}` : `${name} ⚠`;
+  }
+
+  refreshLookAlikes() {
+    const people = [{ id: this.me, name: this.displayName }];
+    for (const m of this.members.values()) people.push({ id: m.userId, name: m.displayName });
+    this.alike = lookAlikes(people);
   }
 
   /** Present members other than me that have a public key. */
@@ -493,7 +521,7 @@ export class RoomClient extends EventTarget {
     if (m.keyChangedAt && now - m.keyChangedAt < 10_000) return;
     m.keyChangedAt = now;
     m.keyChanged = true;
-    this.notice(`${this.nameOf(m.userId)}'s safety number changed: compare it again before trusting them`, 'key', now);
+    this.notice(`${this.labelOf(m.userId)}'s safety number changed: compare it again before trusting them`, 'key', now);
     this.emit('keychange', { userId: m.userId });
     this.emit('members');
   }
@@ -909,7 +937,7 @@ export class RoomClient extends EventTarget {
   onDownloaded(n) {
     if (!n?.userId) return;
     const record = this.messages.get(`${this.me}/${n.fileName}`);
-    const who = this.nameOf(n.userId);
+    const who = this.labelOf(n.userId);
     if (record) {
       if (!record.downloadedBy.includes(who)) record.downloadedBy.push(who);
       this.emit('message', { record });

@@ -92,9 +92,8 @@ export class MessageLog {
     li.dataset.state = r.state;
     li.dataset.type = r.type;
     if (r.gen !== undefined) li.dataset.gen = String(r.gen);
-    const who = r.mine ? 'You' : (r.fromName || c.nameOf(r.from));
     const parts = [el('p', { class: 'meta' },
-      el('span', { class: 'who', text: who, title: who }),
+      whoLabel(c, r),
       el('time', { dateTime: new Date(r.timestamp).toISOString(), text: formatTime(r.timestamp) }))];
     parts.push(this.body(c, r));
     if (r.mine) parts.push(this.status(c, r));
@@ -102,6 +101,15 @@ export class MessageLog {
     if (fresh) this.place(li, r.timestamp);
     else this.keepAtBottom();
     this.queueCollapse(c);
+  }
+
+  /** Names again after the members changed: a look-alike arrived, or a safety number. */
+  relabel(c) {
+    for (const [key, li] of this.els) {
+      const r = c.messages.get(key);
+      const old = li.querySelector('.who');
+      if (r && !r.mine && old) old.replaceWith(whoLabel(c, r));
+    }
   }
 
   body(c, r) {
@@ -161,6 +169,19 @@ export class MessageLog {
     }
     flush();
   }
+}
+
+/** The sender's name over a message; marked when it looks like someone else's. */
+function whoLabel(c, r) {
+  if (r.mine) return el('span', { class: 'who', text: 'You', title: 'You' });
+  const who = c.labelOf(r.from, r.fromName);
+  const alike = c.looksAlike(r.from);
+  return el('span', {
+    class: 'who',
+    text: who,
+    title: alike ? `${who}: this name looks like another person’s here. The safety number (People) tells them apart.` : who,
+    'data-alike': alike ? 'true' : undefined,
+  });
 }
 
 function summary(c, run) {

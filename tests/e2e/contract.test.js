@@ -10,6 +10,7 @@ import { REPO, STATIC_DIR } from './harness.js';
 
 const C = await import(path.join(STATIC_DIR, 'js/crypto.js'));
 const { ERROR_TEXT } = await import(path.join(STATIC_DIR, 'js/errors.js'));
+const { lookAlikes } = await import(path.join(STATIC_DIR, 'js/names.js'));
 const NODE_MODULES = new URL('./node_modules/', import.meta.url).pathname;
 
 async function member() {
@@ -121,4 +122,20 @@ test('the vendored libraries are the pinned npm files, byte for byte', () => {
   }
   assert.match(pkg.devDependencies['socket.io-client'], /^4\.8\.\d+$/);
   assert.match(fs.readFileSync(path.join(STATIC_DIR, 'vendor/socket.io.esm.min.js'), 'utf8').slice(0, 200), /Released under the MIT License/);
+});
+
+test('names that look alike are found: case, width, Cyrillic and Greek letters, 0/O, I/l, rn/m', () => {
+  const alike = (a, b) => lookAlikes([{ id: 1, name: a }, { id: 2, name: b }]).size === 2;
+  for (const [a, b] of [
+    ['Alice', 'Alice'], ['Alice', 'alice'], ['Alice', '\u0410lice'], ['Alice', '\uFF21lice'],
+    ['Alice', 'AIice'], ['Ana', '\u0391n\u03B1'], ['Bob', 'B0b'], ['Modern', 'Modem'],
+    ['Ian', 'lan'], ['Ian', 'ian'], ['Paul', '\u0420aul'], ['Ana Lee', ' Ana  Lee'],
+    ['Eve', 'E\u200Bve'],
+  ]) assert.ok(alike(a, b), `${a} / ${b}`);
+  for (const [a, b] of [['Alice', 'Bob'], ['ian', 'lan'], ['Zoë', 'Zoe'], ['Martin', 'Marlin']]) {
+    assert.ok(!alike(a, b), `${a} / ${b}`);
+  }
+  // Three people, two alike; nameless people are never marked.
+  assert.deepEqual(lookAlikes([{ id: 'a', name: 'Alice' }, { id: 'b', name: 'Bob' }, { id: 'c', name: 'ALICE' },
+    { id: 'd', name: '' }, { id: 'e', name: '' }]), new Set(['a', 'c']));
 });
