@@ -502,6 +502,7 @@ function wire(c) {
   }));
   c.addEventListener('keychange', mine(({ userId }) => setVerified(c, userId, null)));
   c.addEventListener('message', mine(({ record }) => log.message(c, record)));
+  c.addEventListener('progress', mine(({ record }) => log.progress(c, record)));
   c.addEventListener('incoming', mine(() => alerts.incoming()));
   c.addEventListener('notice', mine((n) => log.notice(n)));
   c.addEventListener('typing', mine(({ names }) => renderTyping(names)));

@@ -5,6 +5,7 @@
 //   members   {}            the member list or a public key changed
 //   keychange {userId}      a member's public key changed (its safety number is new)
 //   message   {record}      a message was added or changed (decrypted, delivered...)
+//   progress  {record}      more of a file being sent has left this page (record.progress %)
 //   incoming  {record}      someone else's message arrived live (not from history)
 //   link      {}            the room's link changed (reset by its creator)
 //   notice    {text, kind, timestamp}
@@ -17,13 +18,21 @@ import { io } from '../vendor/socket.io.esm.min.js';
 import * as C from './crypto.js';
 import { CodedError, formatWait } from './errors.js';
 import { lookAlikes } from './names.js';
+import { Uplink } from './uplink.js';
 
 /** Largest file or image this client sends (it travels encrypted inside one message). */
 export const MAX_FILE_BYTES = 5 * 1024 * 1024;
 export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'image/bmp'];
 
+/**
+ * How long an ack may take once the event's bytes have left this page (see uplink.js:
+ * the clock does not run while they are still queued behind an upload).
+ */
 const ACK_TIMEOUT_MS = 15_000;
-const FILE_ACK_TIMEOUT_MS = 90_000;
+/** A file's ack: its bytes have left, but the server still reads and stores them. */
+const FILE_ACK_TIMEOUT_MS = 30_000;
+/** socket.io-client's own ack clock, only there so that a disconnect fails the ack. */
+const NO_CLOCK_MS = 24 * 3600 * 1000;
 const TYPING_REPEAT_MS = 3_000;
 const TYPING_IDLE_MS = 2_500;
 const TYPING_EXPIRY_MS = 8_000;
@@ -84,6 +93,7 @@ export class RoomClient extends EventTarget {
     this.state = 'idle';
     this.rejoinTries = 0;
     this.lastTypingEmit = 0;
+    this.uplink = new Uplink(() => this.socket);
   }
 
   // ---- lifecycle ----
@@ -330,14 +340,32 @@ export class RoomClient extends EventTarget {
     this.flushOutbox();
   }
 
-  /** Emits an event and waits for its ack: resolves with `{ok: true, ...}` or throws a CodedError. */
-  request(event, payload, timeout = ACK_TIMEOUT_MS) {
+  /**
+   * Emits an event and waits for its ack: resolves with `{ok: true, ...}` or throws a
+   * CodedError. The timeout runs once the event has left this page (uplink.js);
+   * `onProgress(fraction)` hears how much of it has.
+   */
+  request(event, payload, timeout = ACK_TIMEOUT_MS, onProgress) {
     return new Promise((resolve, reject) => {
       if (!this.socket?.connected) {
         reject(new CodedError('CONNECTION'));
         return;
       }
-      this.socket.timeout(timeout).emit(event, payload, (err, res) => {
+      let settled = false;
+      const tracker = this.uplink.track({
+        timeoutMs: timeout,
+        onProgress,
+        onTimeout: () => {
+          if (settled) return;
+          settled = true;
+          reject(new CodedError(this.socket.connected ? 'TIMEOUT' : 'CONNECTION'));
+        },
+      });
+      tracker.begin();
+      this.socket.timeout(NO_CLOCK_MS).emit(event, payload, (err, res) => {
+        tracker.stop();
+        if (settled) return;
+        settled = true;
         if (err) {
           reject(new CodedError(this.socket.connected ? 'TIMEOUT' : 'CONNECTION'));
           return;
@@ -351,6 +379,7 @@ export class RoomClient extends EventTarget {
         this.recentAckErrors.set(code, Date.now());
         reject(new CodedError(code, res?.message, res?.retryAfterMs));
       });
+      if (!settled) tracker.sent();
     });
   }
 
@@ -792,13 +821,15 @@ export class RoomClient extends EventTarget {
       r.state = 'sending';
       this.emit('message', { record: r });
       const timeout = r.type === 'text' ? ACK_TIMEOUT_MS : FILE_ACK_TIMEOUT_MS;
+      const upload = r.type === 'text' ? undefined : (fraction) => this.uploadProgress(r, fraction);
       this.request('send-message', {
         sessionId: this.sessionId,
         to: sealed.to,
         encrypted: sealed.encrypted,
         type: r.type,
         clientMessageId: r.id,
-      }, timeout).then((ack) => {
+      }, timeout, upload).then((ack) => {
+        r.progress = undefined;
         r.state = 'sent';
         r.timestamp = ack.timestamp ?? r.timestamp;
         r.plaintext = null;
@@ -806,6 +837,7 @@ export class RoomClient extends EventTarget {
         this.outbox = this.outbox.filter((x) => x !== r);
         this.emit('message', { record: r });
       }, (err) => {
+        r.progress = undefined;
         if (err.code === 'CONNECTION') {
           r.state = 'queued'; // sent again (same id: the server drops a duplicate) after the rejoin
         } else {
@@ -816,6 +848,14 @@ export class RoomClient extends EventTarget {
         this.emit('message', { record: r });
       });
     }
+  }
+
+  /** A file on its way out: its share that has left this page, in whole percent. */
+  uploadProgress(r, fraction) {
+    const percent = Math.floor(fraction * 100);
+    if (r.state !== 'sending' || percent === r.progress) return;
+    r.progress = percent;
+    this.emit('progress', { record: r });
   }
 
   /** Encrypts a queued record for whoever it can go to now; null while it must wait. */
@@ -830,7 +870,7 @@ export class RoomClient extends EventTarget {
       if (r.sealed?.gen !== gen) {
         const encrypted = await C.encryptMessage(entry.key, r.plaintext, {
           sessionId: this.sessionId, from: this.me, to: 'all', id: r.id, type: r.type, gen,
-        });
+        }, { chunked: r.type !== 'text' });
         r.sealed = { gen, to: 'all', encrypted };
       }
       r.to = 'all';
@@ -846,7 +886,7 @@ export class RoomClient extends EventTarget {
       const key = await this.pairKey(peer.userId, 'msg');
       const encrypted = await C.encryptMessage(key, r.plaintext, {
         sessionId: this.sessionId, from: this.me, to: peer.userId, id: r.id, type: r.type, gen: 0,
-      });
+      }, { chunked: r.type !== 'text' });
       r.sealed = { gen: 0, to: peer.userId, publicKey: peer.publicKey, encrypted };
     }
     r.to = peer.userId;

@@ -132,8 +132,17 @@ export class MessageLog {
     return box;
   }
 
+  /** A file's upload progressed: only its status line changes. */
+  progress(c, r) {
+    const old = this.els.get(r.key)?.querySelector('.status');
+    if (old) old.replaceWith(this.status(c, r));
+  }
+
   status(c, r) {
     const status = el('p', { class: 'status', text: statusText(r) });
+    if (r.state === 'sending' && r.progress !== undefined) {
+      status.append(' ', el('progress', { max: 100, value: r.progress, 'aria-label': 'Upload progress' }));
+    }
     if (r.state === 'failed') {
       const retry = el('button', { type: 'button', text: 'Retry' });
       retry.addEventListener('click', () => c.retry(r));
@@ -197,6 +206,7 @@ function statusText(r) {
     return r.waitingFor === 'room-key' ? 'Waiting for the room key…' : 'Waiting for the other person to join…';
   }
   let s = STATUS_TEXT[r.state] ?? '';
+  if (r.state === 'sending' && r.progress !== undefined) s = `Sending… ${r.progress}%`;
   if (r.state === 'sent' && r.deliveredTo?.size) {
     s = r.group ? `Delivered to ${r.deliveredTo.size}` : 'Delivered';
   }

@@ -3,6 +3,7 @@
 // packages' files byte for byte.
 
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -122,6 +123,29 @@ test('the vendored libraries are the pinned npm files, byte for byte', () => {
   }
   assert.match(pkg.devDependencies['socket.io-client'], /^4\.8\.\d+$/);
   assert.match(fs.readFileSync(path.join(STATIC_DIR, 'vendor/socket.io.esm.min.js'), 'utf8').slice(0, 200), /Released under the MIT License/);
+});
+
+test('a file ciphertext travels as at most 8 binary chunks and decrypts from ArrayBuffers', async () => {
+  const key = (await C.newRoomKey()).key;
+  const file = new Uint8Array(randomBytes(3_000_000));
+  const content = C.encodeContent({ kind: 'file', name: 'f.bin', mime: 'application/octet-stream', size: file.length }, file);
+  const enc = await C.encryptMessage(key, content, ctx({ gen: 1, type: 'file' }), { chunked: true });
+  assert.ok(Array.isArray(enc.ct) && enc.ct.length === C.MAX_CHUNKS, `${enc.ct.length} chunks`);
+  assert.equal(enc.ct.reduce((n, c) => n + c.byteLength, 0), content.length + 16, 'raw bytes, no base64');
+  // As socket.io-client hands them over: one ArrayBuffer per attachment.
+  const received = { ...enc, ct: enc.ct.map((c) => c.slice().buffer) };
+  assert.ok(C.isEnvelope(received));
+  const plain = await C.decryptMessage(key, received, ctx({ gen: 1, type: 'file' }));
+  assert.deepEqual(C.decodeContent(plain).body, file);
+  // Out of order or short, it does not decrypt.
+  await assert.rejects(C.decryptMessage(key, { ...received, ct: [...received.ct].reverse() }, ctx({ gen: 1, type: 'file' })));
+  await assert.rejects(C.decryptMessage(key, { ...received, ct: received.ct.slice(1) }, ctx({ gen: 1, type: 'file' })));
+  assert.ok(!C.isEnvelope({ ...received, ct: [] }));
+  assert.ok(!C.isEnvelope({ ...received, ct: ['text'] }));
+  // A small file is one chunk; texts stay base64url text.
+  const small = await C.encryptMessage(key, C.encodeContent({ kind: 'file' }, new Uint8Array(10)), ctx({ gen: 1 }), { chunked: true });
+  assert.equal(small.ct.length, 1);
+  assert.equal(typeof (await C.encryptMessage(key, C.encodeContent({ kind: 'text', text: 'hi' }), ctx({ gen: 1 }))).ct, 'string');
 });
 
 test('names that look alike are found: case, width, Cyrillic and Greek letters, 0/O, I/l, rn/m', () => {
