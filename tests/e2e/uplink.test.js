@@ -41,8 +41,14 @@ test('a 3 MB file over an 800 kbit/s uplink arrives whole, with progress shown, 
   await cdp.send('Network.enable');
   await cdp.send('Network.emulateNetworkConditions', UPLINK);
 
-  const file = randomBytes(3_000_000);
   const started = Date.now();
+  // A dropped connection fails the test at once, saying when (rather than at a timeout).
+  const dropped = alice.page.waitForFunction(() => [...window.seen.conn].some((s) => s !== 'joined'), null, { timeout: 0, polling: 250 })
+    .then(() => { throw new Error(`the sender's connection dropped after ${(Date.now() - started) / 1000} s`); });
+  dropped.catch(() => {});
+  const watch = (promise) => Promise.race([promise, dropped]);
+
+  const file = randomBytes(3_000_000);
   await sendFiles(alice.page, { name: 'slow.bin', mimeType: 'application/octet-stream', buffer: file });
   // A text right behind it: it waits for the file's bytes, and must not time out meanwhile.
   await alice.page.fill('#message-input', 'sent after the file');
@@ -50,14 +56,14 @@ test('a 3 MB file over an 800 kbit/s uplink arrives whole, with progress shown, 
 
   // Progress is shown while the file leaves, part of the way.
   const mine = alice.page.locator('.msg.mine[data-type="file"]');
-  await mine.locator('.status progress').waitFor();
+  await watch(mine.locator('.status progress').waitFor());
   const partway = alice.page.locator('.msg.mine[data-type="file"] .status', { hasText: /Sending… ([1-9]|[1-9]\d)%/ });
-  await partway.waitFor({ timeout: 60_000 });
+  await watch(partway.waitFor({ timeout: 60_000 }));
   await screenshot(alice.page, 'uplink-progress');
 
   // The file arrives whole; the text after it too, and both are acknowledged.
   const download = bob.page.locator('.msg.theirs[data-type="file"] a.download[download="slow.bin"]');
-  await download.waitFor({ timeout: 120_000 });
+  await watch(download.waitFor({ timeout: 120_000 }));
   const [saved] = await Promise.all([bob.page.waitForEvent('download'), download.click()]);
   assert.ok((await fs.readFile(await saved.path())).equals(file), 'the file arrived whole');
   await waitForMessage(bob.page, 'sent after the file', 'Alice');
