@@ -226,7 +226,10 @@ function validName(input, errorId) {
     fieldError(errorId, 'Enter a name so the others know who you are.', input);
     return null;
   }
-  return name.slice(0, 64);
+  // The server's limit (README "Conventions"): 64 characters as a reader counts them, so
+  // an emoji or an accented letter is never cut in half.
+  const graphemes = [...new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(name)];
+  return graphemes.slice(0, 64).map((g) => g.segment).join('');
 }
 
 function passwordProblem(password, repeated) {
@@ -503,6 +506,10 @@ function wire(c) {
   c.addEventListener('keychange', mine(({ userId }) => setVerified(c, userId, null)));
   c.addEventListener('message', mine(({ record }) => log.message(c, record)));
   c.addEventListener('progress', mine(({ record }) => log.progress(c, record)));
+  c.addEventListener('renamed', mine(() => {
+    showMe(c);
+    renderMembers(c);
+  }));
   c.addEventListener('incoming', mine(() => alerts.incoming()));
   c.addEventListener('notice', mine((n) => log.notice(n)));
   c.addEventListener('typing', mine(({ names }) => renderTyping(names)));
@@ -520,7 +527,7 @@ function showRoom(c, { share }) {
   const title = MODE_TITLE[c.mode] ?? 'Room';
   $('room-title').textContent = title;
   alerts.setTitle(`${title} · blindrelay`);
-  $('room-me').textContent = `You are ${c.displayName}${c.isCreator ? ' (you created this room)' : ''}.`;
+  showMe(c);
   $('close-room').hidden = !c.isCreator;
   $('attach-hint').textContent = `Attach, paste or drop files and images up to ${formatSize(MAX_FILE_BYTES)}, encrypted like messages.`;
   renderShare(c);
@@ -530,6 +537,10 @@ function showRoom(c, { share }) {
   renderKeyGeneration(c, c.currentGen);
   if (share) $('share-link').focus();
   else $('message-input').focus();
+}
+
+function showMe(c) {
+  $('room-me').textContent = `You are ${c.displayName}${c.isCreator ? ' (you created this room)' : ''}.`;
 }
 
 /** The invitation: offered while someone may still join and this page knows the link. */

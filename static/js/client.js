@@ -5,6 +5,7 @@
 //   members   {}            the member list or a public key changed
 //   keychange {userId}      a member's public key changed (its safety number is new)
 //   message   {record}      a message was added or changed (decrypted, delivered...)
+//   renamed   {}            the server stored our name cleaned (README "Conventions")
 //   progress  {record}      more of a file being sent has left this page (record.progress %)
 //   incoming  {record}      someone else's message arrived live (not from history)
 //   link      {}            the room's link changed (reset by its creator)
@@ -512,6 +513,14 @@ export class RoomClient extends EventTarget {
     if (!Array.isArray(list)) return;
     const listed = new Set();
     for (const e of list) {
+      if (e?.userId === this.me && typeof e.displayName === 'string' && e.displayName
+        && e.displayName !== this.displayName) {
+        // The server keeps names to readable text (README "Conventions"): show ours as the
+        // others see it.
+        this.displayName = e.displayName;
+        this.emit('persist');
+        this.emit('renamed');
+      }
       if (!e?.userId || e.userId === this.me || typeof e.publicKey !== 'string') continue;
       listed.add(e.userId);
       const m = this.member(e.userId);
