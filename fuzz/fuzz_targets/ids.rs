@@ -1,8 +1,9 @@
 //! The id, name and credential parsers, on arbitrary strings, against the README's rules
 //! written out independently: sessionId and userId are 1-128 of `[A-Za-z0-9_.-]`;
 //! `sessionId` in events is `<id>` or `<id>:<credential>` (credential at most 1024 bytes,
-//! an empty one counts as none); displayName at most 64 characters; authKey at most 1024
-//! bytes. A parsed value re-validates and keeps the text; the JSON path (serde) accepts
+//! an empty one counts as none); displayName: text only (no control, bidi or stray
+//! zero-width character, single inner spaces, trimmed), at most 256 bytes, stable under
+//! the rule, empty only when given empty; authKey at most 1024 bytes. A parsed value re-validates and keeps the text; the JSON path (serde) accepts
 //! exactly what `parse` accepts.
 
 #![no_main]
@@ -72,15 +73,19 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(via_json.is_ok(), SessionRef::parse(s).is_ok());
 
     let name = DisplayName::new(s);
-    assert!(name.as_str().chars().count() <= 64, "DisplayName kept {s:?}");
-    assert!(s.starts_with(name.as_str()));
-    if s.chars().count() <= 64 {
-        assert_eq!(name.as_str(), s);
-    }
-    assert_eq!(
-        serde_json::from_str::<DisplayName>(&json).ok(),
-        Some(name)
+    let n = name.as_str();
+    assert!(n.len() <= 256, "DisplayName kept {s:?}");
+    assert_eq!(n.is_empty(), s.is_empty());
+    assert!(!n.starts_with(' ') && !n.ends_with(' ') && !n.contains("  "));
+    assert!(
+        !n.chars().any(|c| c.is_control()
+            || (c.is_whitespace() && c != ' ')
+            || matches!(c, '\u{200B}' | '\u{200C}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+                | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')),
+        "DisplayName kept a control character of {s:?}: {n:?}"
     );
+    assert_eq!(DisplayName::new(n).as_str(), n, "not stable: {s:?}");
+    assert_eq!(serde_json::from_str::<DisplayName>(&json).ok(), Some(name));
 
     match parse_credential_field(s) {
         Ok(c) => {

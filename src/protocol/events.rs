@@ -7,7 +7,8 @@ use std::{collections::BTreeMap, sync::Arc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use super::ids::{DisplayName, SessionRef, UserId};
+use super::ids::{SessionRef, UserId};
+use super::name::DisplayName;
 
 /// A client-provided JSON value the server relays without reading: ciphertexts, public
 /// keys, wrapped group keys. Kept as its raw text so relaying it is a copy.
@@ -70,6 +71,7 @@ pub struct JoinSession {
     pub resume_token: Option<String>,
 }
 
+/// `save-public-key`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SavePublicKey {
@@ -77,6 +79,9 @@ pub struct SavePublicKey {
     pub user_id: Option<UserId>,
     #[serde(deserialize_with = "opaque")]
     pub public_key: Opaque,
+    /// Must be a string if present (else `BAD_REQUEST`, as before), but is not used: a
+    /// member's name is the one it joined with, so a key update cannot rename it behind
+    /// the others' backs. Neither the End2End Chat app nor the built-in client sends it.
     pub display_name: Option<DisplayName>,
 }
 

@@ -9,8 +9,6 @@ use crate::secret::Secret;
 
 /// Longest sessionId or userId accepted.
 pub const MAX_ID_LEN: usize = 128;
-/// Longest displayName kept, in characters; longer ones are cut.
-pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
 /// Longest auth key or password digest accepted.
 pub const MAX_CREDENTIAL_LEN: usize = 1024;
 
@@ -112,40 +110,6 @@ impl<'de> Deserialize<'de> for SessionRef {
     }
 }
 
-/// A display name of at most [`MAX_DISPLAY_NAME_CHARS`] characters. A longer one is cut
-/// there (on a character boundary), never refused: the End2End Chat app has no length
-/// limit at 64bb79f and treats a refused join as fatal.
-#[derive(Clone, PartialEq, Eq, Serialize, Default)]
-#[serde(transparent)]
-pub struct DisplayName(Arc<str>);
-
-impl DisplayName {
-    pub fn new(s: &str) -> Self {
-        let cut = s
-            .char_indices()
-            .nth(MAX_DISPLAY_NAME_CHARS)
-            .map_or(s.len(), |(at, _)| at);
-        DisplayName(s[..cut].into())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for DisplayName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-impl<'de> Deserialize<'de> for DisplayName {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Ok(Self::new(&s))
-    }
-}
-
 /// A secret given as a plain field (`authKey`), length-checked.
 pub fn parse_credential_field(s: &str) -> Result<Secret, String> {
     if s.len() > MAX_CREDENTIAL_LEN {
@@ -181,16 +145,5 @@ mod tests {
         assert!(SessionRef::parse("room1").unwrap().credential.is_none());
         assert!(SessionRef::parse("room1:").unwrap().credential.is_none());
         assert!(SessionRef::parse(":key").is_err());
-    }
-
-    #[test]
-    fn long_display_names_are_cut_on_a_character_boundary() {
-        let at_limit = "é".repeat(64);
-        assert_eq!(DisplayName::new(&at_limit).as_str(), at_limit);
-        assert_eq!(DisplayName::new(&"é".repeat(65)).as_str(), at_limit);
-        let emoji = "👩‍👩‍👧".repeat(30);
-        let cut = DisplayName::new(&emoji);
-        assert_eq!(cut.as_str().chars().count(), 64);
-        assert!(emoji.starts_with(cut.as_str()));
     }
 }

@@ -5,12 +5,14 @@ pub mod delivery;
 mod error;
 mod events;
 mod ids;
+mod name;
 
 use serde::{Deserialize, Serialize};
 
 pub use error::{AppError, ErrorAck, ErrorCode};
 pub use events::*;
-pub use ids::{DisplayName, SessionId, SessionRef, UserId, parse_credential_field};
+pub use ids::{SessionId, SessionRef, UserId, parse_credential_field};
+pub use name::{DisplayName, NEUTRAL_NAME, clean_display_name};
 
 /// A session's mode, fixed when it is reserved or created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

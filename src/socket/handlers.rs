@@ -310,7 +310,8 @@ async fn save_public_key<A: Adapter>(
             socket.id,
             p.user_id.as_ref(),
             p.public_key,
-            p.display_name,
+            // The name stays the one the member joined with (see `SavePublicKey`).
+            None,
         )
         .await?;
     let _ = socket

@@ -226,7 +226,10 @@ function validName(input, errorId) {
     fieldError(errorId, 'Enter a name so the others know who you are.', input);
     return null;
   }
-  return name.slice(0, 64);
+  // The server's limit (README "Conventions"): 64 characters as a reader counts them, so
+  // an emoji or an accented letter is never cut in half.
+  const graphemes = [...new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(name)];
+  return graphemes.slice(0, 64).map((g) => g.segment).join('');
 }
 
 function passwordProblem(password, repeated) {
@@ -492,6 +495,7 @@ function wire(c) {
   }));
   c.addEventListener('members', mine(() => {
     renderMembers(c);
+    log.relabel(c);
     renderShare(c);
     // A 1:1 room is complete once the other person is in: the invitation has done its job.
     if (c.mode !== 'group' && shareAutoOpened && c.presentPeers().length) {
@@ -501,6 +505,11 @@ function wire(c) {
   }));
   c.addEventListener('keychange', mine(({ userId }) => setVerified(c, userId, null)));
   c.addEventListener('message', mine(({ record }) => log.message(c, record)));
+  c.addEventListener('progress', mine(({ record }) => log.progress(c, record)));
+  c.addEventListener('renamed', mine(() => {
+    showMe(c);
+    renderMembers(c);
+  }));
   c.addEventListener('incoming', mine(() => alerts.incoming()));
   c.addEventListener('notice', mine((n) => log.notice(n)));
   c.addEventListener('typing', mine(({ names }) => renderTyping(names)));
@@ -518,7 +527,7 @@ function showRoom(c, { share }) {
   const title = MODE_TITLE[c.mode] ?? 'Room';
   $('room-title').textContent = title;
   alerts.setTitle(`${title} · blindrelay`);
-  $('room-me').textContent = `You are ${c.displayName}${c.isCreator ? ' (you created this room)' : ''}.`;
+  showMe(c);
   $('close-room').hidden = !c.isCreator;
   $('attach-hint').textContent = `Attach, paste or drop files and images up to ${formatSize(MAX_FILE_BYTES)}, encrypted like messages.`;
   renderShare(c);
@@ -528,6 +537,10 @@ function showRoom(c, { share }) {
   renderKeyGeneration(c, c.currentGen);
   if (share) $('share-link').focus();
   else $('message-input').focus();
+}
+
+function showMe(c) {
+  $('room-me').textContent = `You are ${c.displayName}${c.isCreator ? ' (you created this room)' : ''}.`;
 }
 
 /** The invitation: offered while someone may still join and this page knows the link. */
@@ -596,8 +609,10 @@ function renderMember(c, m) {
     remove.addEventListener('click', () => onRemove(c, m));
     actions.append(remove);
   }
-  return el('li', { class: 'member', 'data-user-id': m.userId, 'data-verified': verified },
-    el('span', { class: 'name', text: name }),
+  const alike = c.looksAlike(m.userId);
+  return el('li', { class: 'member', 'data-user-id': m.userId, 'data-verified': verified, 'data-alike': alike ? 'true' : undefined },
+    el('span', { class: 'name', text: c.labelOf(m.userId) }),
+    alike && el('p', { class: 'lookalike', text: `⚠ Another person here has a name that looks like “${name}”. Tell them apart by the safety number, not the name.` }),
     el('p', { class: 'safety' }, 'Safety number with you:',
       el('code', { class: 'safety-number', text: m.safety ?? (m.publicKey ? 'computing…' : 'no key yet') })),
     verified && el('p', { class: 'verified', text: '✓ Verified by you' }),

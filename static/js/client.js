@@ -5,6 +5,8 @@
 //   members   {}            the member list or a public key changed
 //   keychange {userId}      a member's public key changed (its safety number is new)
 //   message   {record}      a message was added or changed (decrypted, delivered...)
+//   renamed   {}            the server stored our name cleaned (README "Conventions")
+//   progress  {record}      more of a file being sent has left this page (record.progress %)
 //   incoming  {record}      someone else's message arrived live (not from history)
 //   link      {}            the room's link changed (reset by its creator)
 //   notice    {text, kind, timestamp}
@@ -16,13 +18,22 @@
 import { io } from '../vendor/socket.io.esm.min.js';
 import * as C from './crypto.js';
 import { CodedError, formatWait } from './errors.js';
+import { lookAlikes } from './names.js';
+import { Uplink } from './uplink.js';
 
 /** Largest file or image this client sends (it travels encrypted inside one message). */
 export const MAX_FILE_BYTES = 5 * 1024 * 1024;
 export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'image/bmp'];
 
+/**
+ * How long an ack may take once the event's bytes have left this page (see uplink.js:
+ * the clock does not run while they are still queued behind an upload).
+ */
 const ACK_TIMEOUT_MS = 15_000;
-const FILE_ACK_TIMEOUT_MS = 90_000;
+/** A file's ack: its bytes have left, but the server still reads and stores them. */
+const FILE_ACK_TIMEOUT_MS = 30_000;
+/** socket.io-client's own ack clock, only there so that a disconnect fails the ack. */
+const NO_CLOCK_MS = 24 * 3600 * 1000;
 const TYPING_REPEAT_MS = 3_000;
 const TYPING_IDLE_MS = 2_500;
 const TYPING_EXPIRY_MS = 8_000;
@@ -74,6 +85,8 @@ export class RoomClient extends EventTarget {
     this.needsKeyResend = true;
     this.keyChain = Promise.resolve();
     this.typing = new Map();
+    /** userIds whose name looks like another person's here (see names.js). */
+    this.alike = new Set();
     this.recentAckErrors = new Map();
     this.joined = false;
     this.everJoined = false;
@@ -81,6 +94,7 @@ export class RoomClient extends EventTarget {
     this.state = 'idle';
     this.rejoinTries = 0;
     this.lastTypingEmit = 0;
+    this.uplink = new Uplink(() => this.socket);
   }
 
   // ---- lifecycle ----
@@ -161,7 +175,8 @@ export class RoomClient extends EventTarget {
       const m = this.member(u.userId);
       m.displayName = u.displayName || m.displayName;
       m.present = true;
-      this.notice(`${this.nameOf(u.userId)} joined`, 'join', u.timestamp);
+      this.refreshLookAlikes();
+      this.notice(`${this.labelOf(u.userId)} joined`, 'join', u.timestamp);
       this.emit('members');
     });
     socket.on('user-left', (u) => {
@@ -170,7 +185,7 @@ export class RoomClient extends EventTarget {
       if (m) m.present = false;
       this.typing.delete(u.userId);
       this.emitTyping();
-      this.notice(`${this.nameOf(u.userId)} left`, 'leave', u.timestamp);
+      this.notice(`${this.labelOf(u.userId)} left`, 'leave', u.timestamp);
       this.emit('members');
       this.reconcileGroupKey();
     });
@@ -185,7 +200,7 @@ export class RoomClient extends EventTarget {
     socket.on('message-sent', (m) => this.ingest(m));
     socket.on('user-typing', (u) => {
       if (!u?.userId || u.userId === this.me) return;
-      this.typing.set(u.userId, { name: u.displayName || this.nameOf(u.userId), until: Date.now() + TYPING_EXPIRY_MS });
+      this.typing.set(u.userId, { name: this.labelOf(u.userId, u.displayName), until: Date.now() + TYPING_EXPIRY_MS });
       this.emitTyping();
       setTimeout(() => this.emitTyping(), TYPING_EXPIRY_MS + 50);
     });
@@ -211,7 +226,7 @@ export class RoomClient extends EventTarget {
       m.present = false;
       this.typing.delete(u.userId);
       this.emitTyping();
-      this.notice(`${u.displayName || this.nameOf(u.userId)} was removed from the room`, 'leave', u.timestamp);
+      this.notice(`${this.labelOf(u.userId, u.displayName)} was removed from the room`, 'leave', u.timestamp);
       this.emit('members');
     });
     socket.on('link-reset', (p) => {
@@ -326,14 +341,32 @@ export class RoomClient extends EventTarget {
     this.flushOutbox();
   }
 
-  /** Emits an event and waits for its ack: resolves with `{ok: true, ...}` or throws a CodedError. */
-  request(event, payload, timeout = ACK_TIMEOUT_MS) {
+  /**
+   * Emits an event and waits for its ack: resolves with `{ok: true, ...}` or throws a
+   * CodedError. The timeout runs once the event has left this page (uplink.js);
+   * `onProgress(fraction)` hears how much of it has.
+   */
+  request(event, payload, timeout = ACK_TIMEOUT_MS, onProgress) {
     return new Promise((resolve, reject) => {
       if (!this.socket?.connected) {
         reject(new CodedError('CONNECTION'));
         return;
       }
-      this.socket.timeout(timeout).emit(event, payload, (err, res) => {
+      let settled = false;
+      const tracker = this.uplink.track({
+        timeoutMs: timeout,
+        onProgress,
+        onTimeout: () => {
+          if (settled) return;
+          settled = true;
+          reject(new CodedError(this.socket.connected ? 'TIMEOUT' : 'CONNECTION'));
+        },
+      });
+      tracker.begin();
+      this.socket.timeout(NO_CLOCK_MS).emit(event, payload, (err, res) => {
+        tracker.stop();
+        if (settled) return;
+        settled = true;
         if (err) {
           reject(new CodedError(this.socket.connected ? 'TIMEOUT' : 'CONNECTION'));
           return;
@@ -347,6 +380,7 @@ export class RoomClient extends EventTarget {
         this.recentAckErrors.set(code, Date.now());
         reject(new CodedError(code, res?.message, res?.retryAfterMs));
       });
+      if (!settled) tracker.sent();
     });
   }
 
@@ -423,6 +457,7 @@ export class RoomClient extends EventTarget {
   }
 
   emit(type, detail = {}) {
+    if (type === 'members') this.refreshLookAlikes();
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
@@ -446,6 +481,29 @@ export class RoomClient extends EventTarget {
     return this.members.get(userId)?.displayName || 'Someone';
   }
 
+  /** Whether `userId`'s name looks like another person's here (me included). */
+  looksAlike(userId) {
+    return userId !== this.me && this.alike.has(userId);
+  }
+
+  /**
+   * How the page names someone else: the name (or `fallback`), and when it looks like
+   * another person's, a ⚠ and the first block of the safety number the member list shows
+   * beside the right person.
+   */
+  labelOf(userId, fallback) {
+    const name = this.members.get(userId)?.displayName || fallback || this.nameOf(userId);
+    if (!this.looksAlike(userId)) return name;
+    const tag = this.members.get(userId)?.safety?.slice(0, 5);
+    return tag ? `${name} ⚠ ${tag}` : `${name} ⚠`;
+  }
+
+  refreshLookAlikes() {
+    const people = [{ id: this.me, name: this.displayName }];
+    for (const m of this.members.values()) people.push({ id: m.userId, name: m.displayName });
+    this.alike = lookAlikes(people);
+  }
+
   /** Present members other than me that have a public key. */
   presentPeers() {
     return [...this.members.values()].filter((m) => m.present && m.publicKey);
@@ -455,6 +513,14 @@ export class RoomClient extends EventTarget {
     if (!Array.isArray(list)) return;
     const listed = new Set();
     for (const e of list) {
+      if (e?.userId === this.me && typeof e.displayName === 'string' && e.displayName
+        && e.displayName !== this.displayName) {
+        // The server keeps names to readable text (README "Conventions"): show ours as the
+        // others see it.
+        this.displayName = e.displayName;
+        this.emit('persist');
+        this.emit('renamed');
+      }
       if (!e?.userId || e.userId === this.me || typeof e.publicKey !== 'string') continue;
       listed.add(e.userId);
       const m = this.member(e.userId);
@@ -493,7 +559,7 @@ export class RoomClient extends EventTarget {
     if (m.keyChangedAt && now - m.keyChangedAt < 10_000) return;
     m.keyChangedAt = now;
     m.keyChanged = true;
-    this.notice(`${this.nameOf(m.userId)}'s safety number changed: compare it again before trusting them`, 'key', now);
+    this.notice(`${this.labelOf(m.userId)}'s safety number changed: compare it again before trusting them`, 'key', now);
     this.emit('keychange', { userId: m.userId });
     this.emit('members');
   }
@@ -764,13 +830,15 @@ export class RoomClient extends EventTarget {
       r.state = 'sending';
       this.emit('message', { record: r });
       const timeout = r.type === 'text' ? ACK_TIMEOUT_MS : FILE_ACK_TIMEOUT_MS;
+      const upload = r.type === 'text' ? undefined : (fraction) => this.uploadProgress(r, fraction);
       this.request('send-message', {
         sessionId: this.sessionId,
         to: sealed.to,
         encrypted: sealed.encrypted,
         type: r.type,
         clientMessageId: r.id,
-      }, timeout).then((ack) => {
+      }, timeout, upload).then((ack) => {
+        r.progress = undefined;
         r.state = 'sent';
         r.timestamp = ack.timestamp ?? r.timestamp;
         r.plaintext = null;
@@ -778,6 +846,7 @@ export class RoomClient extends EventTarget {
         this.outbox = this.outbox.filter((x) => x !== r);
         this.emit('message', { record: r });
       }, (err) => {
+        r.progress = undefined;
         if (err.code === 'CONNECTION') {
           r.state = 'queued'; // sent again (same id: the server drops a duplicate) after the rejoin
         } else {
@@ -788,6 +857,14 @@ export class RoomClient extends EventTarget {
         this.emit('message', { record: r });
       });
     }
+  }
+
+  /** A file on its way out: its share that has left this page, in whole percent. */
+  uploadProgress(r, fraction) {
+    const percent = Math.floor(fraction * 100);
+    if (r.state !== 'sending' || percent === r.progress) return;
+    r.progress = percent;
+    this.emit('progress', { record: r });
   }
 
   /** Encrypts a queued record for whoever it can go to now; null while it must wait. */
@@ -802,7 +879,7 @@ export class RoomClient extends EventTarget {
       if (r.sealed?.gen !== gen) {
         const encrypted = await C.encryptMessage(entry.key, r.plaintext, {
           sessionId: this.sessionId, from: this.me, to: 'all', id: r.id, type: r.type, gen,
-        });
+        }, { chunked: r.type !== 'text' });
         r.sealed = { gen, to: 'all', encrypted };
       }
       r.to = 'all';
@@ -818,7 +895,7 @@ export class RoomClient extends EventTarget {
       const key = await this.pairKey(peer.userId, 'msg');
       const encrypted = await C.encryptMessage(key, r.plaintext, {
         sessionId: this.sessionId, from: this.me, to: peer.userId, id: r.id, type: r.type, gen: 0,
-      });
+      }, { chunked: r.type !== 'text' });
       r.sealed = { gen: 0, to: peer.userId, publicKey: peer.publicKey, encrypted };
     }
     r.to = peer.userId;
@@ -909,7 +986,7 @@ export class RoomClient extends EventTarget {
   onDownloaded(n) {
     if (!n?.userId) return;
     const record = this.messages.get(`${this.me}/${n.fileName}`);
-    const who = this.nameOf(n.userId);
+    const who = this.labelOf(n.userId);
     if (record) {
       if (!record.downloadedBy.includes(who)) record.downloadedBy.push(who);
       this.emit('message', { record });

@@ -92,9 +92,8 @@ export class MessageLog {
     li.dataset.state = r.state;
     li.dataset.type = r.type;
     if (r.gen !== undefined) li.dataset.gen = String(r.gen);
-    const who = r.mine ? 'You' : (r.fromName || c.nameOf(r.from));
     const parts = [el('p', { class: 'meta' },
-      el('span', { class: 'who', text: who, title: who }),
+      whoLabel(c, r),
       el('time', { dateTime: new Date(r.timestamp).toISOString(), text: formatTime(r.timestamp) }))];
     parts.push(this.body(c, r));
     if (r.mine) parts.push(this.status(c, r));
@@ -102,6 +101,15 @@ export class MessageLog {
     if (fresh) this.place(li, r.timestamp);
     else this.keepAtBottom();
     this.queueCollapse(c);
+  }
+
+  /** Names again after the members changed: a look-alike arrived, or a safety number. */
+  relabel(c) {
+    for (const [key, li] of this.els) {
+      const r = c.messages.get(key);
+      const old = li.querySelector('.who');
+      if (r && !r.mine && old) old.replaceWith(whoLabel(c, r));
+    }
   }
 
   body(c, r) {
@@ -124,8 +132,17 @@ export class MessageLog {
     return box;
   }
 
+  /** A file's upload progressed: only its status line changes. */
+  progress(c, r) {
+    const old = this.els.get(r.key)?.querySelector('.status');
+    if (old) old.replaceWith(this.status(c, r));
+  }
+
   status(c, r) {
     const status = el('p', { class: 'status', text: statusText(r) });
+    if (r.state === 'sending' && r.progress !== undefined) {
+      status.append(' ', el('progress', { max: 100, value: r.progress, 'aria-label': 'Upload progress' }));
+    }
     if (r.state === 'failed') {
       const retry = el('button', { type: 'button', text: 'Retry' });
       retry.addEventListener('click', () => c.retry(r));
@@ -163,6 +180,19 @@ export class MessageLog {
   }
 }
 
+/** The sender's name over a message; marked when it looks like someone else's. */
+function whoLabel(c, r) {
+  if (r.mine) return el('span', { class: 'who', text: 'You', title: 'You' });
+  const who = c.labelOf(r.from, r.fromName);
+  const alike = c.looksAlike(r.from);
+  return el('span', {
+    class: 'who',
+    text: who,
+    title: alike ? `${who}: this name looks like another person’s here. The safety number (People) tells them apart.` : who,
+    'data-alike': alike ? 'true' : undefined,
+  });
+}
+
 function summary(c, run) {
   const n = run.length;
   const text = c.groupKeys.size
@@ -176,6 +206,7 @@ function statusText(r) {
     return r.waitingFor === 'room-key' ? 'Waiting for the room key…' : 'Waiting for the other person to join…';
   }
   let s = STATUS_TEXT[r.state] ?? '';
+  if (r.state === 'sending' && r.progress !== undefined) s = `Sending… ${r.progress}%`;
   if (r.state === 'sent' && r.deliveredTo?.size) {
     s = r.group ? `Delivered to ${r.deliveredTo.size}` : 'Delivered';
   }

@@ -3,6 +3,7 @@
 // packages' files byte for byte.
 
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -10,6 +11,7 @@ import { REPO, STATIC_DIR } from './harness.js';
 
 const C = await import(path.join(STATIC_DIR, 'js/crypto.js'));
 const { ERROR_TEXT } = await import(path.join(STATIC_DIR, 'js/errors.js'));
+const { lookAlikes } = await import(path.join(STATIC_DIR, 'js/names.js'));
 const NODE_MODULES = new URL('./node_modules/', import.meta.url).pathname;
 
 async function member() {
@@ -121,4 +123,43 @@ test('the vendored libraries are the pinned npm files, byte for byte', () => {
   }
   assert.match(pkg.devDependencies['socket.io-client'], /^4\.8\.\d+$/);
   assert.match(fs.readFileSync(path.join(STATIC_DIR, 'vendor/socket.io.esm.min.js'), 'utf8').slice(0, 200), /Released under the MIT License/);
+});
+
+test('a file ciphertext travels as at most 8 binary chunks and decrypts from ArrayBuffers', async () => {
+  const key = (await C.newRoomKey()).key;
+  const file = new Uint8Array(randomBytes(3_000_000));
+  const content = C.encodeContent({ kind: 'file', name: 'f.bin', mime: 'application/octet-stream', size: file.length }, file);
+  const enc = await C.encryptMessage(key, content, ctx({ gen: 1, type: 'file' }), { chunked: true });
+  assert.ok(Array.isArray(enc.ct) && enc.ct.length === C.MAX_CHUNKS, `${enc.ct.length} chunks`);
+  assert.equal(enc.ct.reduce((n, c) => n + c.byteLength, 0), content.length + 16, 'raw bytes, no base64');
+  // As socket.io-client hands them over: one ArrayBuffer per attachment.
+  const received = { ...enc, ct: enc.ct.map((c) => c.slice().buffer) };
+  assert.ok(C.isEnvelope(received));
+  const plain = await C.decryptMessage(key, received, ctx({ gen: 1, type: 'file' }));
+  assert.deepEqual(C.decodeContent(plain).body, file);
+  // Out of order or short, it does not decrypt.
+  await assert.rejects(C.decryptMessage(key, { ...received, ct: [...received.ct].reverse() }, ctx({ gen: 1, type: 'file' })));
+  await assert.rejects(C.decryptMessage(key, { ...received, ct: received.ct.slice(1) }, ctx({ gen: 1, type: 'file' })));
+  assert.ok(!C.isEnvelope({ ...received, ct: [] }));
+  assert.ok(!C.isEnvelope({ ...received, ct: ['text'] }));
+  // A small file is one chunk; texts stay base64url text.
+  const small = await C.encryptMessage(key, C.encodeContent({ kind: 'file' }, new Uint8Array(10)), ctx({ gen: 1 }), { chunked: true });
+  assert.equal(small.ct.length, 1);
+  assert.equal(typeof (await C.encryptMessage(key, C.encodeContent({ kind: 'text', text: 'hi' }), ctx({ gen: 1 }))).ct, 'string');
+});
+
+test('names that look alike are found: case, width, Cyrillic and Greek letters, 0/O, I/l, rn/m', () => {
+  const alike = (a, b) => lookAlikes([{ id: 1, name: a }, { id: 2, name: b }]).size === 2;
+  for (const [a, b] of [
+    ['Alice', 'Alice'], ['Alice', 'alice'], ['Alice', '\u0410lice'], ['Alice', '\uFF21lice'],
+    ['Alice', 'AIice'], ['Ana', '\u0391n\u03B1'], ['Bob', 'B0b'], ['Modern', 'Modem'],
+    ['Ian', 'lan'], ['Ian', 'ian'], ['Paul', '\u0420aul'], ['Ana Lee', ' Ana  Lee'],
+    ['Eve', 'E\u200Bve'],
+  ]) assert.ok(alike(a, b), `${a} / ${b}`);
+  for (const [a, b] of [['Alice', 'Bob'], ['ian', 'lan'], ['Zoë', 'Zoe'], ['Martin', 'Marlin']]) {
+    assert.ok(!alike(a, b), `${a} / ${b}`);
+  }
+  // Three people, two alike; nameless people are never marked.
+  assert.deepEqual(lookAlikes([{ id: 'a', name: 'Alice' }, { id: 'b', name: 'Bob' }, { id: 'c', name: 'ALICE' },
+    { id: 'd', name: '' }, { id: 'e', name: '' }]), new Set(['a', 'c']));
 });

@@ -176,9 +176,10 @@ export class Recorder {
     const out = [];
     for (const f of this.sent) {
       if (label && f.label !== label) continue;
-      // Engine.IO polling bodies join packets with \x1e.
+      // Engine.IO polling bodies join packets with \x1e. An event is "42…", or "45<n>-…"
+      // when it has n binary attachments (files), sent as frames of their own.
       for (const packet of f.data.split('\x1e')) {
-        const m = /^42\d*(\[.*)$/s.exec(packet);
+        const m = /^4(?:2|5\d+-)\d*(\[.*)$/s.exec(packet);
         if (!m) continue;
         try {
           const [event, payload] = JSON.parse(m[1]);
