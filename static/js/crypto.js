@@ -158,14 +158,7 @@ function asBytes(b) {
 /** A ciphertext as sent: base64url text, or binary chunks (joined in order). */
 function ciphertextBytes(ct) {
   if (typeof ct === 'string') return fromBase64Url(ct);
-  const parts = ct.map(asBytes);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(...ct.map(asBytes));
 }
 
 async function open(key, { iv, ct }, aad) {
