@@ -17,6 +17,8 @@ export const ERROR_TEXT = {
   RATE_LIMITED: 'The server is refusing this for a while after too many attempts. Wait a few minutes, then try again.',
   REMOVED: 'You were removed from this room.',
   UNAVAILABLE: 'The server cannot reach its storage just now. Try again in a moment.',
+  RESUME_TOKEN_REQUIRED: 'This page lost the proof that you are this member (another browser, or its storage was cleared). Open the link again to join as a new member.',
+  UNKNOWN_MESSAGE: 'The server does not know that message (it may have been dropped from the room’s history).',
   // HTTP reservation
   SESSION_EXISTS: 'That room name is already taken. Try again.',
   // Client-side

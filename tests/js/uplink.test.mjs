@@ -107,6 +107,7 @@ test('slow uplinks: huge events arrive whole, slow senders are never dropped, si
       await ana.until(() => ana.count('message-sent', (m) => m.id === id) > 0, `${ana.label}: message-sent`, 30000);
       const took = Date.now() - started;
       assert.ok(took > 120000, `the link was slow (${took} ms for the photo)`);
+      process.stdout.write(`# ${kind}: the photo arrived after ${took} ms\n`);
       const got = bob.received('new-message', (m) => m.id === id)[0];
       assert.equal(got.encrypted, bigRef(imageEnc), 'the photo arrived whole');
       assert.equal(got.from, ana.userId);
@@ -124,6 +125,7 @@ test('slow uplinks: huge events arrive whole, slow senders are never dropped, si
       await bob.until(() => bob.count('new-message', (m) => m.id === after) > 0, `${bob.label}: both messages`, 120000);
       const took = Date.now() - started;
       assert.ok(took > 30000, `the link was slow (${took} ms)`);
+      process.stdout.write(`# ${kind}: the 10 MB event and the text behind it arrived after ${took} ms\n`);
       assert.deepEqual(bob.received('new-message').map((m) => m.id).filter((id) => id === big || id === after), [big, after], 'in order');
       assert.equal(bob.received('new-message', (m) => m.id === big)[0].encrypted, bigRef(textEnc), 'whole');
       await ana.until(() => ana.count('message-sent', (m) => m.id === after) > 0, `${ana.label}: message-sent`, 30000);
@@ -140,6 +142,7 @@ test('slow uplinks: huge events arrive whole, slow senders are never dropped, si
       await conn.serverClosed;
       const took = conn.serverClosedAt - conn.silencedAt;
       assert.ok(took <= DEAD_WITHIN_MS + SLACK_MS, `dropped ${took} ms after going silent`);
+      process.stdout.write(`# ${kind}: an idle member gone silent was dropped after ${took} ms\n`);
       // The room hears of it (after the presence grace).
       await ana.until(() => ana.peers.length === 0, `${ana.label}: ${bob.label} gone`, 20000);
     }),
@@ -156,6 +159,7 @@ test('slow uplinks: huge events arrive whole, slow senders are never dropped, si
       await conn.serverClosed;
       const took = conn.serverClosedAt - conn.silencedAt;
       assert.ok(took <= DEAD_WITHIN_MS + SLACK_MS, `dropped ${took} ms after going silent`);
+      process.stdout.write(`# ${kind}: a member gone silent mid-upload was dropped after ${took} ms\n`);
       assert.equal(bob.count('new-message', (m) => m.id === big), 0, 'a half-sent event is never delivered');
     }),
   ]);
