@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{AppError, ErrorAck, ErrorCode};
 pub use events::*;
 pub use ids::{SessionId, SessionRef, UserId, parse_credential_field};
-pub use name::{DisplayName, NEUTRAL_NAME, clean_display_name};
+pub use name::{DisplayName, NEUTRAL_NAME, clean_display_name, clean_file_name};
 
 /// A session's mode, fixed when it is reserved or created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -148,11 +148,9 @@ fn emoji_context(cluster: &str, out: &mut String) {
     }
 }
 
-/// The display-name rule (see the module doc): what is stored and shown for `raw`.
-pub fn clean_display_name(raw: &str) -> String {
-    if raw.is_empty() {
-        return String::new();
-    }
+/// Steps 1-2 of the rule over the first [`MAX_INPUT_BYTES`] of `raw`: what is left is
+/// text, with spaces for whitespace (not yet folded).
+fn visible_text(raw: &str) -> String {
     let mut end = raw.len().min(MAX_INPUT_BYTES);
     while !raw.is_char_boundary(end) {
         end -= 1;
@@ -162,6 +160,27 @@ pub fn clean_display_name(raw: &str) -> String {
     for cluster in filtered.graphemes(true) {
         emoji_context(cluster, &mut text);
     }
+    text
+}
+
+/// A file name as relayed in `download-notification` (the End2End Chat app shows it to
+/// the sender): steps 1-3 of the rule, so "invoice<U+202E>gpj.exe" cannot pose as a
+/// picture. Not cut (the caller bounds its size) and never replaced: an empty result
+/// stays empty.
+pub fn clean_file_name(raw: &str) -> String {
+    let text = visible_text(raw);
+    text.split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The display-name rule (see the module doc): what is stored and shown for `raw`.
+pub fn clean_display_name(raw: &str) -> String {
+    if raw.is_empty() {
+        return String::new();
+    }
+    let text = visible_text(raw);
     let mut name = String::with_capacity(text.len().min(MAX_DISPLAY_NAME_BYTES));
     let mut words = text.split(' ').filter(|w| !w.is_empty()).peekable();
     let mut clusters = 0;
@@ -221,6 +240,36 @@ impl<'de> Deserialize<'de> for DisplayName {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_file_name_keeps_its_text_and_loses_its_controls() {
+        assert_eq!(clean_file_name("report.pdf"), "report.pdf");
+        assert_eq!(
+            clean_file_name("image-1700000000000.png"),
+            "image-1700000000000.png"
+        );
+        assert_eq!(clean_file_name("invoice\u{202E}gpj.exe"), "invoicegpj.exe");
+        assert_eq!(
+            clean_file_name("a\u{1B}[31mred\u{7}\u{0}.txt"),
+            "a[31mred.txt"
+        );
+        assert_eq!(
+            clean_file_name("two\n\nlines  here.txt "),
+            "two lines here.txt"
+        );
+        assert_eq!(clean_file_name("\u{2067}\u{200B}"), "");
+        let long = "x".repeat(300);
+        assert_eq!(
+            clean_file_name(&long),
+            long,
+            "not cut: the caller bounds it"
+        );
+        assert_eq!(
+            clean_file_name("👨\u{200D}👩\u{200D}👧.png"),
+            "👨\u{200D}👩\u{200D}👧.png"
+        );
+    }
+
     use super::*;
 
     fn clean(s: &str) -> String {

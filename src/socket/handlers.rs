@@ -530,10 +530,11 @@ async fn file_downloaded<A: Adapter>(
         "" => user.as_str(),
         name => name,
     };
+    let file_name = crate::protocol::clean_file_name(&p.file_name);
     let notice = DownloadNotification {
         downloaded_by,
         user_id: &user,
-        file_name: &p.file_name,
+        file_name: &file_name,
         timestamp: p
             .timestamp
             .filter(|t| t.is_finite())

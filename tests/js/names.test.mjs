@@ -59,7 +59,7 @@ test('every member receives the cleaned name: user-joined, public-keys-updated, 
   }
 });
 
-test('download-notification names the downloader by its cleaned name, never by downloadedBy', async () => {
+test('download-notification names the downloader by its cleaned name, never by downloadedBy, and cleans the file name', async () => {
   const A = await createSession(srv.url, { mode: 'private', displayName: 'Alice' }, assert);
   const B = await connect(srv.url);
   const bob = uid('bob');
@@ -73,6 +73,14 @@ test('download-notification names the downloader by its cleaned name, never by d
   const n = await notice;
   assert.equal(n.downloadedBy, 'Bob');
   assert.equal(n.userId, bob);
+  assert.equal(n.fileName, 'report.pdf', 'a plain file name is relayed as it is');
+
+  // The file name is text too: the End2End Chat app shows it to the sender.
+  for (const [sent, shown] of [['invoice\u202Egpj.exe', 'invoicegpj.exe'], ['a\u001b[31m\u0007b\n.png', 'a[31mb .png']]) {
+    const next = nextEvent(A.socket, 'download-notification');
+    await expectOk(B, 'file-downloaded', { sessionId: A.sessionId, senderId: A.userId, fileName: sent, timestamp: 2 }, assert);
+    assert.equal((await next).fileName, shown, `fileName ${JSON.stringify(sent)}`);
+  }
 });
 
 test('save-public-key does not rename: the room keeps seeing the name the member joined with', async () => {
