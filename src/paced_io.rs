@@ -232,7 +232,8 @@ impl<T: AsyncRead + WriteReady + Unpin> AsyncRead for Paced<T> {
                 Poll::Ready(_) => this.write_waits = false,
             }
         }
-        if (this.conn.is_some() || this.total.is_some()) && this.pay(cx).is_pending() {
+        // Without limiters `pay` is ready at once (`charge` forgives what is owed).
+        if this.pay(cx).is_pending() {
             return Poll::Pending;
         }
         let before = buf.filled().len();
@@ -240,10 +241,8 @@ impl<T: AsyncRead + WriteReady + Unpin> AsyncRead for Paced<T> {
         let n = buf.filled().len() - before;
         this.watch.moved(n);
         let n = u32::try_from(n).unwrap_or(u32::MAX);
-        if this.conn.is_some() || this.total.is_some() {
-            this.owed_conn = this.owed_conn.saturating_add(n);
-            this.owed_total = this.owed_total.saturating_add(n);
-        }
+        this.owed_conn = this.owed_conn.saturating_add(n);
+        this.owed_total = this.owed_total.saturating_add(n);
         result
     }
 }

@@ -582,6 +582,17 @@ export function closeLegacyClients() {
 // blackhole (drop everything both ways, keep both sockets open) or be destroyed; while
 // "down" it refuses new connections or holds them until retargeted.
 
+/** Starts `proxy.server` on a free loopback port; sets `proxy.port` and `proxy.url`. */
+export async function listenOnLoopback(proxy) {
+  await new Promise((resolve, reject) => {
+    proxy.server.once('error', reject);
+    proxy.server.listen(0, '127.0.0.1', resolve);
+  });
+  proxy.port = proxy.server.address().port;
+  proxy.url = `http://127.0.0.1:${proxy.port}`;
+  return proxy;
+}
+
 export class TcpProxy {
   constructor(targetPort) {
     this.target = targetPort;
@@ -593,13 +604,7 @@ export class TcpProxy {
   }
 
   async listen() {
-    await new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', resolve);
-    });
-    this.port = this.server.address().port;
-    this.url = `http://127.0.0.1:${this.port}`;
-    return this;
+    return listenOnLoopback(this);
   }
 
   _accept(client) {

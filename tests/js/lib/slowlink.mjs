@@ -10,6 +10,7 @@
 // up on it (its side of the connection closes).
 
 import net from 'node:net';
+import { listenOnLoopback } from './legacy.mjs';
 
 /** Bytes the proxy holds per direction before it stops reading the sender. */
 const HIGH_WATER = 64 * 1024;
@@ -88,13 +89,7 @@ export class SlowLink {
   }
 
   async listen() {
-    await new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', resolve);
-    });
-    this.port = this.server.address().port;
-    this.url = `http://127.0.0.1:${this.port}`;
-    return this;
+    return listenOnLoopback(this);
   }
 
   _accept(client) {
