@@ -20,10 +20,20 @@
 //! A frame is `<origin node>\n<kind>\n<member>\n<new-message JSON>`: kind `s` goes to
 //! the session's room, `m` to one member's room. The origin node delivers to its own
 //! sockets directly; a frame of its own (none is sent to it) would be skipped.
+//!
+//! A message larger than [`PARK_OVER_BYTES`] is not published as it is: Redis holds
+//! what a subscriber has not read yet in that subscriber's output buffer, and cuts the
+//! subscriber off beyond `client-output-buffer-limit pubsub` (32 MiB by default). Two
+//! photos of the End2End Chat app (~19 MB each) to a node that reads a little slowly
+//! were enough: the node lost its link, and what its clients sent meanwhile was refused.
+//! So the script parks such a body in a key of the session's slot for [`PARKED_FOR`],
+//! and publishes a frame of kind `S` or `M` whose last part names that key; each node
+//! fetches it with a plain GET, in order with the other frames.
 
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
+    time::Duration,
 };
 
 use serde_json::value::RawValue;
@@ -33,6 +43,7 @@ use tokio::sync::{Mutex, mpsc};
 use crate::{
     cluster::PubSub,
     protocol::{SessionId, UserId},
+    redis_link::Link,
     socket::rooms,
     store::ConnId,
 };
@@ -43,6 +54,14 @@ pub type Frame = (String, Vec<u8>);
 /// Frames received and not yet delivered to local sockets; a full queue pauses the node
 /// like the adapter's (see `cluster::route`).
 const BACKLOG: usize = 16 * 1024;
+
+/// The largest message body published as it is; a larger one is parked (see above).
+/// Messages of text are far smaller; 500 frames of this size fill the default hard limit.
+pub const PARK_OVER_BYTES: usize = 64 * 1024;
+
+/// How long a parked body waits for the nodes to fetch it: they do at once, unless this
+/// node's delivery is that far behind (then it is missed live; the history has it).
+pub const PARKED_FOR: Duration = Duration::from_secs(60);
 
 /// Node `node`'s channel of session `id` (`lua/append.lua` builds the same name).
 pub fn channel(prefix: &str, id: &SessionId, node: &str) -> String {
@@ -123,7 +142,14 @@ impl SessionBus {
 }
 
 /// Delivers the frames of other nodes to this node's sockets, in the order received.
-pub async fn deliver<A: Adapter>(io: SocketIo<A>, node: Arc<str>, mut rx: mpsc::Receiver<Frame>) {
+/// `store` fetches parked bodies.
+pub async fn deliver<A: Adapter>(
+    io: SocketIo<A>,
+    node: Arc<str>,
+    prefix: Arc<str>,
+    store: Link,
+    mut rx: mpsc::Receiver<Frame>,
+) {
     while let Some((chan, payload)) = rx.recv().await {
         let Some(frame) = Parsed::new(&chan, &payload) else {
             tracing::warn!("an unreadable frame on a session channel");
@@ -132,20 +158,77 @@ pub async fn deliver<A: Adapter>(io: SocketIo<A>, node: Arc<str>, mut rx: mpsc::
         if frame.origin == &*node {
             continue;
         }
-        let room = match frame.member {
-            Some(member) => rooms::member(&frame.session, &member),
+        let room = match &frame.member {
+            Some(member) => rooms::member(&frame.session, member),
             None => rooms::session(&frame.session),
         };
-        let _ = io.local().to(room).emit("new-message", frame.message).await;
+        let fetched;
+        let message: &RawValue = match frame.body {
+            Body::Inline(message) => message,
+            Body::Parked(key) => {
+                fetched = match fetch_parked(&store, &prefix, &frame.session, key).await {
+                    Some(body) => body,
+                    None => continue,
+                };
+                &fetched
+            }
+        };
+        let _ = io.local().to(room).emit("new-message", message).await;
+    }
+}
+
+/// The body parked in `key`, when `key` is a parked body of session `id` and still there.
+async fn fetch_parked(
+    store: &Link,
+    prefix: &str,
+    id: &SessionId,
+    key: &str,
+) -> Option<Box<RawValue>> {
+    // Frames come from our own scripts; still, only a parked key of this session is read.
+    let expected = format!("{prefix}s:{{{}}}:p:", id.as_str());
+    if !key.starts_with(&expected) {
+        tracing::warn!("a frame names a key that is not a parked body");
+        return None;
+    }
+    let body: Option<String> = match redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut store.clone())
+        .await
+    {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot fetch a parked message from Redis");
+            return None;
+        }
+    };
+    let Some(body) = body else {
+        tracing::warn!(
+            after = ?PARKED_FOR,
+            "a parked message expired before this node fetched it (its history keeps it)"
+        );
+        return None;
+    };
+    match RawValue::from_string(body) {
+        Ok(body) => Some(body),
+        Err(_) => {
+            tracing::warn!("an unreadable parked message");
+            None
+        }
     }
 }
 
 struct Parsed<'a> {
     session: SessionId,
     origin: &'a str,
-    /// The member addressed (kind `m`), or the whole session (kind `s`).
+    /// The member addressed (kinds `m`, `M`), or the whole session (`s`, `S`).
     member: Option<UserId>,
-    message: &'a RawValue,
+    body: Body<'a>,
+}
+
+/// A frame's message: in the frame (`s`, `m`), or parked in a key it names (`S`, `M`).
+enum Body<'a> {
+    Inline(&'a RawValue),
+    Parked(&'a str),
 }
 
 impl<'a> Parsed<'a> {
@@ -154,19 +237,22 @@ impl<'a> Parsed<'a> {
         let session = SessionId::parse(id).ok()?;
         let text = std::str::from_utf8(payload).ok()?;
         let mut parts = text.splitn(4, '\n');
-        let (origin, kind, member, json) =
+        let (origin, kind, member, last) =
             (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         let member = match kind {
-            "s" => None,
-            "m" => Some(UserId::parse(member).ok()?),
+            "s" | "S" => None,
+            "m" | "M" => Some(UserId::parse(member).ok()?),
             _ => return None,
         };
-        let message: &RawValue = serde_json::from_str(json).ok()?;
+        let body = match kind {
+            "S" | "M" => Body::Parked(last),
+            _ => Body::Inline(serde_json::from_str(last).ok()?),
+        };
         Some(Parsed {
             session,
             origin,
             member,
-            message,
+            body,
         })
     }
 }
@@ -182,9 +268,12 @@ mod tests {
         assert_eq!(frame.session.as_str(), "room-1");
         assert_eq!(frame.origin, "n1");
         assert_eq!(frame.member.as_ref().map(UserId::as_str), Some("bob"));
-        assert_eq!(frame.message.get(), "{\"id\":\"x\"}");
+        assert!(matches!(frame.body, Body::Inline(m) if m.get() == "{\"id\":\"x\"}"));
         let to_all = Parsed::new(chan, b"n1\ns\n\n{}").expect("a frame");
         assert!(to_all.member.is_none());
+        let parked = Parsed::new(chan, b"n1\nM\nbob\nblindrelay:s:{room-1}:p:ab").expect("a frame");
+        assert_eq!(parked.member.as_ref().map(UserId::as_str), Some("bob"));
+        assert!(matches!(parked.body, Body::Parked("blindrelay:s:{room-1}:p:ab")));
         assert!(Parsed::new(chan, b"n1\nq\n\n{}").is_none());
         assert!(Parsed::new("other", b"n1\ns\n\n{}").is_none());
     }

@@ -120,7 +120,13 @@ pub async fn serve(
     socket::register(&io, state.clone())
         .await
         .map_err(|e| std::io::Error::other(format!("cannot subscribe to Redis: {e}")))?;
-    tokio::spawn(bus::deliver(io.clone(), cluster.node.clone(), frames));
+    tokio::spawn(bus::deliver(
+        io.clone(),
+        cluster.node.clone(),
+        config.redis_prefix.as_str().into(),
+        cluster.commands.clone(),
+        frames,
+    ));
     tracing::info!(node = %cluster.node, "sharing sessions through Redis");
     run(listener, config, state, layer, io, Some(cluster), shutdown).await
 }

@@ -10,6 +10,7 @@ import {
   createSession, joinAs, noEvent, freePort,
 } from './lib/server.mjs';
 import { startRedis } from './lib/redis.mjs';
+import { redisCommand } from './lib/rediscluster.mjs';
 
 /** NODE_LEASE_SECS for these tests: a dead node is noticed within seconds. */
 const LEASE_SECS = 2;
@@ -108,6 +109,35 @@ test('three nodes serve one room: reserve, join, keys, messages, typing, history
   const late = await connect(n1.url);
   const refused = await emitAck(late, 'join-session', { sessionId: link, userId: 'dave' });
   assert.equal(refused.error, 'SESSION_NOT_FOUND');
+});
+
+test('large messages cross nodes without filling Redis\'s pub/sub buffers: a node is never cut off for them', async () => {
+  // Redis cuts off a subscriber whose unread output passes client-output-buffer-limit
+  // pubsub (32 MiB by default: two of the End2End Chat app's photos). Here the limit is
+  // 1 MiB, so one 1.5 MB message published as it is would cut node 2 off at once, and
+  // what its member sent while the link was down would be refused.
+  const limits = await redisCommand(redis.port, ['CONFIG', 'GET', 'client-output-buffer-limit']);
+  await redisCommand(redis.port, ['CONFIG', 'SET', 'client-output-buffer-limit', 'pubsub 1mb 256kb 5']);
+  try {
+    const [n1, n2] = await cluster(2);
+    const { sessionId, link, socket: alice } = await createSession(n1.url, { userId: 'alice' }, assert);
+    const { socket: bob } = await joinAs(n2.url, link, 'bob', assert);
+    const big = (i) => `${i}`.padEnd(1.5e6, 'x');
+    const seen = [];
+    bob.on('new-message', (m) => seen.push(m));
+    // Three back to back without acks, as the app sends photos; then one from Bob.
+    for (let i = 0; i < 3; i += 1) alice.emit('send-message', { sessionId, encrypted: big(i), clientMessageId: `big-${i}` });
+    const fromBob = nextEvent(alice, 'new-message', 20000);
+    await expectOk(alice, 'send-message', { sessionId, encrypted: 'small', clientMessageId: 'small' }, assert);
+    await expectOk(bob, 'send-message', { sessionId, encrypted: 'reply', clientMessageId: 'reply' }, assert);
+    assert.equal((await fromBob).encrypted, 'reply');
+    assert.deepEqual(seen.map((m) => [m.id, m.encrypted.length, m.encrypted[0]]),
+      [['big-0', 1.5e6, '0'], ['big-1', 1.5e6, '1'], ['big-2', 1.5e6, '2'], ['small', 5, 's']],
+      'every message reached Bob, in order, whole');
+    for (const n of [n1, n2]) assert.doesNotMatch(n.output(), /pub\/sub is back/, 'no node lost its link');
+  } finally {
+    await redisCommand(redis.port, ['CONFIG', 'SET', 'client-output-buffer-limit', limits[1]]);
+  }
 });
 
 test('the private-room cap holds when six joiners race through three nodes', async () => {

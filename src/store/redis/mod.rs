@@ -842,7 +842,11 @@ impl RedisStore {
         let to_you = crate::protocol::delivery::to_you_json();
         let node = self.channels.as_ref().map_or("", |b| b.node());
         let grain = account_grain(&self.limits).to_string();
-        let args: [&[u8]; 15] = [
+        let (park_over, park_ms) = (
+            crate::bus::PARK_OVER_BYTES.to_string(),
+            crate::bus::PARKED_FOR.as_millis().to_string(),
+        );
+        let args: [&[u8]; 17] = [
             conn.as_bytes(),
             claimed.as_bytes(),
             draft.id.as_bytes(),
@@ -858,6 +862,8 @@ impl RedisStore {
             to_you.get().as_bytes(),
             node.as_bytes(),
             grain.as_bytes(),
+            park_over.as_bytes(),
+            park_ms.as_bytes(),
         ];
         let mut r = Reply::new(self.run(&self.scripts.append, id.as_str(), &args).await?)?;
         match r.status() {

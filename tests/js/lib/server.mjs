@@ -3,7 +3,7 @@
 // waits are for negative assertions (noEvent) and for expiry (the thing under test).
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { createWriteStream, mkdtempSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -92,6 +92,12 @@ export async function startServer(env = {}, { readyTimeoutMs = 15000, nofile } =
   const chunks = [];
   child.stdout.on('data', (c) => chunks.push(c));
   child.stderr.on('data', (c) => chunks.push(c));
+  // BLINDRELAY_LOG_DIR keeps every server's output in a file, to read after a failure.
+  if (process.env.BLINDRELAY_LOG_DIR) {
+    const log = createWriteStream(path.join(process.env.BLINDRELAY_LOG_DIR, `server-${port}.log`));
+    child.stdout.pipe(log, { end: false });
+    child.stderr.pipe(log, { end: false });
+  }
   const exited = new Promise((resolve) => {
     child.on('exit', (code, signal) => resolve({ code, signal }));
   });

@@ -7,7 +7,9 @@
 -- messages first, down to 90 %; 14 relay (1/0): publish the message to every other node
 -- with a connection in the session, on its channel for it (src/bus.rs), 15 the originalContent of a copy to one
 -- member, 16 this node's id (the frame's origin), 17 on a cluster, how far the session's
--- size may move before the global total hears it (common.lua's account).
+-- size may move before the global total hears it (common.lua's account), 18 the largest
+-- body published as it is; a larger one is parked in a key for 19 ms and its frame names
+-- that key (src/bus.rs).
 -- Returns {'OK', user, name, first_of_id, evicted} or {'DUPLICATE', timestamp} or {code}.
 --
 -- A history entry is "cost\nid\nfrom\nto\n<json>": ids hold no control characters, so
@@ -40,7 +42,15 @@ if ARGV[14] == '1' then
   local frame
   for _, node in ipairs(redis.call('HKEYS', NODES)) do
     if node ~= ARGV[16] then
-      frame = frame or (ARGV[16] .. '\n' .. kind .. '\n' .. to .. '\n' .. body)
+      if not frame then
+        frame = ARGV[16] .. '\n' .. kind .. '\n' .. to .. '\n' .. body
+        if #body > tonumber(ARGV[18]) then
+          -- Parked: the frame names a key that holds the body for a while (src/bus.rs).
+          local parked = BASE .. ':p:' .. redis.sha1hex(triple)
+          redis.call('SET', parked, body, 'PX', ARGV[19])
+          frame = ARGV[16] .. '\n' .. kind:upper() .. '\n' .. to .. '\n' .. parked
+        end
+      end
       redis.call(publish, P .. 'b:{' .. SID .. '}:' .. node, frame)
     end
   end
