@@ -273,7 +273,10 @@ mod tests {
         assert!(to_all.member.is_none());
         let parked = Parsed::new(chan, b"n1\nM\nbob\nblindrelay:s:{room-1}:p:ab").expect("a frame");
         assert_eq!(parked.member.as_ref().map(UserId::as_str), Some("bob"));
-        assert!(matches!(parked.body, Body::Parked("blindrelay:s:{room-1}:p:ab")));
+        assert!(matches!(
+            parked.body,
+            Body::Parked("blindrelay:s:{room-1}:p:ab")
+        ));
         assert!(Parsed::new(chan, b"n1\nq\n\n{}").is_none());
         assert!(Parsed::new("other", b"n1\ns\n\n{}").is_none());
     }

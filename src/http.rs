@@ -78,7 +78,7 @@ pub fn routes(state: AppState) -> Router {
             post(reserve)
                 .layer(axum::extract::DefaultBodyLimit::max(RESERVE_BODY_LIMIT))
                 .layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
+                    state.guard.clone(),
                     crate::limits::reserve_gate,
                 )),
         )

@@ -4,17 +4,29 @@
 //! cannot read. Rooms live in memory (or in Redis, shared by several nodes) and vanish
 //! after `SESSION_TTL_SECS` without activity.
 //!
-//! Layout:
-//! - [`config`]: settings from the environment;
-//! - [`protocol`]: identifiers, payloads both ways, error codes;
-//! - [`store`]: the sessions and the rules inside them;
-//! - [`socket`]: Socket.IO connections and one handler per event;
-//! - [`http`]: health, reservation, admin listing;
-//! - [`reaper`]: deletes expired sessions;
-//! - [`cluster`]: several nodes on one Redis (node leases, the pub/sub driver);
-//! - [`telemetry`]: Prometheus metrics; [`logging`]: log setup;
-//! - [`cli`]: the command line;
+//! Layout, from the wire inwards (each module's own doc says why it is built so):
+//! - [`config`]: settings from the environment; [`cli`]: the command line; [`secret`]:
+//!   credentials that never reach a log or a reply;
+//! - [`protocol`]: identifiers, the client events (declared once), payloads both ways,
+//!   error codes, display names, binary attachments, who gets which copy of a message;
+//! - `accept` and `paced_io`: accepting TCP connections, header deadlines, and every
+//!   connection's bytes paced and bounded both ways;
+//! - [`limits`]: per-socket, per-address and per-session budgets; [`client_ip`]: which
+//!   address a request comes from;
+//! - [`socket`]: Socket.IO connections: admission (`guard`), a queue per socket
+//!   (`queue`), one handler per event (`handlers`), history replay (`replay`), rooms;
+//! - [`http`]: health, readiness, reservation, status, metrics, the static web client;
+//! - [`state`]: what the routes and handlers share;
+//! - [`store`]: the sessions and the rules inside them, in memory (`store::memory`) or
+//!   in Redis (`store::redis`, with its scripts);
+//! - [`redis_link`]: the connections to one Redis or a Redis Cluster; [`cluster`]: node
+//!   leases and the pub/sub driver under socketioxide-redis; [`bus`]: each session's
+//!   messages between nodes;
+//! - [`reaper`]: deletes expired sessions; [`telemetry`]: Prometheus metrics;
+//!   [`logging`]: log setup and the hashed tags logs use instead of ids;
 //! - [`serve`]: puts them together on a listener.
+//!
+//! No module imports another that imports it back, directly or around a circle.
 
 mod accept;
 pub mod bus;
@@ -170,7 +182,7 @@ async fn run<A: socketioxide::adapter::Adapter>(
     let app = http::with_security_headers(app);
 
     let reaper = tokio::spawn(reaper::run(state.clone(), config.reaper_interval));
-    let sweeper = tokio::spawn(limits::sweep(state.clone()));
+    let sweeper = tokio::spawn(limits::sweep(state.guard.clone()));
     let upkeep = tokio::spawn(telemetry::run_upkeep());
     let addr = listener.local_addr()?;
     tracing::info!(

@@ -34,7 +34,6 @@ use crate::{
     client_ip,
     config::AbuseLimits,
     protocol::{AppError, ErrorCode, SessionId},
-    state::AppState,
 };
 
 pub use crate::telemetry::refused;
@@ -447,24 +446,24 @@ impl Guard {
 }
 
 /// Sweeps the guard's tables every minute.
-pub async fn sweep(state: AppState) {
+pub async fn sweep(guard: Arc<Guard>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        state.guard.sweep();
+        guard.sweep();
     }
 }
 
 /// Axum middleware for `POST /api/reserve-session`: 429 beyond the per-address rate.
-pub async fn reserve_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let ip = state.guard.client_ip(req.extensions(), req.headers());
-    match state.guard.check_reserve(ip) {
+pub async fn reserve_gate(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    let ip = guard.client_ip(req.extensions(), req.headers());
+    match guard.check_reserve(ip) {
         Ok(()) => {
             let response = next.run(req).await;
             // 409 says the id exists: a probe, counted like a failed join.
             if response.status() == StatusCode::CONFLICT {
-                state.guard.probed(ip);
+                guard.probed(ip);
             }
             response
         }

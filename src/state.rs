@@ -21,7 +21,7 @@ pub struct Inner {
     pub config: Config,
     pub store: Store,
     /// Per-address abuse limits (see `limits`).
-    pub guard: crate::limits::Guard,
+    pub guard: Arc<crate::limits::Guard>,
     pub started: Instant,
     /// Connected Socket.IO sockets.
     pub connections: AtomicUsize,
@@ -41,7 +41,7 @@ impl AppState {
 
     pub fn with_store(config: Config, store: Store) -> Self {
         AppState(Arc::new(Inner {
-            guard: crate::limits::Guard::new(&config.abuse),
+            guard: Arc::new(crate::limits::Guard::new(&config.abuse)),
             config,
             store,
             started: Instant::now(),

@@ -9,7 +9,10 @@ use metrics::{
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::{protocol::ChatMode, socket::EventKind, state::AppState};
+use crate::{
+    protocol::{ChatMode, EventKind},
+    state::AppState,
+};
 
 pub const CONNECTIONS_TOTAL: &str = "blindrelay_connections_total";
 pub const JOINS_TOTAL: &str = "blindrelay_joins_total";

@@ -69,6 +69,10 @@ pub struct JoinSession {
     /// The `resumeToken` of this member's earlier join ack, which proves it is the same
     /// client (see `store/resume.rs`).
     pub resume_token: Option<String>,
+    /// Whether the join asked for an ack (only then can it receive a resume token); not
+    /// a field of the payload, set from the packet.
+    #[serde(skip)]
+    pub acked: bool,
 }
 
 /// `save-public-key`.
@@ -337,6 +341,22 @@ pub struct KeysAck<'a> {
 /// An ack with nothing but `ok: true`.
 #[derive(Serialize)]
 pub struct Empty {}
+
+/// The body of a successful ack (after `ok: true`).
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum AckBody {
+    Empty(Empty),
+    Joined(JoinAck),
+    Sent(SendAck),
+    Keys {
+        keys: Vec<PublicKeyEntry>,
+    },
+    /// The receipt's ids that were relayed (the others were dropped).
+    Delivered {
+        relayed: Vec<String>,
+    },
+}
 
 /// Deserializes `T` from a JSON object only. serde's derived structs also accept an
 /// array of their fields in order; a payload must be an object (else `BAD_REQUEST`).

@@ -1,6 +1,7 @@
 //! The wire protocol: identifiers, payloads both ways, error codes and size limits.
 
 pub mod attachments;
+mod client_events;
 pub mod delivery;
 mod error;
 mod events;
@@ -9,6 +10,7 @@ mod name;
 
 use serde::{Deserialize, Serialize};
 
+pub use client_events::{ClientEvent, EventKind, PayloadSource};
 pub use error::{AppError, ErrorAck, ErrorCode};
 pub use events::*;
 pub use ids::{SessionId, SessionRef, UserId, parse_credential_field};

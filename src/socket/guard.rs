@@ -227,7 +227,7 @@ impl JoinGate {
         self,
         state: &AppState,
         socket: &SocketRef<A>,
-        result: &mut Result<super::handlers::AckBody, AppError>,
+        result: &mut Result<crate::protocol::AckBody, AppError>,
     ) {
         let outcome = result.as_ref().err().map(|e| e.error);
         if let Some(lockout) = state.guard.join_result(self.ip, &self.session, outcome) {
@@ -241,7 +241,7 @@ impl JoinGate {
             let _ = socket.to(room).emit("join-lockout", &notice).await;
         }
         // Creating a session tells as much about an id as a failed join: counted alike.
-        if let Ok(super::handlers::AckBody::Joined(ack)) = result
+        if let Ok(crate::protocol::AckBody::Joined(ack)) = result
             && ack.created
         {
             state.guard.probed(self.ip);

@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::de::DeserializeOwned;
 use socketioxide::{
     adapter::Adapter,
     extract::{SocketRef, TryData},
@@ -12,15 +12,15 @@ use socketioxide::{
     socket::Socket,
 };
 
-use super::{EventKind, rooms};
+use super::rooms;
 use crate::{
     logging::{ConnTag, SessionTag},
     protocol::{
-        AppError, DeliveredNotice, DownloadNotification, Empty, ErrorCode, FileDownloaded, JoinAck,
-        JoinSession, LinkReset, MemberNamed, MemberRemoved, MessageDelivered, ObjectOnly,
-        PublicKeyEntry, Recipient, RemoveMember, ResetLink, SavePublicKey, SendAck, SendMessage,
-        SessionClosed, SessionId, SessionKeyAvailable, SessionMetadata, SessionUser, SetSessionKey,
-        UserJoined, UserLeft,
+        AckBody, AppError, ClientEvent, DeliveredNotice, DownloadNotification, Empty, ErrorCode,
+        EventKind, FileDownloaded, JoinAck, JoinSession, LinkReset, MemberNamed, MemberRemoved,
+        MessageDelivered, ObjectOnly, PayloadSource, Recipient, RemoveMember, ResetLink,
+        SavePublicKey, SendAck, SendMessage, SessionClosed, SessionId, SessionKeyAvailable,
+        SessionMetadata, SessionUser, SetSessionKey, UserJoined, UserLeft,
         attachments::{Attachments, WithAttachments},
         delivery::{self, OwnMessages, Relayed},
         limits, now_ms, parse_credential_field,
@@ -28,41 +28,6 @@ use crate::{
     state::AppState,
     store::{Appended, JoinRequest, Left, MessageDraft},
 };
-
-/// A decoded client event.
-#[derive(Debug)]
-pub enum ClientEvent {
-    /// With whether it asked for an ack (only then can it receive a resume token).
-    JoinSession(JoinSession, bool),
-    SavePublicKey(SavePublicKey),
-    GetPublicKeys(SessionUser),
-    SendMessage(SendMessage),
-    SetSessionKey(SetSessionKey),
-    Typing(SessionUser),
-    StoppedTyping(SessionUser),
-    FileDownloaded(FileDownloaded),
-    LeaveSession(SessionUser),
-    CloseSession(SessionUser),
-    RemoveMember(RemoveMember),
-    ResetLink(ResetLink),
-    MessageDelivered(MessageDelivered),
-}
-
-/// The body of a successful ack (after `ok: true`).
-#[derive(Serialize)]
-#[serde(untagged)]
-pub enum AckBody {
-    Empty(Empty),
-    Joined(JoinAck),
-    Sent(SendAck),
-    Keys {
-        keys: Vec<PublicKeyEntry>,
-    },
-    /// The receipt's ids that were relayed (the others were dropped).
-    Delivered {
-        relayed: Vec<String>,
-    },
-}
 
 /// The sessions this socket has joined, for its disconnect.
 #[derive(Default)]
@@ -87,27 +52,13 @@ pub fn decode<A: Adapter>(
     data: &mut Value,
     ack_id: &Option<i64>,
 ) -> Result<ClientEvent, AppError> {
-    fn payload<A: Adapter, T: DeserializeOwned>(
-        s: &Arc<Socket<A>>,
-        data: &mut Value,
-        ack_id: &Option<i64>,
-    ) -> Result<T, AppError> {
-        let Ok(TryData(result)) = TryData::<ObjectOnly<T>>::from_message_parts(s, data, ack_id);
-        result
-            .map(|ObjectOnly(payload)| payload)
-            .map_err(|e| AppError::bad_request(format!("Invalid payload: {e}")))
-    }
-    Ok(match kind {
-        EventKind::JoinSession => {
-            ClientEvent::JoinSession(payload(s, data, ack_id)?, ack_id.is_some())
-        }
-        EventKind::SavePublicKey => ClientEvent::SavePublicKey(payload(s, data, ack_id)?),
-        EventKind::GetPublicKeys => ClientEvent::GetPublicKeys(payload(s, data, ack_id)?),
-        EventKind::SendMessage => {
-            let mut p: SendMessage = payload(s, data, ack_id)?;
+    let mut event = ClientEvent::decode(kind, &mut Packet { s, data, ack_id })?;
+    match &mut event {
+        ClientEvent::JoinSession(p) => p.acked = ack_id.is_some(),
+        ClientEvent::SendMessage(p) => {
             if let Value::Str(_, Some(bins)) = data {
                 let bins: Vec<_> = bins.iter().cloned().collect();
-                let (encrypted, attachments) = Attachments::of(p.encrypted, &bins)
+                let (encrypted, attachments) = Attachments::of(p.encrypted.clone(), &bins)
                     .map_err(|e| AppError::bad_request(format!("encrypted: {e}")))?;
                 (p.encrypted, p.attachments) = (encrypted, attachments);
                 if let Some(plain) = p.original_content.take() {
@@ -116,18 +67,27 @@ pub fn decode<A: Adapter>(
                     (p.original_content, p.original_attachments) = (Some(plain), attachments);
                 }
             }
-            ClientEvent::SendMessage(p)
         }
-        EventKind::SetSessionKey => ClientEvent::SetSessionKey(payload(s, data, ack_id)?),
-        EventKind::Typing => ClientEvent::Typing(payload(s, data, ack_id)?),
-        EventKind::StoppedTyping => ClientEvent::StoppedTyping(payload(s, data, ack_id)?),
-        EventKind::FileDownloaded => ClientEvent::FileDownloaded(payload(s, data, ack_id)?),
-        EventKind::LeaveSession => ClientEvent::LeaveSession(payload(s, data, ack_id)?),
-        EventKind::CloseSession => ClientEvent::CloseSession(payload(s, data, ack_id)?),
-        EventKind::RemoveMember => ClientEvent::RemoveMember(payload(s, data, ack_id)?),
-        EventKind::ResetLink => ClientEvent::ResetLink(payload(s, data, ack_id)?),
-        EventKind::MessageDelivered => ClientEvent::MessageDelivered(payload(s, data, ack_id)?),
-    })
+        _ => {}
+    }
+    Ok(event)
+}
+
+/// An event's data as socketioxide hands it over: its payload must be one object.
+struct Packet<'a, A: Adapter> {
+    s: &'a Arc<Socket<A>>,
+    data: &'a mut Value,
+    ack_id: &'a Option<i64>,
+}
+
+impl<A: Adapter> PayloadSource for Packet<'_, A> {
+    fn payload<T: DeserializeOwned>(&mut self) -> Result<T, AppError> {
+        let Ok(TryData(result)) =
+            TryData::<ObjectOnly<T>>::from_message_parts(self.s, self.data, self.ack_id);
+        result
+            .map(|ObjectOnly(payload)| payload)
+            .map_err(|e| AppError::bad_request(format!("Invalid payload: {e}")))
+    }
 }
 
 pub async fn handle<A: Adapter>(
@@ -137,7 +97,7 @@ pub async fn handle<A: Adapter>(
     event: ClientEvent,
 ) -> Result<AckBody, AppError> {
     match event {
-        ClientEvent::JoinSession(p, acked) => join(state, socket, joined, p, acked).await,
+        ClientEvent::JoinSession(p) => join(state, socket, joined, p).await,
         ClientEvent::SavePublicKey(p) => save_public_key(state, socket, p).await,
         ClientEvent::GetPublicKeys(p) => get_public_keys(state, socket, p).await,
         ClientEvent::SendMessage(p) => send_message(state, socket, p).await,
@@ -171,7 +131,6 @@ async fn join<A: Adapter>(
     socket: &SocketRef<A>,
     joined: &mut Memberships,
     p: JoinSession,
-    acked: bool,
 ) -> Result<AckBody, AppError> {
     check_public_key(p.public_key.as_deref())?;
     // An explicit authKey wins over the one carried in sessionId.
@@ -195,7 +154,7 @@ async fn join<A: Adapter>(
         credential,
         chat_mode: p.chat_mode,
         resume,
-        acked,
+        acked: p.acked,
         conn: socket.id,
     };
     let done = join_when_free(state, socket, request).await?;

@@ -31,89 +31,9 @@ use socketioxide::{
 
 use crate::{
     logging::ConnTag,
-    protocol::{AppError, ErrorAck, ErrorCode, OkAck},
+    protocol::{AppError, ErrorAck, ErrorCode, EventKind, OkAck},
     state::AppState,
 };
-
-/// The client events we handle; any other name is ignored, as the original does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    JoinSession,
-    SavePublicKey,
-    GetPublicKeys,
-    SendMessage,
-    SetSessionKey,
-    Typing,
-    StoppedTyping,
-    FileDownloaded,
-    LeaveSession,
-    CloseSession,
-    RemoveMember,
-    ResetLink,
-    MessageDelivered,
-}
-
-impl EventKind {
-    /// Every kind, in declaration order (`kind as usize` indexes it).
-    pub const ALL: [EventKind; 13] = [
-        Self::JoinSession,
-        Self::SavePublicKey,
-        Self::GetPublicKeys,
-        Self::SendMessage,
-        Self::SetSessionKey,
-        Self::Typing,
-        Self::StoppedTyping,
-        Self::FileDownloaded,
-        Self::LeaveSession,
-        Self::CloseSession,
-        Self::RemoveMember,
-        Self::ResetLink,
-        Self::MessageDelivered,
-    ];
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "join-session" => Self::JoinSession,
-            "save-public-key" => Self::SavePublicKey,
-            "get-public-keys" => Self::GetPublicKeys,
-            "send-message" => Self::SendMessage,
-            "set-session-key" => Self::SetSessionKey,
-            "typing" => Self::Typing,
-            "stopped-typing" => Self::StoppedTyping,
-            "file-downloaded" => Self::FileDownloaded,
-            "leave-session" => Self::LeaveSession,
-            "close-session" => Self::CloseSession,
-            "remove-member" => Self::RemoveMember,
-            "reset-link" => Self::ResetLink,
-            "message-delivered" => Self::MessageDelivered,
-            _ => return None,
-        })
-    }
-
-    /// `leave-session` and `close-session`: still handled when the transport closed
-    /// right after them.
-    pub fn is_goodbye(self) -> bool {
-        matches!(self, Self::LeaveSession | Self::CloseSession)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::JoinSession => "join-session",
-            Self::SavePublicKey => "save-public-key",
-            Self::GetPublicKeys => "get-public-keys",
-            Self::SendMessage => "send-message",
-            Self::SetSessionKey => "set-session-key",
-            Self::Typing => "typing",
-            Self::StoppedTyping => "stopped-typing",
-            Self::FileDownloaded => "file-downloaded",
-            Self::LeaveSession => "leave-session",
-            Self::CloseSession => "close-session",
-            Self::RemoveMember => "remove-member",
-            Self::ResetLink => "reset-link",
-            Self::MessageDelivered => "message-delivered",
-        }
-    }
-}
 
 /// Registers the default namespace. With the Redis adapter, the returned future
 /// subscribes to the cluster's channels.

@@ -26,8 +26,11 @@ use socketioxide::{
 };
 use tokio::task::AbortHandle;
 
-use super::{EventKind, guard, handlers};
-use crate::{protocol::AppError, state::AppState};
+use super::{guard, handlers};
+use crate::{
+    protocol::{AppError, ClientEvent, EventKind},
+    state::AppState,
+};
 
 /// Events a socket may queue before it is refused with `RATE_LIMITED`.
 pub const QUEUE_CAPACITY: usize = 256;
@@ -37,7 +40,7 @@ pub enum Job<A: Adapter> {
     /// a `Job` stays small in the queue.
     Event {
         kind: EventKind,
-        event: Box<Result<handlers::ClientEvent, AppError>>,
+        event: Box<Result<ClientEvent, AppError>>,
         ack: AckSender<A>,
         /// Its size as received, in the socket's byte budget while this lives.
         admitted: Admitted,
@@ -282,12 +285,12 @@ impl<A: Adapter> Worker<A> {
                 let started = Instant::now();
                 let joined = &mut progress.joined;
                 let result = match *event {
-                    Ok(handlers::ClientEvent::JoinSession(p, acked)) => {
+                    Ok(ClientEvent::JoinSession(p)) => {
                         let client = socket.extensions.get::<guard::Client>();
                         match guard::JoinGate::check(state, client.as_ref(), socket, &p) {
                             Err(err) => Err(err),
                             Ok(gate) => {
-                                let event = handlers::ClientEvent::JoinSession(p, acked);
+                                let event = ClientEvent::JoinSession(p);
                                 let mut result =
                                     Box::pin(handlers::handle(state, socket, joined, event)).await;
                                 gate.done(state, socket, &mut result).await;

@@ -35,7 +35,6 @@ mod payload;
 mod plan;
 mod report;
 mod setup;
-mod smoke;
 mod stats;
 
 use std::sync::Arc;
