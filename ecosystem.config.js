@@ -2,7 +2,7 @@
 // for Node.js programs). Build first: cargo build --release --locked
 //
 // Every app is in the PM2 namespace "blindrelay": act on the running nodes by that name,
-// whatever this file would say now (README, "PM2"):
+// whatever this file would say now (docs/deployment.md, "PM2"):
 //
 //   pm2 start ecosystem.config.js                    # BLINDRELAY_NODES nodes from PORT on
 //   PM2_CONCURRENT_ACTIONS=1 pm2 reload blindrelay   # every node, one after the other

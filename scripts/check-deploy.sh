@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks the deployment files where Docker cannot run (README, "What was exercised"):
+# Checks the deployment files where Docker cannot run (docs/deployment.md, "What was exercised"):
 # docker-compose.yml's wiring (and nginx -t on the configuration it mounts), then the
 # Dockerfile (lint when hadolint is at hand, its build steps and runtime, rebuilt for real:
 # minutes). scripts/test.sh runs the same checks (the compose one in tests/js/nginx.test.mjs).

@@ -229,13 +229,13 @@ mod tests {
     }
 
     #[test]
-    fn every_setting_is_documented_in_the_readme_and_env_example() {
-        let readme = include_str!("../README.md");
+    fn every_setting_is_documented_in_the_configuration_doc_and_env_example() {
+        let reference = include_str!("../docs/configuration.md");
         let example = include_str!("../.env.example");
         for var in Settings::VARS {
             assert!(
-                readme.contains(&format!("| `{var}` |")),
-                "{var} has no row in README.md's configuration tables"
+                reference.contains(&format!("| `{var}` |")),
+                "{var} has no row in docs/configuration.md's tables"
             );
             assert!(
                 example.lines().any(|l| l.starts_with(&format!("{var}="))),

@@ -226,7 +226,7 @@ function validName(input, errorId) {
     fieldError(errorId, 'Enter a name so the others know who you are.', input);
     return null;
   }
-  // The server's limit (README "Conventions"): 64 characters as a reader counts them, so
+  // The server's limit (docs/protocol.md "Conventions"): 64 characters as a reader counts them, so
   // an emoji or an accented letter is never cut in half.
   const graphemes = [...new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(name)];
   return graphemes.slice(0, 64).map((g) => g.segment).join('');

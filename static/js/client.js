@@ -1,11 +1,11 @@
-// blindrelay web client: one room, over Socket.IO. This module speaks the protocol of the
-// README ("Protocol reference") and does the cryptography; it knows nothing of the page.
+// blindrelay web client: one room, over Socket.IO. This module speaks the protocol
+// documented in docs/protocol.md and does the cryptography; it knows nothing of the page.
 // It reports what happens through DOM events (CustomEvent) on the RoomClient:
 //   state     {state}       connecting | joined | reconnecting | restarting | waiting | closed | left | removed | failed
 //   members   {}            the member list or a public key changed
 //   keychange {userId}      a member's public key changed (its safety number is new)
 //   message   {record}      a message was added or changed (decrypted, delivered...)
-//   renamed   {}            the server stored our name cleaned (README "Conventions")
+//   renamed   {}            the server stored our name cleaned (docs/protocol.md "Conventions")
 //   progress  {record}      more of a file being sent has left this page (record.progress %)
 //   incoming  {record}      someone else's message arrived live (not from history)
 //   link      {}            the room's link changed (reset by its creator)
@@ -125,7 +125,7 @@ export class RoomClient extends EventTarget {
   bindSocket(socket) {
     socket.on('connect', () => this.join());
     socket.on('server-shutdown', () => {
-      // A graceful restart (README "Operations"): the server closes our transport next.
+      // A graceful restart (docs/operations.md): the server closes our transport next.
       this.serverRestarting = true;
       if (!this.closed) this.setState('restarting');
     });
@@ -515,7 +515,7 @@ export class RoomClient extends EventTarget {
     for (const e of list) {
       if (e?.userId === this.me && typeof e.displayName === 'string' && e.displayName
         && e.displayName !== this.displayName) {
-        // The server keeps names to readable text (README "Conventions"): show ours as the
+        // The server keeps names to readable text (docs/protocol.md "Conventions"): show ours as the
         // others see it.
         this.displayName = e.displayName;
         this.emit('persist');

@@ -1,4 +1,4 @@
-// A human sentence for every error code of the server (README "Error codes" and the HTTP
+// A human sentence for every error code of the server (docs/protocol.md "Error codes" and the HTTP
 // routes) and for the client's own failures.
 
 export const ERROR_TEXT = {

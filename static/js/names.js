@@ -1,6 +1,6 @@
 // blindrelay web client: telling members apart when their names look the same.
 //
-// The server relays any readable name (README "Conventions"), so two people can both be
+// The server relays any readable name (docs/protocol.md "Conventions"), so two people can both be
 // "Alice", or one can be "Аlice" with a Cyrillic А. The page cannot know who is who; it
 // can say that two names look alike and show what does tell them apart: the safety
 // number, which is bound to each person's key. This is a small confusable "skeleton" in

@@ -1,5 +1,5 @@
 // Checks without a browser: the page's crypto module (run under Node's WebCrypto), an error
-// sentence for every error code of the README, and the vendored files being the pinned npm
+// sentence for every error code of docs/protocol.md, and the vendored files being the pinned npm
 // packages' files byte for byte.
 
 import assert from 'node:assert/strict';
@@ -91,11 +91,11 @@ test('safety numbers are symmetric: six groups of five digits', async () => {
   assert.equal(await C.safetyNumber(b.publicKey, a.publicKey), ab);
 });
 
-test('every error code of the README has a human sentence', () => {
-  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
-  const section = readme.split('### Error codes')[1].split('\n## ')[0];
+test('every error code of the protocol reference has a human sentence', () => {
+  const protocol = fs.readFileSync(path.join(REPO, 'docs', 'protocol.md'), 'utf8');
+  const section = protocol.split('\n## Error codes\n')[1].split('\n## ')[0];
   const codes = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
-  const http = [...readme.matchAll(/code: "([A-Z_]+)"/g)].map((m) => m[1]);
+  const http = [...protocol.matchAll(/code: "([A-Z_]+)"/g)].map((m) => m[1]);
   assert.ok(codes.length >= 12, `codes found: ${codes}`);
   for (const code of new Set([...codes, ...http])) {
     assert.equal(typeof ERROR_TEXT[code], 'string', `no sentence for ${code}`);

@@ -23,7 +23,7 @@ export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
 
-/** The policy the server sends with every response (README "HTTP routes"). */
+/** The policy the server sends with every response (docs/protocol.md "HTTP routes"). */
 export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
   + "media-src 'self' blob:; connect-src 'self'; font-src 'self'; manifest-src 'self'; frame-ancestors 'none'; "
   + "base-uri 'none'; form-action 'none'";

@@ -1,4 +1,4 @@
-// Identity: nobody takes over a member's userId (README "Joining", rule 6).
+// Identity: nobody takes over a member's userId (docs/protocol.md "Joining", rule 6).
 // An impostor holds the room's link and the victim's userId (the End2End Chat app uses one
 // userId everywhere); it comes from the same address and, through a trusted proxy's
 // X-Forwarded-For, from another one. A member whose join asked for an ack was sent a

@@ -1,4 +1,4 @@
-// Display names are text, not control (README "Limits", SECURITY.md "Display names"):
+// Display names are text, not control (docs/protocol.md "Conventions", SECURITY.md "Display names"):
 // what the other members receive for names made of control characters, bidi overrides
 // and isolates, zero-width characters, line breaks and emoji sequences, in user-joined,
 // public-keys-updated, user-typing, the joiner's own key list and download-notification;

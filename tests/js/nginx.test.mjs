@@ -1,4 +1,4 @@
-// The README's load balancer and HTTPS recipe, for real. deploy/nginx.conf (as
+// The load balancer and HTTPS recipe of docs/deployment.md, for real. deploy/nginx.conf (as
 // docker-compose.yml mounts it, with its two upstreams pointed at local nodes) in front of
 // two Redis-backed nodes: WebSocket and long-polling clients work through it, members on
 // either side of it share rooms, and when the node behind it drains, clients reconnect

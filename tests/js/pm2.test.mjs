@@ -1,4 +1,4 @@
-// The README's PM2 deployment, for real, with exactly the README's commands: a folder
+// The PM2 deployment of docs/deployment.md, for real, with exactly its commands: a folder
 // holding ecosystem.config.js and a .env (two nodes on one Redis); `pm2 start` runs both;
 // `PM2_CONCURRENT_ACTIONS=1 pm2 reload blindrelay` restarts them one after the other
 // without a moment where neither answers, and clients that reconnect keep talking; a
@@ -23,8 +23,8 @@ const run = promisify(execFile);
 const PM2_BIN = path.join(REPO, 'tests', 'js', 'node_modules', '.bin');
 const ECOSYSTEM = path.join(REPO, 'ecosystem.config.js');
 
-/** The README's two-node commands, run here word for word (checked against README.md). */
-const README_COMMANDS = {
+/** The documented two-node commands, run here word for word (checked against docs/deployment.md). */
+const DOC_COMMANDS = {
   start: 'pm2 start ecosystem.config.js',
   reload: 'PM2_CONCURRENT_ACTIONS=1 pm2 reload blindrelay',
   stop: 'pm2 stop blindrelay',
@@ -83,16 +83,16 @@ async function allHealthy(timeoutMs = 15000) {
 }
 
 before(async () => {
-  const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
-  for (const c of Object.values(README_COMMANDS)) {
-    assert.ok(readme.includes(`\n${c}`), `README.md no longer shows \`${c}\``);
+  const doc = readFileSync(path.join(REPO, 'docs', 'deployment.md'), 'utf8');
+  for (const c of Object.values(DOC_COMMANDS)) {
+    assert.ok(doc.includes(`\n${c}`), `docs/deployment.md no longer shows \`${c}\``);
   }
   redis = await startRedis();
   ports = await twoFreePorts();
   dir = mkdtempSync(path.join(os.tmpdir(), 'blindrelay-pm2-deploy-'));
   copyFileSync(ECOSYSTEM, path.join(dir, 'ecosystem.config.js'));
   logDir = path.join(dir, 'logs');
-  // The README's .env, with this test's Redis and ports.
+  // The documented .env, with this test's Redis and ports.
   writeFileSync(path.join(dir, '.env'), [
     `REDIS_URL=${redis.url}`,
     `STORE_DIGEST_KEY=${TEST_DIGEST_KEY}`,
@@ -112,7 +112,7 @@ before(async () => {
     PM2_HOME: mkdtempSync(path.join(os.tmpdir(), 'blindrelay-pm2-')),
     BLINDRELAY_BIN: BIN,
   });
-  await sh(README_COMMANDS.start);
+  await sh(DOC_COMMANDS.start);
   await allHealthy();
 });
 
@@ -173,7 +173,7 @@ test('PM2 runs two nodes; pm2 reload restarts them in turn without dropping the 
     }
   })();
   const restartsBefore = (await jlist()).map((a) => a.pm2_env.restart_time);
-  await sh(README_COMMANDS.reload);
+  await sh(DOC_COMMANDS.reload);
   await allHealthy();
   probing = false;
   await prober;
@@ -221,7 +221,7 @@ test('PM2 restarts a crashed node; logs go to the configured files; pm2 stop bli
   assert.match(out, /listening on (http:\/\/)?127\.0\.0\.1/);
   assert.match(out, new RegExp(`open http://127\\.0\\.0\\.1:${ports[0]} in a browser`), 'the address to open');
 
-  await sh(README_COMMANDS.stop);
+  await sh(DOC_COMMANDS.stop);
   assert.deepEqual((await jlist()).map((a) => [a.name, a.pm2_env.status]).sort(),
     [['blindrelay-1', 'stopped'], ['blindrelay-2', 'stopped']]);
   assert.deepEqual(await Promise.all(ports.map(healthy)), [false, false]);
