@@ -521,7 +521,7 @@ fn resolve_host(v: &str) -> Result<IpAddr, ConfigError> {
         .ok_or_else(|| error(format!("{v:?} resolves to no address")))
 }
 
-/// The spellings `DEBUG` accepts (any case), all documented in the README.
+/// The spellings `DEBUG` accepts (any case), all documented in docs/configuration.md.
 pub const DEBUG_VALUES: &str = "true, false, 1, 0, yes, no, on or off";
 
 fn parse_bool(v: &str) -> Option<bool> {

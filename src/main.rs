@@ -105,7 +105,7 @@ fn open_hint(bound: SocketAddr, host: Option<&str>) -> Vec<String> {
         .map(str::trim)
         .filter(|h| !h.is_empty() && h.parse::<IpAddr>().is_err() && !h.starts_with('['));
     let https = "Browsers allow the page's encryption only on https:// or localhost: for \
-                 other machines put HTTPS in front (README, \"HTTPS\": deploy/nginx-tls.conf).";
+                 other machines put HTTPS in front (docs/deployment.md, \"HTTPS\": deploy/nginx-tls.conf).";
     if ip.is_unspecified() {
         return vec![
             format!("open http://localhost:{port} in a browser on this machine"),

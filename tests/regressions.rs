@@ -34,7 +34,7 @@ fn lone_surrogate_escapes_in_opaque_fields_are_kept_verbatim() {
 
 /// reserve_body, crash-0d2c3adb: invalid UTF-8 (`\xc2p`) inside the string of an unknown
 /// field. serde skips unknown fields without checking their UTF-8, and unknown fields
-/// are ignored (README), so the reservation succeeds on the valid fields; invalid UTF-8
+/// are ignored (docs/protocol.md), so the reservation succeeds on the valid fields; invalid UTF-8
 /// in a field the server reads is a 400.
 #[tokio::test]
 async fn reserve_body_with_invalid_utf8_in_an_unknown_field() {

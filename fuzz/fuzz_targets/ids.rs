@@ -1,4 +1,4 @@
-//! The id, name and credential parsers, on arbitrary strings, against the README's rules
+//! The id, name and credential parsers, on arbitrary strings, against the rules of docs/protocol.md
 //! written out independently: sessionId and userId are 1-128 of `[A-Za-z0-9_.-]`;
 //! `sessionId` in events is `<id>` or `<id>:<credential>` (credential at most 1024 bytes,
 //! an empty one counts as none); displayName: text only (no control, bidi or stray

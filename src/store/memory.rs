@@ -92,7 +92,7 @@ impl MemoryStore {
         Ok(())
     }
 
-    /// Authorises and performs a join (see the README's join rules).
+    /// Authorises and performs a join (see docs/protocol.md, "Joining").
     pub fn join(&self, req: JoinRequest) -> Result<Joined, AppError> {
         let full = self.sessions.len() >= self.limits.max_sessions;
         let now = Instant::now();

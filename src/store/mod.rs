@@ -287,7 +287,7 @@ impl Store {
         }
     }
 
-    /// Authorises and performs a join (see the README's join rules).
+    /// Authorises and performs a join (see docs/protocol.md, "Joining").
     pub async fn join(&self, req: JoinRequest) -> Result<Joined, AppError> {
         match self {
             Store::Memory(s) => s.join(req),

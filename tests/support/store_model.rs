@@ -140,7 +140,7 @@ pub enum MAppended {
     Duplicate { timestamp: u64 },
 }
 
-/// The bounded history, as the README states it: one copy per (id, sender, recipient),
+/// The bounded history, as docs/protocol.md states it: one copy per (id, sender, recipient),
 /// oldest dropped first while either bound is exceeded.
 #[derive(Debug, Default, Clone)]
 pub struct MHistory {
