@@ -20,16 +20,22 @@ RUN mkdir src \
 COPY src ./src
 # Make the real sources newer than the placeholder build.
 RUN touch src/main.rs src/lib.rs \
- && cargo build --release --locked
+ && cargo build --release --locked \
+ && mkdir /data
 
 # distroless/cc: glibc, CA certificates, a nonroot user; no shell, no package manager.
 FROM gcr.io/distroless/cc-debian12:nonroot
 WORKDIR /app
 COPY --from=build /src/target/release/blindrelay /app/blindrelay
 COPY static /app/static
+# Rooms survive a restart of the container in the snapshot under /data (mount a volume
+# there to keep them across a new container too); owned by the nonroot user.
+COPY --from=build --chown=65532:65532 /data /data
+VOLUME /data
 ENV HOST=0.0.0.0 \
     PORT=3001 \
-    STATIC_DIR=/app/static
+    STATIC_DIR=/app/static \
+    DATA_DIR=/data
 # 65532 is distroless's "nonroot" user.
 USER 65532:65532
 EXPOSE 3001

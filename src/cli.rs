@@ -112,6 +112,10 @@ settings! {
     store_digest_key => "STORE_DIGEST_KEY",
     /// With Redis: seconds before a dead node's members are dropped [default: 15]
     node_lease_secs => "NODE_LEASE_SECS",
+    /// In memory: folder of the snapshot that keeps rooms across restarts, or off [default: data]
+    data_dir => "DATA_DIR",
+    /// In memory: seconds between snapshots besides the one at a graceful stop; 0 = only then [default: 30]
+    snapshot_interval_secs => "SNAPSHOT_INTERVAL_SECS",
     /// Events one socket may send per second; 0 = no limit [default: 30]
     socket_events_per_sec => "SOCKET_EVENTS_PER_SEC",
     /// Events one socket may send in a burst [default: 200]

@@ -71,6 +71,13 @@ pub struct Config {
     pub store_digest_key: Option<Secret>,
     /// With Redis: how long a node that stopped renewing its lease keeps its members.
     pub node_lease: Duration,
+    /// In memory: the folder of the snapshot that carries rooms across a restart, and
+    /// of its digest key (see `store::snapshot`); `None` keeps nothing. `DATA_DIR`,
+    /// default `data` (`off` for none); a `Config` built in code keeps nothing.
+    pub data_dir: Option<PathBuf>,
+    /// In memory: how often the snapshot is written besides at a graceful stop, the
+    /// most a crash can lose; zero writes it only at the stop.
+    pub snapshot_interval: Duration,
     /// Limits against abuse (see SECURITY.md); a rate or cap of 0 turns it off.
     pub abuse: AbuseLimits,
 }
@@ -244,6 +251,8 @@ impl Default for Config {
             redis_prefix: "blindrelay:".into(),
             store_digest_key: None,
             node_lease: Duration::from_secs(15),
+            data_dir: None,
+            snapshot_interval: Duration::from_secs(30),
             abuse: AbuseLimits::defaults(20 * 1024 * 1024),
         }
     }
@@ -341,6 +350,16 @@ impl Config {
             },
             store_digest_key: get("STORE_DIGEST_KEY").map(Secret::from),
             node_lease: duration("NODE_LEASE_SECS", d.node_lease)?,
+            data_dir: match get("DATA_DIR").as_deref() {
+                Some("off") => None,
+                Some(dir) => Some(PathBuf::from(dir)),
+                None => Some(PathBuf::from(DEFAULT_DATA_DIR)),
+            },
+            snapshot_interval: Duration::from_secs(parse_or(
+                get("SNAPSHOT_INTERVAL_SECS"),
+                "SNAPSHOT_INTERVAL_SECS",
+                d.snapshot_interval.as_secs(),
+            )?),
             abuse: AbuseLimits::default(),
         };
         check_digest_key(&config)?;
@@ -350,6 +369,9 @@ impl Config {
         })
     }
 }
+
+/// `DATA_DIR` when unset: beside the working directory, like `.env`.
+pub const DEFAULT_DATA_DIR: &str = "data";
 
 /// Shortest `STORE_DIGEST_KEY`: 128 bits as hex.
 const MIN_DIGEST_KEY_CHARS: usize = 32;

@@ -47,7 +47,7 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::http::{HeaderValue, Method, Request, header};
 use socketioxide::SocketIo;
@@ -85,10 +85,12 @@ pub async fn serve(
         .max_buffer_size(config.abuse.max_buffered_packets)
         .ws_read_buffer_size(WS_READ_BUFFER_BYTES);
     let Some(url) = &config.redis_url else {
-        let state = AppState::new(config.clone());
+        let (store, snapshots) = store::snapshot::open_memory_store(&config);
+        let state = AppState::with_store(config.clone(), store::Store::Memory(store));
         let (layer, io) = builder.build_layer();
         socket::register(&io, state.clone());
-        return run(listener, config, state, layer, io, None, shutdown).await;
+        let backing = Backing::Memory(snapshots.map(Arc::new));
+        return run(listener, config, state, layer, io, backing, shutdown).await;
     };
     // `Config::from_lookup` refuses REDIS_URL without it; a Config built in code may not.
     let Some(digest_key) = &config.store_digest_key else {
@@ -140,7 +142,14 @@ pub async fn serve(
         frames,
     ));
     tracing::info!(node = %cluster.node, "sharing sessions through Redis");
-    run(listener, config, state, layer, io, Some(cluster), shutdown).await
+    let backing = Backing::Redis(cluster);
+    run(listener, config, state, layer, io, backing, shutdown).await
+}
+
+/// What keeps the sessions beyond this process: its snapshots (in memory), or Redis.
+enum Backing {
+    Memory(Option<Arc<store::snapshot::Snapshots>>),
+    Redis(cluster::Cluster),
 }
 
 /// Each WebSocket's read buffer while it reads small frames (engineioxide's default is
@@ -161,9 +170,13 @@ async fn run<A: socketioxide::adapter::Adapter>(
     state: AppState,
     socket_layer: socketioxide::layer::SocketIoLayer<A>,
     io: SocketIo<A>,
-    cluster: Option<cluster::Cluster>,
+    backing: Backing,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let (cluster, snapshots) = match backing {
+        Backing::Memory(snapshots) => (None, snapshots),
+        Backing::Redis(cluster) => (Some(cluster), None),
+    };
     let grace = config.shutdown_grace;
     let app = http::routes(state.clone())
         .layer(socket_layer)
@@ -184,6 +197,13 @@ async fn run<A: socketioxide::adapter::Adapter>(
     let reaper = tokio::spawn(reaper::run(state.clone(), config.reaper_interval));
     let sweeper = tokio::spawn(limits::sweep(state.guard.clone()));
     let upkeep = tokio::spawn(telemetry::run_upkeep());
+    let snapshotting = snapshots.clone().map(|s| {
+        tokio::spawn(store::snapshot::run(
+            state.clone(),
+            s,
+            config.snapshot_interval,
+        ))
+    });
     let addr = listener.local_addr()?;
     tracing::info!(
         "blindrelay {} listening on {addr}",
@@ -263,6 +283,13 @@ async fn run<A: socketioxide::adapter::Adapter>(
     }
     sweeper.abort();
     upkeep.abort();
+    if let Some(task) = snapshotting {
+        task.abort();
+    }
+    // After the drain: what clients sent until their sockets closed is in it.
+    if let Some(snapshots) = snapshots {
+        store::snapshot::write_logged(state, snapshots, "at stop").await;
+    }
     tracing::info!("stopped");
     result
 }

@@ -27,6 +27,8 @@ pub struct Inner {
     pub connections: AtomicUsize,
     /// Set at shutdown: `/ready` fails and new connections are refused.
     draining: AtomicBool,
+    /// When the drain began (ms since the epoch), 0 before.
+    drain_started_ms: AtomicU64,
     message_ids: AtomicU64,
     /// Makes generated message ids unique across restarts and nodes.
     id_prefix: String,
@@ -47,6 +49,7 @@ impl AppState {
             started: Instant::now(),
             connections: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
+            drain_started_ms: AtomicU64::new(0),
             message_ids: AtomicU64::new(0),
             id_prefix: format!("{:08x}", crate::logging::random_u64() as u32),
         }))
@@ -63,7 +66,14 @@ impl Inner {
     }
 
     pub fn start_draining(&self) {
+        self.drain_started_ms
+            .store(crate::protocol::now_ms(), Ordering::Relaxed);
         self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// When the drain began, if it has.
+    pub fn drain_started_ms(&self) -> Option<u64> {
+        Some(self.drain_started_ms.load(Ordering::Relaxed)).filter(|&ms| ms > 0)
     }
 
     /// An id for a message sent without `clientMessageId`.

@@ -148,6 +148,11 @@ impl History {
             .is_some_and(|copies| copies.iter().any(|(to, _)| delivered_to(to, from, reader)))
     }
 
+    /// Every message, oldest first.
+    pub fn messages(&self) -> impl Iterator<Item = &Arc<Message>> {
+        self.entries.iter()
+    }
+
     /// The messages `user` may read: addressed to it, to everyone, or sent by it.
     pub fn visible_to(&self, user: &UserId) -> Vec<Arc<Message>> {
         self.entries

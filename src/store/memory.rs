@@ -9,7 +9,9 @@ use serde_json::value::RawValue;
 
 use super::{
     Appended, ConnId, JoinRequest, Joined, Left, Lifecycle, Removed, ReserveError, Session,
-    SessionSummary, StoreLimits, StoreStats, message_cost,
+    SessionSummary, StoreLimits, StoreStats,
+    digest::{self, DigestKey, Salted},
+    message_cost,
 };
 use crate::{
     protocol::{
@@ -22,16 +24,29 @@ use crate::{
 pub struct MemoryStore {
     pub(super) sessions: DashMap<SessionId, Session>,
     pub(super) limits: StoreLimits,
+    /// Room keys and passwords are kept as keyed digests, as in Redis, so that a
+    /// snapshot of this store (see `snapshot`) holds nothing a dictionary can use.
+    pub(super) digests: Box<DigestKey>,
     /// History bytes of all sessions, kept by each [`History`](super::History) (see
     /// `budget.rs`).
     pub(super) history_total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl MemoryStore {
+    /// A store with a digest key of its own (nothing it holds outlives the process).
     pub fn new(limits: StoreLimits) -> Self {
+        let mut key = [0u8; 32];
+        // The OS generator does not fail on the platforms we build for.
+        let _ = getrandom::fill(&mut key);
+        Self::with_digest_key(limits, DigestKey::new(&Secret::from(digest::hex(&key))))
+    }
+
+    /// A store whose digests are made under `digests` (kept across restarts).
+    pub fn with_digest_key(limits: StoreLimits, digests: DigestKey) -> Self {
         MemoryStore {
             sessions: DashMap::new(),
             limits,
+            digests: Box::new(digests),
             history_total: Default::default(),
         }
     }
@@ -74,6 +89,7 @@ impl MemoryStore {
                 if !e.get().is_expired(now, &self.limits) {
                     return Err(ReserveError::Exists);
                 }
+                let key = self.digests.room_key(e.key().as_str(), &key);
                 e.insert(Session::reserved(key, mode, now));
             }
             Entry::Vacant(e) => {
@@ -86,6 +102,7 @@ impl MemoryStore {
                     }
                     return Err(ReserveError::LimitReached);
                 }
+                let key = self.digests.room_key(e.key().as_str(), &key);
                 e.insert(Session::reserved(key, mode, now));
             }
         }
@@ -131,8 +148,13 @@ impl MemoryStore {
             }
         };
         // A creator's join of the session it just created is never refused.
+        let id = req.session.clone();
+        let d = Salted {
+            key: &self.digests,
+            session: id.as_str(),
+        };
         session
-            .join(req, &self.limits, now)
+            .join(d, req, &self.limits, now)
             .map(|joined| Joined { created, ..joined })
     }
 
@@ -147,7 +169,7 @@ impl MemoryStore {
             .filter(|k| !k.is_empty())
             .ok_or_else(|| AppError::bad_request("A creator must give an authKey"))?;
         Ok(Session::reserved(
-            key,
+            self.digests.room_key(req.session.as_str(), &key),
             req.chat_mode.unwrap_or_default(),
             now,
         ))
@@ -362,7 +384,11 @@ impl MemoryStore {
         if session.is_expired(Instant::now(), &self.limits) {
             return Err(AppError::session_expired());
         }
-        Ok((session.mode, session.status(credential)?))
+        let d = Salted {
+            key: &self.digests,
+            session: id.as_str(),
+        };
+        Ok((session.mode, session.status(d, credential)?))
     }
 
     pub fn remove_member(
@@ -383,7 +409,11 @@ impl MemoryStore {
             .sessions
             .get_mut(id)
             .ok_or_else(AppError::not_in_session)?;
-        session.reset_key(conn, key)
+        let d = Salted {
+            key: &self.digests,
+            session: id.as_str(),
+        };
+        session.reset_key(d, conn, &key)
     }
 
     /// Deletes every session with no connected member and no activity for the TTL.

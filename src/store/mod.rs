@@ -7,20 +7,24 @@
 //! returns into events, unaware of which store answered.
 
 mod budget;
+pub mod digest;
 mod history;
 mod memory;
+pub mod record;
 pub mod redis;
 pub mod resume;
 mod session;
+pub mod snapshot;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use serde_json::value::RawValue;
 use socketioxide::socket::Sid;
 
+pub use digest::DigestKey;
 pub use history::{Appended, History, message_cost};
 pub use memory::MemoryStore;
-pub use redis::{DigestKey, RedisStore, global_prefix};
+pub use redis::{RedisStore, global_prefix};
 pub use session::{Lifecycle, Member, Session};
 
 use crate::{

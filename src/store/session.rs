@@ -1,15 +1,22 @@
 //! One session (room) and the rules that apply inside it.
 
-use std::{collections::HashMap, time::Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use serde_json::value::RawValue;
 
 use super::{
-    ConnId, History, HistoryView, JoinRequest, Joined, Left, Removed, StoreLimits, resume,
+    ConnId, History, HistoryView, JoinRequest, Joined, Left, Removed, StoreLimits,
+    digest::{RoomKey, Salted},
+    record::{MemberRecord, MessageRecord, SessionRecord},
+    resume,
 };
 use crate::{
     protocol::{
-        AppError, ChatMode, DisplayName, ErrorCode, Opaque, PublicKeyEntry, UserId, now_ms,
+        AppError, ChatMode, DisplayName, ErrorCode, Message, Opaque, PublicKeyEntry, Recipient,
+        SessionId, UserId, attachments::Attachments, now_ms,
     },
     secret::Secret,
 };
@@ -44,7 +51,7 @@ impl Member {
 
 #[derive(Debug)]
 pub struct Session {
-    key: Secret,
+    key: RoomKey,
     pub mode: ChatMode,
     pub lifecycle: Lifecycle,
     pub members: HashMap<UserId, Member>,
@@ -64,7 +71,7 @@ pub struct Session {
 pub const MAX_REMOVED: usize = 256;
 
 impl Session {
-    pub fn reserved(key: Secret, mode: ChatMode, now: Instant) -> Self {
+    pub fn reserved(key: RoomKey, mode: ChatMode, now: Instant) -> Self {
         Session {
             key,
             mode,
@@ -138,20 +145,20 @@ impl Session {
     }
 
     /// Checks the credential a non-creator presents.
-    fn admit(&self, credential: Option<&Secret>) -> Result<(), AppError> {
+    fn admit(&self, d: Salted, credential: Option<&Secret>) -> Result<(), AppError> {
         let given = credential.map(Secret::expose).unwrap_or_default();
         if self.mode == ChatMode::Password {
             // Joiners send "<id>:password:<digest>", compared with what follows the
             // first ':' of the stored key; a holder of the full key may join too.
             let by_password = credential
                 .and_then(Secret::joiner_password)
-                .is_some_and(|pw| self.key.password_matches(pw));
-            if by_password || (!given.is_empty() && self.key.matches(given)) {
+                .is_some_and(|pw| d.password_matches(&self.key, pw));
+            if by_password || (!given.is_empty() && d.key_matches(&self.key, given)) {
                 return Ok(());
             }
             return Err(AppError::invalid_password());
         }
-        if !given.is_empty() && self.key.matches(given) {
+        if !given.is_empty() && d.key_matches(&self.key, given) {
             return Ok(());
         }
         Err(AppError::invalid_key())
@@ -159,18 +166,19 @@ impl Session {
 
     /// Whether a join presenting `credential` would be let in (none: only that the
     /// session exists), without joining: for a link opened after its room ended.
-    pub(super) fn status(&self, credential: Option<&Secret>) -> Result<bool, AppError> {
+    pub(super) fn status(&self, d: Salted, credential: Option<&Secret>) -> Result<bool, AppError> {
         let Some(credential) = credential.filter(|c| !c.is_empty()) else {
             return Ok(false);
         };
         if self.lifecycle == Lifecycle::Reserved {
             return Err(AppError::session_not_active());
         }
-        self.admit(Some(credential)).map(|()| true)
+        self.admit(d, Some(credential)).map(|()| true)
     }
 
     pub(super) fn join(
         &mut self,
+        d: Salted,
         req: JoinRequest,
         limits: &StoreLimits,
         now: Instant,
@@ -189,14 +197,14 @@ impl Session {
         });
         if by_token {
         } else if req.is_creator {
-            if !credential.is_some_and(|k| self.key.matches(k.expose())) {
+            if !credential.is_some_and(|k| d.key_matches(&self.key, k.expose())) {
                 return Err(AppError::creator_key_mismatch());
             }
         } else {
             if self.lifecycle == Lifecycle::Reserved {
                 return Err(AppError::session_not_active());
             }
-            self.admit(credential)?;
+            self.admit(d, credential)?;
         }
 
         if let Some(bound) = self.conns.get(&req.conn)
@@ -344,7 +352,12 @@ impl Session {
     }
 
     /// `reset-link`: the creator replaces the join credential.
-    pub(super) fn reset_key(&mut self, conn: ConnId, key: Secret) -> Result<(), AppError> {
+    pub(super) fn reset_key(
+        &mut self,
+        d: Salted,
+        conn: ConnId,
+        key: &Secret,
+    ) -> Result<(), AppError> {
         let by = self.bound_user(conn)?;
         if !self.is_creator(by) {
             return Err(AppError::creator_only("reset its link"));
@@ -352,7 +365,7 @@ impl Session {
         if self.mode == ChatMode::Password && !key.expose().contains(':') {
             return Err(AppError::password_key_expected());
         }
-        self.key = key;
+        self.key = d.key.room_key(d.session, key);
         Ok(())
     }
 
@@ -406,3 +419,162 @@ impl Session {
 
 /// How many absent members a session remembers (for their reconnect).
 const MAX_ABSENT_MEMBERS: usize = 64;
+
+/// After a restart, how long the members who were in the room when it stopped may come
+/// back as from a network blip (no `user-joined`, no notice), on top of the presence
+/// grace: clients back off up to several seconds between attempts while the node is down.
+pub const RESTART_GRACE_MS: u64 = 60_000;
+
+impl Session {
+    /// This session as a record (see `record`), made at `now`. Members with a
+    /// connection at or after `present_since` (ms) count as recently present.
+    pub(super) fn to_record(
+        &self,
+        id: &SessionId,
+        now: Instant,
+        present_since: u64,
+    ) -> SessionRecord {
+        SessionRecord {
+            id: id.as_str().to_owned(),
+            mode: self.mode,
+            creator: match &self.lifecycle {
+                Lifecycle::Reserved => None,
+                Lifecycle::Active { creator } => Some(creator.as_str().to_owned()),
+            },
+            key: self.key.key,
+            password: self.key.password,
+            members: self
+                .members
+                .iter()
+                .map(|(user, m)| MemberRecord {
+                    user: user.as_str().to_owned(),
+                    display_name: m.display_name.as_str().to_owned(),
+                    public_key: m.public_key.as_ref().map(|k| k.get().to_owned()),
+                    joined_at: m.joined_at,
+                    left_at: m.left_at,
+                    recently_present: m.is_present() || m.left_at >= present_since,
+                    token: m.proof.token,
+                })
+                .collect(),
+            group_keys: self
+                .group_keys
+                .iter()
+                .map(|(user, key)| (user.as_str().to_owned(), key.get().to_owned()))
+                .collect(),
+            history: self.history.messages().map(|m| message_record(m)).collect(),
+            idle_ms: now.duration_since(self.last_activity).as_millis() as u64,
+            used: self.used,
+            removed: self.removed.iter().map(|u| u.as_str().to_owned()).collect(),
+        }
+    }
+
+    /// A session from its record, made `age_ms` ago; `None` when it has expired since.
+    /// Members who were in the room come back within [`RESTART_GRACE_MS`] unannounced.
+    /// Every field is checked as if a client had sent it.
+    pub(super) fn from_record(
+        r: SessionRecord,
+        age_ms: u64,
+        limits: &StoreLimits,
+        now: Instant,
+    ) -> Result<Option<(SessionId, Session)>, String> {
+        let id = SessionId::parse(&r.id)?;
+        let idle = Duration::from_millis(r.idle_ms.saturating_add(age_ms));
+        let ttl = if r.used {
+            limits.session_ttl
+        } else {
+            limits.unused_session_ttl
+        };
+        if idle >= ttl {
+            return Ok(None);
+        }
+        let user = |s: &str| UserId::parse(s);
+        let json = |s: String| RawValue::from_string(s).map_err(|e| e.to_string());
+        let back_until = now_ms() + RESTART_GRACE_MS;
+        let mut members = HashMap::new();
+        for m in r.members {
+            let member = Member {
+                display_name: DisplayName::new(&m.display_name),
+                public_key: m.public_key.map(json).transpose()?.map(Opaque::from),
+                joined_at: m.joined_at,
+                conns: Vec::new(),
+                left_at: if m.recently_present {
+                    back_until
+                } else {
+                    m.left_at
+                },
+                proof: resume::Proof { token: m.token },
+            };
+            members.insert(user(&m.user)?, member);
+        }
+        let mut group_keys = HashMap::new();
+        for (u, key) in r.group_keys {
+            group_keys.insert(user(&u)?, json(key)?);
+        }
+        let mut history = History::default();
+        for m in r.history {
+            history.append(
+                message_from_record(m)?,
+                limits.history_max_messages,
+                limits.history_max_bytes,
+            );
+        }
+        let session = Session {
+            key: RoomKey {
+                key: r.key,
+                password: r.password,
+            },
+            mode: r.mode,
+            lifecycle: match r.creator {
+                None => Lifecycle::Reserved,
+                Some(c) => Lifecycle::Active { creator: user(&c)? },
+            },
+            members,
+            conns: HashMap::new(),
+            group_keys,
+            history,
+            last_activity: now.checked_sub(idle).unwrap_or(now),
+            used: r.used,
+            removed: r
+                .removed
+                .iter()
+                .map(|u| user(u))
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(Some((id, session)))
+    }
+}
+
+fn message_record(m: &Message) -> MessageRecord {
+    MessageRecord {
+        id: m.id.to_string(),
+        from: m.from.as_str().to_owned(),
+        to: m.to.as_ref().map(|to| match to {
+            Recipient::All => "all".to_owned(),
+            Recipient::User(u) => u.as_str().to_owned(),
+        }),
+        encrypted: m.encrypted.get().to_owned(),
+        attachments: m.attachments.as_slice().to_vec(),
+        timestamp: m.timestamp,
+        kind: m.kind.to_string(),
+        sender_display_name: m.sender_display_name.as_str().to_owned(),
+    }
+}
+
+fn message_from_record(m: MessageRecord) -> Result<Message, String> {
+    Ok(Message {
+        id: m.id.into(),
+        from: UserId::parse(&m.from)?,
+        to: match m.to.as_deref() {
+            None => None,
+            Some("all") => Some(Recipient::All),
+            Some(u) => Some(Recipient::User(UserId::parse(u)?)),
+        },
+        encrypted: RawValue::from_string(m.encrypted)
+            .map_err(|e| e.to_string())?
+            .into(),
+        attachments: Attachments::from_bytes(m.attachments),
+        timestamp: m.timestamp,
+        kind: m.kind.into(),
+        sender_display_name: DisplayName::new(&m.sender_display_name),
+    })
+}

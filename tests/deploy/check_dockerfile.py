@@ -125,9 +125,14 @@ def check_static(build, runtime):
         fail("the runtime must run as a non-root user")
     copies = [rest for word, rest in runtime if word == "COPY"]
     sources = sorted(c.split()[-2] for c in copies)
-    if len(copies) != 2 or not any(c.startswith("--from=build /src/target/release/blindrelay ") for c in copies):
-        fail(f"the runtime must hold only the binary and static/: {copies}")
+    if len(copies) != 3 or not any(c.startswith("--from=build /src/target/release/blindrelay ") for c in copies):
+        fail(f"the runtime must hold only the binary, static/ and the data folder: {copies}")
     env = env_of(runtime)
+    # The snapshot's folder: DATA_DIR, a volume, owned by the user the server runs as.
+    data_copy = [c for c in copies if c.split()[-1] == env.get("DATA_DIR")]
+    volumes = [rest for word, rest in runtime if word == "VOLUME"]
+    if not data_copy or f"--chown={users[-1]}" not in data_copy[0] or volumes != [env.get("DATA_DIR")]:
+        fail(f"DATA_DIR={env.get('DATA_DIR')} must be a VOLUME made owned by {users[-1]}: {data_copy} {volumes}")
     exposed = [rest for word, rest in runtime if word == "EXPOSE"]
     if exposed != [env.get("PORT")] or exposed != ["3001"]:
         fail(f"EXPOSE {exposed} must be 3001 and match ENV PORT={env.get('PORT')}")
@@ -244,11 +249,14 @@ def run_image(env, binary, user, built):
         os.mkdir(app)
         shutil.copy(built, os.path.join(app, os.path.basename(binary)))
         shutil.copytree(os.path.join(ROOT, "static"), os.path.join(app, "static"))
+        data = os.path.join(root, "data")
+        os.mkdir(data)
+        os.chown(data, int(uid), int(gid or uid))
         port = free_port()
         # The image's environment, with its paths under this folder and a free port.
         run_env = {
             "PATH": "/usr/bin:/bin",
-            **{k: v.replace("/app", app) for k, v in env.items()},
+            **{k: v.replace("/app", app).replace("/data", data) for k, v in env.items()},
             "HOST": "127.0.0.1",
             "PORT": str(port),
         }
@@ -278,10 +286,12 @@ def run_image(env, binary, user, built):
             code = server.wait(timeout=15)
         if code != 0:
             fail(f"SIGTERM: exit code {code}")
+        if not os.path.exists(os.path.join(data, "sessions.snapshot")):
+            fail(f"SIGTERM: no snapshot written in DATA_DIR as uid {uid}: {os.listdir(data)}")
         probe = subprocess.run(as_user + [exe, "healthcheck"], env=run_env, capture_output=True)
         if probe.returncode == 0:
             fail("the HEALTHCHECK command passes with the server stopped")
-    print(f"runtime: ok (uid {uid}, HEALTHCHECK passes while up and fails once stopped, page served, SIGTERM exits 0)")
+    print(f"runtime: ok (uid {uid}, HEALTHCHECK passes while up and fails once stopped, page served, SIGTERM exits 0 and writes its snapshot)")
 
 
 def main():

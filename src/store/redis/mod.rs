@@ -31,15 +31,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hmac::{Hmac, Mac};
 use redis::{Script, Value};
 use serde_json::value::RawValue;
-use sha2::Sha256;
 
 use self::value::{Reply, Row};
 use super::{
     Appended, ConnId, HistoryView, JoinRequest, Joined, Left, MessageDraft, Removed, ReserveError,
-    SessionSummary, StoreLimits, StoreStats, resume,
+    SessionSummary, StoreLimits, StoreStats, digest::DigestKey, resume,
 };
 use crate::{
     bus::SessionBus,
@@ -166,46 +164,6 @@ pub struct RedisStore {
     scripts: Scripts,
     clock: clock::RedisClock,
     digests: DigestKey,
-}
-
-/// The key (`STORE_DIGEST_KEY`, the same on every node, never in Redis) under which
-/// credentials are digested: a password room's digest from a Redis dump or AOF is useless
-/// to a dictionary without it.
-#[derive(Clone)]
-pub struct DigestKey(Hmac<Sha256>);
-
-impl DigestKey {
-    pub fn new(key: &Secret) -> Self {
-        // HMAC takes a key of any length.
-        DigestKey(Hmac::new_from_slice(key.expose().as_bytes()).expect("HMAC accepts any key"))
-    }
-
-    /// How a connection id (Engine.IO `sid`) is named in Redis: the sid is a transport
-    /// credential (whoever knows it can post to `/socket.io/?sid=` as that connection),
-    /// so Redis holds only its keyed digest, like keys and tokens. Every script that takes
-    /// a connection takes this name; the node's sweep of a dead node reads it back from
-    /// the node's list and passes it on as it is.
-    pub fn conn(&self, session: &str, conn: ConnId) -> String {
-        self.digest(session, &format!("sid\n{conn}"))
-    }
-
-    /// The hex HMAC-SHA-256 of `credential`, salted with the session id (so equal
-    /// passwords of two sessions differ), as stored and compared in Redis.
-    fn digest(&self, session: &str, credential: &str) -> String {
-        let mut mac = self.0.clone();
-        mac.update(session.as_bytes());
-        mac.update(b"\n");
-        mac.update(credential.as_bytes());
-        hex(&mac.finalize().into_bytes())
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 fn ms(d: std::time::Duration) -> u64 {

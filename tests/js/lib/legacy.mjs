@@ -12,7 +12,10 @@
 // and "who can decrypt what" match the app, so a test can tell what a bubble would show.
 
 import { createCipheriv, createDecipheriv, createHash, randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { io } from 'socket.io-client';
 import { startServer, reserve, uid } from './server.mjs';
 
@@ -689,7 +692,11 @@ export async function startProxy(targetPort) {
 
 export async function startDeployment(env = {}) {
   const redis = Boolean(process.env.REDIS_URL);
-  const shared = redis ? { REDIS_PREFIX: `legacy-${uid('p')}:` } : {};
+  // In memory, the nodes of one deployment share a data folder, so a restarted node
+  // reads what the stopped one wrote (as the same command in the same folder would).
+  const shared = redis
+    ? { REDIS_PREFIX: `legacy-${uid('p')}:` }
+    : { DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'blindrelay-data-')) };
   const startNode = () => startServer({ ...shared, ...env });
   const nodes = await Promise.all(redis ? [startNode(), startNode()] : [startNode()]);
   const started = [...nodes];
