@@ -79,6 +79,8 @@ fn free_port() -> u16 {
 async fn logs_never_hold_secrets() {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_blindrelay"))
+        // No snapshot folder in the working directory (the repository).
+        .env("DATA_DIR", "off")
         .env("PORT", port.to_string())
         .env("HOST", "127.0.0.1")
         .env("DEBUG", "true")

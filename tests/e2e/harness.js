@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -58,10 +59,14 @@ export class Server {
   async start() {
     if (!fs.existsSync(BIN)) throw new Error(`server binary not found: ${BIN} (set BLINDRELAY_BIN)`);
     this.port ??= await freePort();
+    // Its own snapshot folder, kept across its restarts (as the same command in the same
+    // working directory would), never shared with another test's server.
+    this.dataDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'blindrelay-e2e-data-'));
     const proc = spawn(BIN, [], {
       env: {
         ...process.env,
         PORT: String(this.port),
+        DATA_DIR: this.dataDir,
         HOST: '127.0.0.1',
         STATIC_DIR,
         LOG_FORMAT: 'json',
