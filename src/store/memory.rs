@@ -27,6 +27,9 @@ pub struct MemoryStore {
     /// Room keys and passwords are kept as keyed digests, as in Redis, so that a
     /// snapshot of this store (see `snapshot`) holds nothing a dictionary can use.
     pub(super) digests: Box<DigestKey>,
+    /// Bumped by every operation that may change a session, so that a periodic
+    /// snapshot of an unchanged store is skipped (see `snapshot`).
+    pub(super) generation: std::sync::atomic::AtomicU64,
     /// History bytes of all sessions, kept by each [`History`](super::History) (see
     /// `budget.rs`).
     pub(super) history_total: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -47,8 +50,15 @@ impl MemoryStore {
             sessions: DashMap::new(),
             limits,
             digests: Box::new(digests),
+            generation: Default::default(),
             history_total: Default::default(),
         }
+    }
+
+    /// Counts a change (see `generation`).
+    pub(super) fn changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn limits(&self) -> &StoreLimits {
@@ -82,6 +92,7 @@ impl MemoryStore {
 
     /// Creates a reserved session: known key and mode, creator not yet joined.
     pub fn reserve(&self, id: SessionId, key: Secret, mode: ChatMode) -> Result<(), ReserveError> {
+        self.changed();
         let full = self.sessions.len() >= self.limits.max_sessions;
         let now = Instant::now();
         match self.sessions.entry(id) {
@@ -111,6 +122,7 @@ impl MemoryStore {
 
     /// Authorises and performs a join (see docs/protocol.md, "Joining").
     pub fn join(&self, req: JoinRequest) -> Result<Joined, AppError> {
+        self.changed();
         let full = self.sessions.len() >= self.limits.max_sessions;
         let now = Instant::now();
         let mut created = false;
@@ -195,6 +207,7 @@ impl MemoryStore {
             ));
         }
         session.touch(Instant::now());
+        self.changed();
         op(&mut session, &user)
     }
 
@@ -319,6 +332,7 @@ impl MemoryStore {
         conn: ConnId,
         claimed: Option<&UserId>,
     ) -> Result<Left, AppError> {
+        self.changed();
         let Entry::Occupied(mut e) = self.sessions.entry(id.clone()) else {
             return Err(AppError::not_in_session());
         };
@@ -350,6 +364,7 @@ impl MemoryStore {
     /// The connection is gone. Its member becomes absent with its last connection; an
     /// emptied session stays (for reconnects) until it expires.
     pub fn disconnect(&self, id: &SessionId, conn: ConnId) -> Option<Left> {
+        self.changed();
         self.sessions
             .get_mut(id)?
             .remove_conn(conn, false, Instant::now())
@@ -358,6 +373,7 @@ impl MemoryStore {
     /// `close-session`: the creator deletes the session. Returns the userIds that were
     /// members, so their rooms can be emptied.
     pub fn close(&self, id: &SessionId, conn: ConnId) -> Result<Vec<UserId>, AppError> {
+        self.changed();
         let Entry::Occupied(e) = self.sessions.entry(id.clone()) else {
             return Err(AppError::not_in_session());
         };
@@ -397,6 +413,7 @@ impl MemoryStore {
         conn: ConnId,
         target: &UserId,
     ) -> Result<Removed, AppError> {
+        self.changed();
         let mut session = self
             .sessions
             .get_mut(id)
@@ -405,6 +422,7 @@ impl MemoryStore {
     }
 
     pub fn reset_key(&self, id: &SessionId, conn: ConnId, key: Secret) -> Result<(), AppError> {
+        self.changed();
         let mut session = self
             .sessions
             .get_mut(id)
@@ -419,6 +437,7 @@ impl MemoryStore {
     /// Deletes every session with no connected member and no activity for the TTL.
     /// Returns how many were deleted.
     pub fn reap(&self) -> usize {
+        self.changed();
         let now = Instant::now();
         let before = self.sessions.len();
         self.sessions

@@ -18,7 +18,10 @@ use std::{
     fs::{self, File, OpenOptions},
     io::{self, BufWriter, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -86,6 +89,8 @@ impl Serialize for Sessions<'_> {
 pub struct Snapshots {
     dir: PathBuf,
     writing: Mutex<()>,
+    /// The store's generation the file on disk holds (`u64::MAX`: none yet).
+    on_disk: AtomicU64,
 }
 
 /// What a write did.
@@ -113,6 +118,7 @@ impl Snapshots {
         Ok(Snapshots {
             dir: dir.to_owned(),
             writing: Mutex::new(()),
+            on_disk: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -153,6 +159,8 @@ impl Snapshots {
     pub fn write(&self, store: &MemoryStore, stopping_since: Option<u64>) -> io::Result<Written> {
         let _one_at_a_time = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
+        // Read first: a change made while the file is written counts as not in it.
+        let generation = store.generation.load(Ordering::Relaxed);
         let ids: Vec<SessionId> = store.sessions.iter().map(|e| e.key().clone()).collect();
         let count = ids.len();
         // Who was in a room when it was written, and may come back unannounced: those
@@ -181,6 +189,7 @@ impl Snapshots {
         fs::rename(&tmp, self.path())?;
         // The rename itself survives a crash once the folder is synced.
         File::open(&self.dir)?.sync_all()?;
+        self.on_disk.store(generation, Ordering::Relaxed);
         Ok(Written {
             sessions: count,
             bytes: HEADER_LEN as u64 + len,
@@ -216,7 +225,14 @@ impl Snapshots {
             }
         }
         store.enforce_history_budget();
+        self.on_disk
+            .store(store.generation.load(Ordering::Relaxed), Ordering::Relaxed);
         Ok(restored)
+    }
+
+    /// Whether `store` changed since the file on disk was written.
+    pub fn is_stale(&self, store: &MemoryStore) -> bool {
+        self.on_disk.load(Ordering::Relaxed) != store.generation.load(Ordering::Relaxed)
     }
 
     /// Moves the snapshot aside; the refusal says why and where it went.
@@ -405,7 +421,7 @@ pub fn open_memory_store(config: &crate::Config) -> (MemoryStore, Option<Snapsho
     (store, Some(snapshots))
 }
 
-/// Writes the snapshot every `interval` (never when zero).
+/// Writes the snapshot every `interval` (never when zero), when the store changed.
 pub async fn run(state: crate::AppState, snapshots: Arc<Snapshots>, interval: Duration) {
     if interval.is_zero() {
         return;
@@ -415,7 +431,13 @@ pub async fn run(state: crate::AppState, snapshots: Arc<Snapshots>, interval: Du
     tick.tick().await;
     loop {
         tick.tick().await;
-        write_logged(state.clone(), snapshots.clone(), "periodic").await;
+        let stale = match &state.store {
+            super::Store::Memory(store) => snapshots.is_stale(store),
+            super::Store::Redis(_) => false,
+        };
+        if stale {
+            write_logged(state.clone(), snapshots.clone(), "periodic").await;
+        }
     }
 }
 

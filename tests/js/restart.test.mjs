@@ -37,16 +37,20 @@ async function kill9(server) {
 
 test('kill -9: rooms come back as the last periodic snapshot holds them; members resume silently', async () => {
   const DATA_DIR = dataDir();
-  // Periodic snapshots every second, and their log lines (debug) to synchronise on.
-  const env = { DATA_DIR, SNAPSHOT_INTERVAL_SECS: '1', RUST_LOG: 'info,blindrelay::store::snapshot=debug' };
+  // Periodic snapshots every 2 s (of a store that changed), and their log lines (debug)
+  // to synchronise on.
+  const env = { DATA_DIR, SNAPSHOT_INTERVAL_SECS: '2', RUST_LOG: 'info,blindrelay::store::snapshot=debug' };
   const s1 = await startServer(env);
   const alice = await createSession(s1.url, { userId: 'alice', mode: 'private' }, assert);
   const bob = await joinAs(s1.url, alice.link, 'bob', assert);
   await expectOk(alice.socket, 'send-message', { sessionId: alice.sessionId, encrypted: 'c1', to: 'bob', clientMessageId: 'kept' }, assert);
   const written = /snapshot written/;
-  const mark = countOf(s1, written);
-  // Two more periodic writes: the second began after the message was stored.
-  await logged(s1, written, mark, 2);
+  // A write that ends after the message was stored may have begun before it: a second
+  // change after that write (any member's request counts) makes sure of one more, which
+  // began after the message.
+  await logged(s1, written, countOf(s1, written));
+  await expectOk(bob.socket, 'get-public-keys', { sessionId: alice.sessionId }, assert);
+  await logged(s1, written, countOf(s1, written));
   await expectOk(alice.socket, 'send-message', { sessionId: alice.sessionId, encrypted: 'c2', to: 'bob', clientMessageId: 'after' }, assert);
   const killed = await kill9(s1);
   assert.equal(killed.signal, 'SIGKILL');

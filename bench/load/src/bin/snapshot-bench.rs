@@ -59,7 +59,11 @@ fn main() -> Result<(), String> {
                     session: id.clone(),
                     user: UserId::parse(user).map_err(|e| e.to_string())?,
                     display_name: Some(DisplayName::new(user)),
-                    public_key: Some(RawValue::from_string(format!("\"pk-{user}\"")).map_err(|e| e.to_string())?.into()),
+                    public_key: Some(
+                        RawValue::from_string(format!("\"pk-{user}\""))
+                            .map_err(|e| e.to_string())?
+                            .into(),
+                    ),
                     is_creator: creator,
                     credential: Some(Secret::from(format!("key-of-room-{r}"))),
                     chat_mode: Some(ChatMode::Group),
