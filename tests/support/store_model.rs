@@ -1126,6 +1126,28 @@ pub fn ready<F: std::future::Future>(f: F) -> F::Output {
     }
 }
 
+/// docs/protocol.md, "Error codes": the words of each join refusal, which the End2End
+/// Chat app shows as they are (`INVALID_KEY` has two: `wrong_key` is the one that
+/// applies). `None` for a refusal that table does not word.
+fn join_refusal_words(code: ErrorCode, wrong_key: &'static str) -> Option<&'static str> {
+    Some(match code {
+        ErrorCode::SessionNotFound => "Session not found. Please check the session link.",
+        ErrorCode::InvalidKey => wrong_key,
+        ErrorCode::InvalidPassword => "Incorrect password. Please check and try again.",
+        ErrorCode::SessionNotActive => {
+            "Room not active yet. Please wait for the creator to join first."
+        }
+        ErrorCode::SessionFull => "This room is full. Only 2 members allowed.",
+        ErrorCode::SessionExpired => "This session has expired. Please start a new one.",
+        ErrorCode::Removed => "You were removed from this room.",
+        _ => return None,
+    })
+}
+
+const INVALID_KEY: &str = "Invalid authentication key. Please check your link and try again.";
+/// A creator's key that differs from the session's.
+const CREATOR_KEY_MISMATCH: &str = "Session key mismatch. This should not happen.";
+
 /// Whether `real` is `expected`, where `Err(None)` in `expected` stands for either
 /// answer of a session gone ([`Model::gone`]).
 fn matches_gone<T: PartialEq>(
@@ -1235,23 +1257,31 @@ pub async fn run_on(store: &Store, ops: &[Op], expire_when_empty: bool) {
                 {
                     continue;
                 }
-                let real = code(
-                    store
-                        .join(JoinRequest {
-                            session: sid(s),
-                            user: uid(u),
-                            display_name: name.map(DisplayName::new),
-                            public_key: key
-                                .map(|k| RawValue::from_string(k.to_owned()).unwrap().into()),
-                            is_creator: creator,
-                            credential: credential.map(Secret::from),
-                            chat_mode: mode,
-                            resume: resume.as_deref().map(Secret::from),
-                            acked,
-                            conn: conns[c],
-                        })
-                        .await,
-                );
+                let real = store
+                    .join(JoinRequest {
+                        session: sid(s),
+                        user: uid(u),
+                        display_name: name.map(DisplayName::new),
+                        public_key: key
+                            .map(|k| RawValue::from_string(k.to_owned()).unwrap().into()),
+                        is_creator: creator,
+                        credential: credential.map(Secret::from),
+                        chat_mode: mode,
+                        resume: resume.as_deref().map(Secret::from),
+                        acked,
+                        conn: conns[c],
+                    })
+                    .await;
+                if let Err(e) = &real {
+                    let wrong_key = match creator {
+                        true => CREATOR_KEY_MISMATCH,
+                        false => INVALID_KEY,
+                    };
+                    if let Some(words) = join_refusal_words(e.error, wrong_key) {
+                        assert_eq!(e.message, words, "{}: the words of {:?}", ctx(), e.error);
+                    }
+                }
+                let real = code(real);
                 let token = real.as_ref().ok().and_then(|j| j.resume_token.clone());
                 let real = real.map(|j| MJoined {
                     mode: j.mode,
