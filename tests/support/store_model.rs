@@ -27,7 +27,9 @@
 //!   expired session read what each store holds ([`Model::holds`]);
 //! - how long "just expired" lasts (`SESSION_EXPIRED` before `SESSION_NOT_FOUND`):
 //!   memory, while it holds the session; Redis, while its tombstone lasts;
-//! - `resync` answers `None` in memory, which never misses a broadcast.
+//! - `resync` answers `None` in memory, which never misses a broadcast;
+//! - `HISTORY_TOTAL_MAX_BYTES` is held only where nothing expires, and not on a Redis
+//!   Cluster (see [`limits`]).
 //!
 //! A case where one store breaks the rule is excluded as narrowly as it can be, marked
 //! `DRIFT(n)` in [`run_on`] with the finding it was reported under.
@@ -86,6 +88,9 @@ pub const MAX_SESSIONS: usize = 3;
 pub const MAX_GROUP_MEMBERS: usize = 3;
 pub const HISTORY_MAX_MESSAGES: usize = 5;
 pub const HISTORY_MAX_BYTES: usize = 700;
+/// `HISTORY_TOTAL_MAX_BYTES` where nothing expires, on memory and one Redis server: under
+/// two full histories, so that appends to two rooms trim the larger.
+pub const HISTORY_TOTAL_MAX_BYTES: usize = 800;
 
 /// One store operation; every index is taken modulo the size of its table, but a `conn`
 /// of `CONNS` or more in an operation other than a join names a connection bound in its
@@ -545,6 +550,8 @@ struct Model {
     /// it (see [`Model::holds`]); Redis expires it itself.
     memory: bool,
     sessions: BTreeMap<usize, MSession>,
+    /// `HISTORY_TOTAL_MAX_BYTES` (0: none).
+    budget: usize,
     /// Sessions that expired and that the model dropped since (reaped), whose Redis
     /// tombstone may still answer `SESSION_EXPIRED`: "just expired" lasts as long as
     /// each store says (see the module's doc).
@@ -1063,6 +1070,44 @@ impl Model {
         Ok(())
     }
 
+    /// `HISTORY_TOTAL_MAX_BYTES` after a message is stored: while the history bytes of
+    /// all sessions exceed the budget, the largest history loses its oldest messages,
+    /// down to the next largest, until 90 % of the budget (docs/configuration.md). Of two
+    /// equal histories, the later session id's pays first (as the in-memory store does).
+    fn enforce_budget(&mut self) {
+        let total = |m: &Self| {
+            m.sessions
+                .values()
+                .map(|s| s.history.bytes())
+                .sum::<usize>()
+        };
+        if self.budget == 0 || total(self) <= self.budget {
+            return;
+        }
+        let target = self.budget - self.budget / 10;
+        while total(self) > target {
+            let mut sizes: Vec<(usize, usize)> = self
+                .sessions
+                .iter()
+                .map(|(i, s)| (s.history.bytes(), *i))
+                .filter(|(b, _)| *b > 0)
+                .collect();
+            sizes.sort();
+            let Some((_, largest)) = sizes.pop() else {
+                break;
+            };
+            let next = sizes.last().map_or(0, |(b, _)| *b);
+            loop {
+                let bytes = self.sessions[&largest].history.bytes();
+                if bytes == 0 || bytes < next || total(self) <= target {
+                    break;
+                }
+                let history = &mut self.sessions.get_mut(&largest).unwrap().history;
+                history.entries.pop_front();
+            }
+        }
+    }
+
     /// `GET /sessions`: a row per session held, sorted.
     fn summaries(&self) -> Vec<MSummary> {
         let mut rows: Vec<MSummary> = self.held().iter().map(|(i, s)| s.summary(*i)).collect();
@@ -1091,12 +1136,21 @@ fn code<T>(r: Result<T, blindrelay::protocol::AppError>) -> Result<T, ErrorCode>
 }
 
 /// The limits of a run: the model's bounds, and a TTL of one hour (nothing expires
-/// during a run) and a presence grace of an hour, or a TTL of `ttl_when_empty` (see
-/// [`run_on`]) and no grace.
+/// during a run), a presence grace of an hour and `HISTORY_TOTAL_MAX_BYTES`, or a TTL of
+/// `ttl_when_empty` (see [`run_on`]), no grace and no total budget.
+///
+/// BY DESIGN, no budget where sessions expire: an expired session's history is gone
+/// from Redis at once, while memory holds (and trims) it until it deletes the session.
+/// Nor on a Redis Cluster (the caller's choice): there the reaper sheds at its tick,
+/// from a total that hears each session by grains (docs/scaling.md).
 pub fn limits(expire_when_empty: bool, ttl_when_empty: Duration) -> StoreLimits {
-    let (ttl, grace) = match expire_when_empty {
-        true => (ttl_when_empty, Duration::ZERO),
-        false => (Duration::from_secs(3600), Duration::from_secs(3600)),
+    let (ttl, grace, budget) = match expire_when_empty {
+        true => (ttl_when_empty, Duration::ZERO, 0),
+        false => (
+            Duration::from_secs(3600),
+            Duration::from_secs(3600),
+            HISTORY_TOTAL_MAX_BYTES,
+        ),
     };
     StoreLimits {
         session_ttl: ttl,
@@ -1105,7 +1159,7 @@ pub fn limits(expire_when_empty: bool, ttl_when_empty: Duration) -> StoreLimits 
         max_group_members: MAX_GROUP_MEMBERS,
         history_max_messages: HISTORY_MAX_MESSAGES,
         history_max_bytes: HISTORY_MAX_BYTES,
-        history_total_max_bytes: 0,
+        history_total_max_bytes: budget,
         presence_grace: grace,
     }
 }
@@ -1179,6 +1233,7 @@ pub async fn run_on(store: &Store, ops: &[Op], expire_when_empty: bool) {
         grace: !store.limits().presence_grace.is_zero(),
         memory,
         sessions: BTreeMap::new(),
+        budget: store.limits().history_total_max_bytes,
         expired_since: BTreeSet::new(),
     };
     // The last resume token a join of (session, user) was issued, as the client keeps it.
@@ -1396,6 +1451,9 @@ pub async fn run_on(store: &Store, ops: &[Op], expire_when_empty: bool) {
                     Appended::Duplicate { timestamp } => MAppended::Duplicate { timestamp },
                 });
                 assert_eq!(real, expected, "{}", ctx());
+                if let Ok(MAppended::Stored { .. }) = expected {
+                    model.enforce_budget();
+                }
             }
             Op::Leave {
                 session,
