@@ -1,8 +1,9 @@
 //! The in-memory store against the reference model of `tests/support/store_model.rs`
 //! (shared with the property tests in `tests/store_props.rs`): libFuzzer's bytes become a
-//! TTL choice and a sequence of up to 128 operations on 4 session ids, 5 users and 6
-//! connections; the model asserts after each operation that the store answered exactly
-//! as it should and that its counts and invariants hold.
+//! TTL choice and a sequence of up to 128 operations (every one the handlers and routes
+//! call) on 4 session ids, 5 users and 6 connections; the model asserts after each
+//! operation that the store answered exactly as it should and that its counts and
+//! invariants hold.
 
 #![no_main]
 
@@ -21,14 +22,22 @@ fn opt(u: &mut Unstructured) -> Result<Option<u8>> {
     })
 }
 
+fn claimed(u: &mut Unstructured) -> Result<Option<u8>> {
+    Ok(if u.ratio(1u8, 5u8)? {
+        Some(u.arbitrary()?)
+    } else {
+        None
+    })
+}
+
 fn op(u: &mut Unstructured) -> Result<Op> {
-    Ok(match u.int_in_range(0u8..=15)? {
+    Ok(match u.int_in_range(0u8..=29)? {
         0 => Op::Reserve {
             session: u.arbitrary()?,
             key: u.arbitrary()?,
             mode: u.arbitrary()?,
         },
-        1..=5 => Op::Join {
+        1..=7 => Op::Join {
             session: u.arbitrary()?,
             user: u.arbitrary()?,
             conn: u.arbitrary()?,
@@ -36,39 +45,87 @@ fn op(u: &mut Unstructured) -> Result<Op> {
             credential: u.arbitrary()?,
             mode: opt(u)?,
             name: opt(u)?,
-            public_key: u.arbitrary()?,
+            public_key: opt(u)?,
             acked: u.ratio(1u8, 5u8)?,
-        },
-        6..=9 => Op::Append {
-            session: u.arbitrary()?,
-            conn: u.arbitrary()?,
-            claimed: if u.ratio(1u8, 5u8)? {
-                Some(u.arbitrary()?)
+            resume: if u.ratio(1u8, 6u8)? {
+                Some(u.ratio(4u8, 5u8)?)
             } else {
                 None
             },
+        },
+        8..=11 => Op::Append {
+            session: u.arbitrary()?,
+            conn: u.arbitrary()?,
+            claimed: claimed(u)?,
             id: u.arbitrary()?,
             to: opt(u)?,
             size: u.arbitrary()?,
         },
-        10 | 11 => Op::Leave {
+        12 | 13 => Op::Leave {
             session: u.arbitrary()?,
             conn: u.arbitrary()?,
-            claimed: if u.ratio(1u8, 5u8)? {
-                Some(u.arbitrary()?)
-            } else {
-                None
-            },
+            claimed: claimed(u)?,
         },
-        12 | 13 => Op::Disconnect {
+        14 | 15 => Op::Disconnect {
             session: u.arbitrary()?,
             conn: u.arbitrary()?,
         },
-        14 => Op::Close {
+        16 => Op::Close {
             session: u.arbitrary()?,
             conn: u.arbitrary()?,
         },
-        _ => Op::Reap,
+        17 => Op::Reap,
+        18 => Op::Member {
+            session: u.arbitrary()?,
+            conn: u.arbitrary()?,
+            claimed: claimed(u)?,
+        },
+        19 | 20 => Op::Receipt {
+            session: u.arbitrary()?,
+            conn: u.arbitrary()?,
+            sender: u.arbitrary()?,
+            ids: u.arbitrary()?,
+        },
+        21 => Op::SavePublicKey {
+            session: u.arbitrary()?,
+            conn: u.arbitrary()?,
+            claimed: claimed(u)?,
+            key: u.arbitrary()?,
+            name: opt(u)?,
+        },
+        22 => Op::PeerKeys {
+            session: u.arbitrary()?,
+            conn: u.arbitrary()?,
+            claimed: claimed(u)?,
+        },
+        23 => Op::Resync {
+            session: u.arbitrary()?,
+            conn: u.arbitrary()?,
+        },
+        24 => Op::SetGroupKeys {
+            session: u.arbitrary()?,
+            conn: u.arbitrary()?,
+            users: u.arbitrary()?,
+        },
+        25 => Op::Departed {
+            session: u.arbitrary()?,
+            user: u.arbitrary()?,
+        },
+        26 => Op::Status {
+            session: u.arbitrary()?,
+            credential: u.arbitrary()?,
+        },
+        27 => Op::RemoveMember {
+            session: u.arbitrary()?,
+            conn: u.arbitrary()?,
+            target: u.arbitrary()?,
+        },
+        28 => Op::ResetKey {
+            session: u.arbitrary()?,
+            conn: u.arbitrary()?,
+            key: u.arbitrary()?,
+        },
+        _ => Op::Summaries,
     })
 }
 
