@@ -197,7 +197,8 @@ impl Session {
         });
         if by_token {
         } else if req.is_creator {
-            if !credential.is_some_and(|k| d.key_matches(&self.key, k.expose())) {
+            // An empty credential is none, here as everywhere (and as in Redis).
+            if !credential.is_some_and(|k| !k.is_empty() && d.key_matches(&self.key, k.expose())) {
                 return Err(AppError::creator_key_mismatch());
             }
         } else {

@@ -31,8 +31,8 @@
 //! - `HISTORY_TOTAL_MAX_BYTES` is held only where nothing expires, and not on a Redis
 //!   Cluster (see [`limits`]).
 //!
-//! A case where one store breaks the rule is excluded as narrowly as it can be, marked
-//! `DRIFT(n)` in [`run_on`] with the finding it was reported under.
+//! No drift is left: a case where one store broke the rule was fixed in that store (the
+//! last, a creator's empty credential admitted in memory, in `Session::join`).
 //!
 //! Time: the TTL is either one hour (nothing expires during a run) or as good as zero (a
 //! session with no connected member is expired by the next operation), so expiry is
@@ -1296,22 +1296,6 @@ pub async fn run_on(store: &Store, ops: &[Op], expire_when_empty: bool) {
                         .unwrap_or_else(|| "never-issued".to_owned()),
                     false => "a-wrong-token".to_owned(),
                 });
-                // DRIFT(5), in memory (reported as finding M1): a creator's empty
-                // credential, when the session was reserved with an empty key (which
-                // `POST /api/reserve-session` refuses, so no caller meets it): memory
-                // admits it (equal keys), where an empty credential is none everywhere
-                // else (the creation of a session, a non-creator's join, a status) and
-                // is refused `INVALID_KEY`, as Redis does.
-                if memory
-                    && creator
-                    && credential == Some("")
-                    && model
-                        .sessions
-                        .get(&s)
-                        .is_some_and(|x| !model.expired(x) && x.key.is_empty())
-                {
-                    continue;
-                }
                 let real = store
                     .join(JoinRequest {
                         session: sid(s),
