@@ -15,6 +15,11 @@ const ROOM_KEY = 'blindrelay.room.v1';
 const INVITE_KEY = 'blindrelay.invite.v1';
 /** sessionStorage: safety numbers marked as verified, {"<room>/<member>": its public key}. */
 const VERIFIED_KEY = 'blindrelay.verified.v1';
+/**
+ * sessionStorage: until when the server refuses this tab's joins of a room (a lockout after
+ * wrong keys or passwords), {"<room>": epoch ms}, so that a reload keeps counting down.
+ */
+const LOCKOUT_KEY = 'blindrelay.lockout.v1';
 const ID_RE = /^[A-Za-z0-9_.-]{1,128}$/;
 const B64URL_RE = /^[A-Za-z0-9_-]+$/;
 const MODES = ['group', 'private', 'password'];
@@ -329,7 +334,40 @@ function showJoin(inv) {
     password: 'You were invited to a password-protected, end-to-end-encrypted conversation. Enter the password you were given.',
   }[inv.mode];
   $('join-name').focus();
-  checkLink(inv);
+  // A lockout this tab already knows of: its countdown goes on (asking the server would
+  // only be refused meanwhile).
+  const until = lockouts()[inv.sessionId];
+  if (until > Date.now()) lockJoin(inv, until);
+  else checkLink(inv);
+}
+
+let joinUnlockTimer = null;
+
+/** This tab's known lockouts, the ones over dropped. */
+function lockouts() {
+  const all = loadJson(LOCKOUT_KEY) ?? {};
+  const now = Date.now();
+  for (const [room, until] of Object.entries(all)) if (!(until > now)) delete all[room];
+  return all;
+}
+
+/**
+ * The server refuses every join of `inv`'s room from here until `until` (even with the
+ * right key or password): says how long, counting down, with Join off meanwhile; kept
+ * across a reload.
+ */
+function lockJoin(inv, until) {
+  const all = lockouts();
+  all[inv.sessionId] = until;
+  sessionStorage.setItem(LOCKOUT_KEY, JSON.stringify(all));
+  const lead = inv.mode === 'password' ? 'Too many wrong passwords.' : 'Too many failed attempts to join this room.';
+  showError('RATE_LIMITED', undefined, { retryAfterMs: until - Date.now(), lead });
+  const button = $('join-submit');
+  button.disabled = true;
+  clearTimeout(joinUnlockTimer);
+  joinUnlockTimer = setTimeout(() => {
+    if (invite === inv) button.disabled = false;
+  }, until - Date.now());
 }
 
 /**
@@ -347,10 +385,17 @@ async function checkLink(inv) {
   } catch {
     return;
   }
-  if (invite !== inv || !res.ok) return;
+  if (invite !== inv) return;
+  // A lockout begun elsewhere (another tab, a join before a restart of the browser).
+  const wait = Number(res.headers.get('retry-after')) * 1000;
+  if (res.status === 429 && wait > 0) {
+    lockJoin(inv, Date.now() + wait);
+    return;
+  }
+  if (!res.ok) return;
   const { status, code } = await res.json().catch(() => ({}));
   if (status === 'gone') showEnded('gone');
-  else if (code === 'INVALID_KEY') showEnded('stale');
+  else if (code === 'INVALID_KEY') showEnded('mismatch');
 }
 
 async function onJoin(event) {
@@ -409,16 +454,22 @@ function joinFailed(err, pwInput) {
     return false;
   }
   // A wait on a join is a lockout: the wrong try that started it, or any try during it.
-  const lead = invite?.mode === 'password' ? 'Too many wrong passwords.' : 'Too many failed attempts to join this room.';
-  showError(code, err.message, { retryAfterMs: err.retryAfterMs, lead });
+  // Every join is refused until then, even with the right key: no point in trying.
+  if (err.retryAfterMs && invite) {
+    lockJoin(invite, Date.now() + err.retryAfterMs);
+    return true;
+  }
+  // The same link will not do better on a second try.
+  if (code === 'INVALID_KEY') {
+    showEnded('mismatch');
+    return false;
+  }
+  showError(code, err.message);
   if (code === 'INVALID_PASSWORD') {
     pwInput.select();
     pwInput.focus();
   }
-  if (!err.retryAfterMs) return false;
-  // Every join is refused until then, even with the right password: no point in trying.
-  setTimeout(() => { $('join-submit').disabled = false; }, err.retryAfterMs);
-  return true;
+  return false;
 }
 
 // ---- views: after a room ----
@@ -426,7 +477,8 @@ function joinFailed(err, pwInput) {
 const ENDED = {
   left: ['You left the room', 'The others were told. To come back you need the link again, and you will not be able to read what was said while you were away.'],
   removed: ['You were removed from this room', 'The room’s creator took you out of it. You cannot read or send anything there any more.'],
-  stale: ['This link no longer works', 'The room’s creator has reset its link, so this one lets nobody in any more. Ask them for the new link.'],
+  // Said the same whether the link was mis-copied or replaced: the server cannot tell which.
+  mismatch: ['This link’s key does not match', 'The room exists, but the key in this link does not open it: the link may have been copied incompletely or changed on the way, or the room’s creator may have replaced it with a new one. Ask them to send you the link again.'],
   gone: ['This room no longer exists', 'It was closed by its creator, or it expired after a while with nobody in it. Ask for a new link, or start a room of your own.'],
 };
 
@@ -479,6 +531,9 @@ async function enterRoom(cfg, { share = false, resumed = false } = {}) {
   }
   sessionStorage.removeItem(INVITE_KEY);
   invite = null;
+  const locked = lockouts();
+  delete locked[c.sessionId];
+  sessionStorage.setItem(LOCKOUT_KEY, JSON.stringify(locked));
   saveRoom();
   showRoom(c, { share });
   if (resumed) c.notice('You are back in the room', 'join');

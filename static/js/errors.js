@@ -4,7 +4,7 @@
 export const ERROR_TEXT = {
   // Socket.IO acks and `session-error`
   SESSION_NOT_FOUND: 'This room does not exist (any more). Ask for a new link, or create a new room.',
-  INVALID_KEY: 'This link does not open the room: its key is wrong or missing. Check that you copied the whole link.',
+  INVALID_KEY: 'This link’s key does not match the room: it may have been copied incompletely, or replaced by a new link. Ask for the link again.',
   INVALID_PASSWORD: 'Wrong password. Check it with the person who invited you, then try again.',
   SESSION_NOT_ACTIVE: 'The room’s creator has not opened the room yet. Try again in a moment.',
   SESSION_FULL: 'This private room already has two people in it, so you cannot join.',

@@ -97,10 +97,13 @@ test('Alice removes Mallory: Mallory is told calmly, the link is reset, the key 
   assert.equal(await mallory.page.locator('#banner').isHidden(), true);
 });
 
-/** Opens a link made stale by a reset: the page says so before it asks for a name. */
+/**
+ * Opens a link made stale by a reset: the page says before it asks for a name that its key
+ * does not match (as for a mis-copied link: the server cannot tell the two apart).
+ */
 async function expectStaleLink(page, link) {
   await page.goto(link);
-  await page.locator('#view-ended', { hasText: 'This link no longer works' }).waitFor();
+  await page.locator('#view-ended', { hasText: 'This link’s key does not match' }).waitFor();
   assert.equal(await page.locator('#join-name').isVisible(), false);
   assert.equal(await page.locator('#banner').isHidden(), true, 'an end screen, not an error');
 }
