@@ -3,7 +3,7 @@
 import qrcode from '../vendor/qrcode.mjs';
 import * as C from './crypto.js';
 import { RoomClient, MAX_FILE_BYTES } from './client.js';
-import { CodedError, errorText, formatWait } from './errors.js';
+import { CodedError, errorInfo, errorText, formatWait } from './errors.js';
 import { $, el, formatSize } from './dom.js';
 import { MessageLog } from './log.js';
 import { Alerts, notificationsSupported } from './notify.js';
@@ -36,7 +36,7 @@ const alerts = new Alerts();
 const attachments = new Attachments({
   accepting: () => Boolean(client && !client.closed && document.body.dataset.view === 'room'),
   send: (files) => sendFiles(files),
-  error: (code, message) => showError(code, message),
+  error: (err) => showFailure(err),
 });
 
 // ---- small helpers ----
@@ -62,20 +62,21 @@ function forgetRoom() {
 let waitTimer = null;
 
 /**
- * Shows an error. With `retryAfterMs` (the server's lockouts and rate limits) it says how
- * long to wait, counting down; `lead` is the sentence before the wait.
+ * Shows an error: the page's `detail` about this case, else its sentence for `code`, else
+ * the server's `message` (errors.js). With `retryAfterMs` (the server's lockouts and rate
+ * limits) it says how long to wait, counting down; `lead` is the sentence before the wait.
  */
-function showError(code, message, { retryAfterMs, lead } = {}) {
+function showError(code, { message, detail, retryAfterMs, lead } = {}) {
   hideError();
   const banner = $('banner');
   banner.dataset.code = code;
   banner.hidden = false;
   if (!retryAfterMs) {
-    $('banner-text').textContent = errorText(code, message);
+    $('banner-text').textContent = errorText(code, { detail, message });
     return;
   }
   const until = Date.now() + retryAfterMs;
-  const first = lead ?? (code === 'RATE_LIMITED' ? 'Too many attempts.' : errorText(code, message));
+  const first = lead ?? (code === 'RATE_LIMITED' ? 'Too many attempts.' : errorText(code, { detail, message }));
   const tick = () => {
     const left = until - Date.now();
     if (left > 0) {
@@ -88,6 +89,12 @@ function showError(code, message, { retryAfterMs, lead } = {}) {
   };
   tick();
   waitTimer = setInterval(tick, 1000);
+}
+
+/** Shows what went wrong in `err` (a CodedError, or anything thrown); `extra` as in showError. */
+function showFailure(err, extra = {}) {
+  const { code, ...info } = errorInfo(err);
+  showError(code, { ...info, ...extra });
 }
 
 function hideError() {
@@ -262,7 +269,7 @@ async function reserve(body) {
   if (res.ok) return;
   const answer = await res.json().catch(() => ({}));
   const retryAfterMs = Number(res.headers.get('retry-after')) * 1000 || undefined;
-  throw new CodedError(answer.code ?? (res.status === 413 ? 'PAYLOAD_TOO_LARGE' : 'UNKNOWN'), answer.error, retryAfterMs);
+  throw new CodedError(answer.code ?? (res.status === 413 ? 'PAYLOAD_TOO_LARGE' : 'UNKNOWN'), { message: answer.error, retryAfterMs });
 }
 
 async function onCreate(event) {
@@ -312,7 +319,7 @@ async function onCreate(event) {
       break;
     }
   } catch (err) {
-    showError(err.code ?? 'UNKNOWN', err.message, { retryAfterMs: err.retryAfterMs, lead: 'Too many rooms created from here.' });
+    showFailure(err, { lead: 'Too many rooms created from here.' });
   } finally {
     setBusy(button, false);
   }
@@ -361,7 +368,7 @@ function lockJoin(inv, until) {
   all[inv.sessionId] = until;
   sessionStorage.setItem(LOCKOUT_KEY, JSON.stringify(all));
   const lead = inv.mode === 'password' ? 'Too many wrong passwords.' : 'Too many failed attempts to join this room.';
-  showError('RATE_LIMITED', undefined, { retryAfterMs: until - Date.now(), lead });
+  showError('RATE_LIMITED', { retryAfterMs: until - Date.now(), lead });
   const button = $('join-submit');
   button.disabled = true;
   clearTimeout(joinUnlockTimer);
@@ -464,7 +471,7 @@ function joinFailed(err, pwInput) {
     showEnded('mismatch');
     return false;
   }
-  showError(code, err.message);
+  showFailure(err);
   if (code === 'INVALID_PASSWORD') {
     pwInput.select();
     pwInput.focus();
@@ -573,7 +580,7 @@ function wire(c) {
     renderShare(c);
     if (c.isCreator) toggleShare(true);
   }));
-  c.addEventListener('error', mine(({ code, message, retryAfterMs }) => showError(code, message, { retryAfterMs })));
+  c.addEventListener('error', mine(({ code, ...info }) => showError(code, info)));
   c.addEventListener('persist', mine(() => saveRoom()));
 }
 
@@ -793,7 +800,7 @@ async function onResetLink() {
   try {
     await resetLink(c, answer.password);
   } catch (err) {
-    showError(err.code ?? 'UNKNOWN', err.message);
+    showFailure(err);
   }
 }
 
@@ -815,7 +822,7 @@ async function onRemove(c, m) {
     await resetLink(c, answer.password);
     await c.removeMember(m.userId);
   } catch (err) {
-    showError(err.code ?? 'UNKNOWN', err.message);
+    showFailure(err);
   }
 }
 
@@ -845,7 +852,7 @@ async function onClose() {
   try {
     await client?.closeRoom();
   } catch (err) {
-    showError(err.code ?? 'UNKNOWN', err.message);
+    showFailure(err);
   }
 }
 
@@ -869,7 +876,7 @@ async function sendFiles(files) {
     try {
       await client?.sendFile(file);
     } catch (err) {
-      showError(err.code ?? 'UNKNOWN', err.message);
+      showFailure(err);
     }
   }
 }
@@ -917,7 +924,7 @@ async function resume(saved) {
       return;
     }
     showHome();
-    showError(err.code ?? 'UNKNOWN', err.message, { retryAfterMs: err.retryAfterMs });
+    showFailure(err);
   }
 }
 

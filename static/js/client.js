@@ -17,12 +17,20 @@
 
 import { io } from '../vendor/socket.io.esm.min.js';
 import * as C from './crypto.js';
-import { CodedError, formatWait } from './errors.js';
+import { formatSize } from './dom.js';
+import { CodedError, errorInfo, formatWait } from './errors.js';
 import { lookAlikes } from './names.js';
 import { Uplink } from './uplink.js';
 
 /** Largest file or image this client sends (it travels encrypted inside one message). */
 export const MAX_FILE_BYTES = 5 * 1024 * 1024;
+
+/** The refusal of a file over MAX_FILE_BYTES, saying which file, its size and the limit. */
+export function fileTooLarge(file) {
+  return new CodedError('FILE_TOO_LARGE', {
+    detail: `“${file.name || 'This file'}” is ${formatSize(file.size)}; files up to ${formatSize(MAX_FILE_BYTES)} can be sent.`,
+  });
+}
 export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'image/bmp'];
 
 /**
@@ -256,7 +264,7 @@ export class RoomClient extends EventTarget {
         else this.end('removed');
         return;
       }
-      this.emit('error', { code, message: e?.message, retryAfterMs: e?.retryAfterMs });
+      this.emit('error', errorInfo(new CodedError(code, { message: e?.message, retryAfterMs: e?.retryAfterMs })));
     });
   }
 
@@ -314,7 +322,7 @@ export class RoomClient extends EventTarget {
         }, Math.max(REJOIN_RETRY_MS, err.retryAfterMs ?? 0));
         return;
       }
-      this.emit('error', { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs });
+      this.emit('error', errorInfo(err));
       this.closed = true;
       this.socket.disconnect();
       this.setState('failed');
@@ -378,7 +386,7 @@ export class RoomClient extends EventTarget {
         const code = res?.error ?? 'UNKNOWN';
         // Recorded synchronously: the matching 'session-error' may be handled right after.
         this.recentAckErrors.set(code, Date.now());
-        reject(new CodedError(code, res?.message, res?.retryAfterMs));
+        reject(new CodedError(code, { message: res?.message, retryAfterMs: res?.retryAfterMs }));
       });
       if (!settled) tracker.sent();
     });
@@ -592,7 +600,7 @@ export class RoomClient extends EventTarget {
     if (this.mode !== 'group' || !this.isCreator) return;
     this.keyChain = this.keyChain
       .then(() => this.reconcileGroupKeyNow())
-      .catch((err) => this.emit('error', { code: err.code ?? 'UNKNOWN', message: err.message }));
+      .catch((err) => this.emit('error', errorInfo(err)));
   }
 
   async reconcileGroupKeyNow() {
@@ -756,7 +764,7 @@ export class RoomClient extends EventTarget {
   }
 
   async sendFile(file) {
-    if (file.size > MAX_FILE_BYTES) throw new CodedError('FILE_TOO_LARGE');
+    if (file.size > MAX_FILE_BYTES) throw fileTooLarge(file);
     const bytes = new Uint8Array(await file.arrayBuffer());
     const type = IMAGE_TYPES.includes(file.type) ? 'image' : 'file';
     const meta = { kind: type, name: file.name || 'file', mime: file.type || 'application/octet-stream', size: bytes.length };
@@ -806,7 +814,7 @@ export class RoomClient extends EventTarget {
     }
     this.flushing = true;
     this.flushOutboxNow()
-      .catch((err) => this.emit('error', { code: err.code ?? 'UNKNOWN', message: err.message }))
+      .catch((err) => this.emit('error', errorInfo(err)))
       .finally(() => {
         this.flushing = false;
         if (this.flushAgain) {
@@ -852,7 +860,7 @@ export class RoomClient extends EventTarget {
         } else {
           r.state = 'failed';
           r.failure = err.code;
-          this.emit('error', { code: err.code, message: err.message });
+          this.emit('error', errorInfo(err));
         }
         this.emit('message', { record: r });
       });
