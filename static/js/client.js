@@ -27,8 +27,12 @@ export const MAX_FILE_BYTES = 5 * 1024 * 1024;
 
 /** The refusal of a file over MAX_FILE_BYTES, saying which file, its size and the limit. */
 export function fileTooLarge(file) {
+  let size = formatSize(file.size);
+  let limit = formatSize(MAX_FILE_BYTES);
+  // Just over the limit, both round to "5.0 MiB": then in bytes, so that they differ.
+  if (size === limit) [size, limit] = [file.size, MAX_FILE_BYTES].map((n) => `${n.toLocaleString('en')} bytes`);
   return new CodedError('FILE_TOO_LARGE', {
-    detail: `“${file.name || 'This file'}” is ${formatSize(file.size)}; files up to ${formatSize(MAX_FILE_BYTES)} can be sent.`,
+    detail: `“${file.name || 'This file'}” is ${size}; files up to ${limit} can be sent.`,
   });
 }
 export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'image/bmp'];
