@@ -916,6 +916,7 @@ async function resume(saved) {
       distributedTo: saved.distributedTo,
       shareLink: saved.shareLink,
       resumeToken: saved.resumeToken ?? null,
+      delivered: saved.delivered,
     }, { resumed: true });
   } catch (err) {
     forgetRoom();

@@ -54,6 +54,8 @@ const REJOIN_RETRY_MS = 1_000;
 const REJOIN_MAX_TRIES = 300;
 /** Codes after which a rejoin (not the first join) is retried. */
 const REJOIN_RETRYABLE = new Set(['SESSION_NOT_FOUND', 'SESSION_NOT_ACTIVE', 'TIMEOUT', 'RATE_LIMITED', 'LIMIT_REACHED']);
+/** Delivery receipts a snapshot keeps: those of the newest messages (the history is bounded too). */
+const RECEIPTS_KEPT = 500;
 
 export class RoomClient extends EventTarget {
   /**
@@ -69,6 +71,7 @@ export class RoomClient extends EventTarget {
    * @param {{privateKey: CryptoKey, publicKey: string}} cfg.identity
    * @param {object} cfg.savedIdentity  the exported identity, for snapshot()
    * @param {object} [cfg.groupKeys]    {generation: raw key base64url} from a snapshot
+   * @param {object} [cfg.delivered]    {message id: [userId, ...]}: receipts from a snapshot
    */
   constructor(cfg) {
     super();
@@ -87,6 +90,8 @@ export class RoomClient extends EventTarget {
     this.selfKeys = new Map();
     /** Records by "<from>/<id>". */
     this.messages = new Map();
+    /** Receipts known before this page (a snapshot's), for my messages the history brings back. */
+    this.savedReceipts = new Map(Object.entries(cfg.delivered ?? {}));
     this.pending = new Set();
     this.outbox = [];
     /** Group room keys by generation: {raw, key}. */
@@ -695,6 +700,7 @@ export class RoomClient extends EventTarget {
       from: m.from,
       fromName: m.senderDisplayName || this.nameOf(m.from),
       to: m.to ?? 'all',
+      group: this.mode === 'group',
       type: typeof m.type === 'string' ? m.type : 'text',
       timestamp: Number(m.timestamp) || Date.now(),
       mine: m.from === this.me,
@@ -704,7 +710,8 @@ export class RoomClient extends EventTarget {
       content: null,
       problem: null,
       downloadedBy: [],
-      deliveredTo: new Set(),
+      // What this page knew before a reload: the server keeps no receipts.
+      deliveredTo: new Set(m.from === this.me ? this.savedReceipts.get(m.id) ?? [] : []),
     };
     this.messages.set(key, record);
     this.emit('message', { record });
@@ -991,8 +998,25 @@ export class RoomClient extends EventTarget {
       if (!record.deliveredTo.has(n.userId)) {
         record.deliveredTo.add(n.userId);
         this.emit('message', { record });
+        this.receiptsChanged = true;
       }
     }
+    // Kept, so that a reload still shows what the others' pages said.
+    if (this.receiptsChanged) {
+      this.receiptsChanged = false;
+      this.emit('persist');
+    }
+  }
+
+  /** Receipts for a snapshot: the saved ones, updated by this page's, the newest kept. */
+  receipts() {
+    const all = new Map(this.savedReceipts);
+    for (const r of this.messages.values()) {
+      if (!r.mine || !r.deliveredTo?.size) continue;
+      all.delete(r.id);
+      all.set(r.id, [...r.deliveredTo]);
+    }
+    return Object.fromEntries([...all].slice(-RECEIPTS_KEPT));
   }
 
   onDownloaded(n) {
@@ -1028,6 +1052,7 @@ export class RoomClient extends EventTarget {
       distributedTo: [...this.distributedTo],
       shareLink: this.cfg.shareLink ?? null,
       resumeToken: this.resumeToken,
+      delivered: this.receipts(),
     };
   }
 }
