@@ -8,13 +8,10 @@ import { $, el, formatSize } from './dom.js';
 import { MessageLog } from './log.js';
 import { Alerts, notificationsSupported } from './notify.js';
 import { Attachments } from './attach.js';
+import * as store from './storage.js';
 
-/** sessionStorage (this tab only, gone when it closes): the room this tab is in. */
-const ROOM_KEY = 'blindrelay.room.v1';
 /** sessionStorage: an invitation read from a link, until it is used. */
 const INVITE_KEY = 'blindrelay.invite.v1';
-/** sessionStorage: safety numbers marked as verified, {"<room>/<member>": its public key}. */
-const VERIFIED_KEY = 'blindrelay.verified.v1';
 /**
  * sessionStorage: until when the server refuses this tab's joins of a room (a lockout after
  * wrong keys or passwords), {"<room>": epoch ms}, so that a reload keeps counting down.
@@ -27,6 +24,8 @@ const MODE_TITLE = { group: 'Group room', private: 'Private room', password: 'Pa
 const HOME_TITLE = 'blindrelay · encrypted rooms';
 /** Join refusals that mean the room itself is gone. */
 const GONE = new Set(['SESSION_NOT_FOUND', 'SESSION_EXPIRED']);
+/** Refusals of a saved member's rejoin that may pass (offline, a wait): the member is kept. */
+const PASSING = new Set(['CONNECTION', 'TIMEOUT', 'RATE_LIMITED', 'LIMIT_REACHED', 'UNAVAILABLE', 'SESSION_NOT_ACTIVE']);
 
 let client = null;
 let invite = null;
@@ -41,20 +40,9 @@ const attachments = new Attachments({
 
 // ---- small helpers ----
 
-function loadJson(key) {
-  try {
-    return JSON.parse(sessionStorage.getItem(key) ?? 'null');
-  } catch {
-    return null;
-  }
-}
-
+/** Keeps the room for a reload and for other tabs of this browser (storage.js). */
 function saveRoom() {
-  if (client && !client.closed) sessionStorage.setItem(ROOM_KEY, JSON.stringify(client.snapshot()));
-}
-
-function forgetRoom() {
-  sessionStorage.removeItem(ROOM_KEY);
+  if (client && !client.closed) store.saveRoom(client.snapshot());
 }
 
 // ---- banner and status ----
@@ -352,7 +340,7 @@ let joinUnlockTimer = null;
 
 /** This tab's known lockouts, the ones over dropped. */
 function lockouts() {
-  const all = loadJson(LOCKOUT_KEY) ?? {};
+  const all = store.loadSession(LOCKOUT_KEY) ?? {};
   const now = Date.now();
   for (const [room, until] of Object.entries(all)) if (!(until > now)) delete all[room];
   return all;
@@ -401,8 +389,8 @@ async function checkLink(inv) {
   }
   if (!res.ok) return;
   const { status, code } = await res.json().catch(() => ({}));
-  if (status === 'gone') showEnded('gone');
-  else if (code === 'INVALID_KEY') showEnded('mismatch');
+  if (status === 'gone') showEnded('gone', inv.sessionId);
+  else if (code === 'INVALID_KEY') showEnded('mismatch', inv.sessionId);
 }
 
 async function onJoin(event) {
@@ -457,7 +445,7 @@ async function onJoin(event) {
 function joinFailed(err, pwInput) {
   const code = err.code ?? 'UNKNOWN';
   if (GONE.has(code) || code === 'REMOVED') {
-    showEnded(code === 'REMOVED' ? 'removed' : 'gone');
+    showEnded(code === 'REMOVED' ? 'removed' : 'gone', invite?.sessionId);
     return false;
   }
   // A wait on a join is a lockout: the wrong try that started it, or any try during it.
@@ -468,7 +456,7 @@ function joinFailed(err, pwInput) {
   }
   // The same link will not do better on a second try.
   if (code === 'INVALID_KEY') {
-    showEnded('mismatch');
+    showEnded('mismatch', invite?.sessionId);
     return false;
   }
   showFailure(err);
@@ -489,8 +477,9 @@ const ENDED = {
   gone: ['This room no longer exists', 'It was closed by its creator, or it expired after a while with nobody in it. Ask for a new link, or start a room of your own.'],
 };
 
-function showEnded(kind) {
-  forgetRoom();
+/** An end screen; this browser is no longer a member of room `sessionId` (if known). */
+function showEnded(kind, sessionId) {
+  store.forgetRoom(sessionId);
   sessionStorage.removeItem(INVITE_KEY);
   invite = null;
   client = null;
@@ -553,7 +542,8 @@ function wire(c) {
   c.addEventListener('state', mine(({ state }) => {
     setConn(state);
     if (['closed', 'removed'].includes(state)) roomEnded(c, state);
-    if (state === 'failed') forgetRoom();
+    // A rejoin refused for good; a first join's refusal is resume()'s or onJoin()'s to judge.
+    if (state === 'failed' && c.everJoined) store.forgetRoom(c.sessionId);
   }));
   c.addEventListener('members', mine(() => {
     renderMembers(c);
@@ -637,20 +627,13 @@ function renderKeyGeneration(c, generation) {
 
 // ---- members and safety numbers ----
 
-function verifiedMarks() {
-  return loadJson(VERIFIED_KEY) ?? {};
-}
-
 function isVerified(c, m) {
-  return Boolean(m.publicKey) && verifiedMarks()[`${c.sessionId}/${m.userId}`] === m.publicKey;
+  return Boolean(m.publicKey) && store.verifiedMarks()[`${c.sessionId}/${m.userId}`] === m.publicKey;
 }
 
 /** Marks (a public key) or unmarks (null) a member's safety number as compared. */
 function setVerified(c, userId, publicKey) {
-  const marks = verifiedMarks();
-  if (publicKey) marks[`${c.sessionId}/${userId}`] = publicKey;
-  else delete marks[`${c.sessionId}/${userId}`];
-  sessionStorage.setItem(VERIFIED_KEY, JSON.stringify(marks));
+  store.setVerifiedMark(c.sessionId, userId, publicKey);
 }
 
 function renderMember(c, m) {
@@ -714,7 +697,7 @@ function setComposerEnabled(on) {
 
 /** Closed or removed: the conversation stays readable on this page, calmly marked as over. */
 function roomEnded(c, reason) {
-  forgetRoom();
+  store.forgetRoom(c.sessionId);
   attachments.clear();
   setComposerEnabled(false);
   $('composer').hidden = true;
@@ -838,7 +821,7 @@ async function onLeave() {
   });
   if (!answer || client !== c) return;
   await c.leave();
-  showEnded('left');
+  showEnded('left', c.sessionId);
 }
 
 async function onClose() {
@@ -897,7 +880,11 @@ function renderAlertButtons() {
 
 // ---- resuming after a reload ----
 
-async function resume(saved) {
+/**
+ * Comes back as a member this browser kept: this tab's after a reload, or one another tab
+ * made (the room's `link` opened in a new tab), which then falls back to the join form.
+ */
+async function resume(saved, { link } = {}) {
   setConn('connecting');
   try {
     const identity = await C.importIdentity(saved.identity);
@@ -917,14 +904,18 @@ async function resume(saved) {
       shareLink: saved.shareLink,
       resumeToken: saved.resumeToken ?? null,
       delivered: saved.delivered,
+      linkAt: saved.linkAt,
     }, { resumed: true });
   } catch (err) {
-    forgetRoom();
     if (GONE.has(err.code) || err.code === 'REMOVED') {
-      showEnded(err.code === 'REMOVED' ? 'removed' : 'gone');
+      showEnded(err.code === 'REMOVED' ? 'removed' : 'gone', saved.sessionId);
       return;
     }
-    showHome();
+    // Refused for good (no resume token, another key...): this member cannot come back.
+    if (PASSING.has(err.code)) store.leaveTab();
+    else store.forgetRoom(saved.sessionId);
+    if (link) showJoin(link);
+    else showHome();
     showFailure(err);
   }
 }
@@ -1017,6 +1008,15 @@ function bind() {
   window.addEventListener('hashchange', () => {
     if (new URLSearchParams(location.hash.slice(1)).has('join')) location.reload();
   });
+  // Another tab of this member saved the room (it may have reset the link there).
+  window.addEventListener('storage', (e) => {
+    if (!client || client.closed || !store.isMemberChange(e, client.sessionId) || !e.newValue) return;
+    try {
+      client.adopt(JSON.parse(e.newValue));
+    } catch {
+      // not ours to read
+    }
+  });
 }
 
 function init() {
@@ -1029,26 +1029,32 @@ function init() {
     $('join-submit').disabled = true;
     return;
   }
+  store.purge();
   const fromLink = readFragment();
-  const saved = loadJson(ROOM_KEY);
+  const saved = store.tabRoom();
   if (fromLink?.bad) {
     showHome();
     showError('BAD_LINK');
     return;
   }
   if (fromLink) {
-    if (saved?.sessionId === fromLink.sessionId) resume(saved);
-    else {
-      forgetRoom();
-      showJoin(fromLink);
+    if (saved?.sessionId === fromLink.sessionId) {
+      resume(saved);
+      return;
     }
+    // This tab goes to another room; a member of that one this browser already is comes
+    // back as itself (another tab made it), the same person, key and safety number.
+    store.leaveTab();
+    const member = store.memberOf(fromLink.sessionId);
+    if (member) resume(member, { link: fromLink });
+    else showJoin(fromLink);
     return;
   }
-  if (saved?.v === 1) {
+  if (saved) {
     resume(saved);
     return;
   }
-  const pending = loadJson(INVITE_KEY);
+  const pending = store.loadSession(INVITE_KEY);
   if (pending?.sessionId) showJoin(pending);
   else showHome();
 }

@@ -72,6 +72,7 @@ export class RoomClient extends EventTarget {
    * @param {object} cfg.savedIdentity  the exported identity, for snapshot()
    * @param {object} [cfg.groupKeys]    {generation: raw key base64url} from a snapshot
    * @param {object} [cfg.delivered]    {message id: [userId, ...]}: receipts from a snapshot
+   * @param {number} [cfg.linkAt]       when this page last changed the link (a snapshot's)
    */
   constructor(cfg) {
     super();
@@ -283,6 +284,7 @@ export class RoomClient extends EventTarget {
     this.firstJoin = null;
     this.closed = true;
     this.socket?.disconnect();
+    this.releaseKeyRole?.();
     this.setState('failed');
     reject(err);
   }
@@ -334,6 +336,7 @@ export class RoomClient extends EventTarget {
       this.emit('error', errorInfo(err));
       this.closed = true;
       this.socket.disconnect();
+      this.releaseKeyRole?.();
       this.setState('failed');
       return;
     }
@@ -434,6 +437,7 @@ export class RoomClient extends EventTarget {
     await this.request('reset-link', { sessionId: this.sessionId, authKey });
     this.cfg.authKey = authKey;
     this.cfg.shareLink = shareLink;
+    this.cfg.linkAt = Date.now();
     if (roomSecret) {
       this.roomSecret = roomSecret;
       this.selfKeys = new Map();
@@ -459,6 +463,7 @@ export class RoomClient extends EventTarget {
     for (const m of this.members.values()) m.present = false;
     if (reason === 'closed') this.notice('The room was closed', 'closed');
     this.socket?.disconnect();
+    this.releaseKeyRole?.();
     this.setState(reason);
   }
 
@@ -466,6 +471,7 @@ export class RoomClient extends EventTarget {
   disconnect() {
     this.closed = true;
     this.socket?.disconnect();
+    this.releaseKeyRole?.();
   }
 
   setState(state) {
@@ -606,10 +612,35 @@ export class RoomClient extends EventTarget {
 
   /** Creator of a group room: makes sure every present member holds the current room key. */
   reconcileGroupKey() {
-    if (this.mode !== 'group' || !this.isCreator) return;
+    if (this.mode !== 'group' || !this.isCreator || !this.holdsKeyRole()) return;
     this.keyChain = this.keyChain
       .then(() => this.reconcileGroupKeyNow())
       .catch((err) => this.emit('error', errorInfo(err)));
+  }
+
+  /**
+   * Whether this tab hands out the room keys. The creator may have the room open in
+   * several tabs of one browser (the same member, see storage.js): two of them making
+   * their own key of the same generation would leave the members with one and the other
+   * tab's messages unreadable. So only the tab holding a lock (Web Locks, per browser)
+   * does it; the others get the key like any member (their own wrapped copy). When that
+   * tab goes, the lock passes to another, which takes over.
+   */
+  holdsKeyRole() {
+    if (this.keyRole !== undefined) return this.keyRole;
+    if (!navigator.locks) {
+      this.keyRole = true;
+      return true;
+    }
+    this.keyRole = false;
+    navigator.locks.request(`blindrelay.keys.${this.sessionId}`, () => {
+      if (this.closed) return undefined;
+      this.keyRole = true;
+      this.needsKeyResend = true;
+      this.reconcileGroupKey();
+      return new Promise((release) => { this.releaseKeyRole = release; });
+    }).catch(() => {});
+    return false;
   }
 
   async reconcileGroupKeyNow() {
@@ -710,7 +741,8 @@ export class RoomClient extends EventTarget {
       content: null,
       problem: null,
       downloadedBy: [],
-      // What this page knew before a reload: the server keeps no receipts.
+      // What this page knew before a reload (or another tab of this member): the server
+      // keeps no receipts.
       deliveredTo: new Set(m.from === this.me ? this.savedReceipts.get(m.id) ?? [] : []),
     };
     this.messages.set(key, record);
@@ -1001,7 +1033,7 @@ export class RoomClient extends EventTarget {
         this.receiptsChanged = true;
       }
     }
-    // Kept, so that a reload still shows what the others' pages said.
+    // Kept, so that a reload (or another tab) still shows what the others' pages said.
     if (this.receiptsChanged) {
       this.receiptsChanged = false;
       this.emit('persist');
@@ -1051,9 +1083,28 @@ export class RoomClient extends EventTarget {
       groupKeys,
       distributedTo: [...this.distributedTo],
       shareLink: this.cfg.shareLink ?? null,
+      linkAt: this.cfg.linkAt ?? 0,
       resumeToken: this.resumeToken,
       delivered: this.receipts(),
     };
+  }
+
+  /**
+   * Another tab of this member (same browser) saved its snapshot: a link it reset there is
+   * taken over here, so that this tab neither offers the old link nor saves it back.
+   */
+  adopt(saved) {
+    if (!saved || saved.sessionId !== this.sessionId || saved.userId !== this.me) return;
+    if (!(saved.linkAt > (this.cfg.linkAt ?? 0))) return;
+    this.cfg.linkAt = saved.linkAt;
+    this.cfg.authKey = saved.authKey ?? this.cfg.authKey;
+    this.cfg.shareLink = saved.shareLink;
+    if (saved.roomSecret && saved.roomSecret !== C.toBase64Url(this.roomSecret)) {
+      this.roomSecret = C.fromBase64Url(saved.roomSecret);
+      this.selfKeys = new Map();
+      for (const m of this.members.values()) m.keys = new Map();
+    }
+    this.emit('link');
   }
 }
 

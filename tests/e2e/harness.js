@@ -221,6 +221,12 @@ async function watchCsp(context) {
 export async function openPerson(browser, { label, url, recorder, viewport = { width: 1100, height: 820 } }) {
   const context = await browser.newContext({ viewport, acceptDownloads: true });
   await watchCsp(context);
+  const { page } = await openTab(context, { label, url, recorder });
+  return { context, page, label };
+}
+
+/** Another tab of the same browser (the same person's storage), on `url`. */
+export async function openTab(context, { label, url, recorder }) {
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);
   recorder?.attach(page, label);

@@ -115,10 +115,11 @@ test('safety numbers match in both browsers', async () => {
   assert.match(a, /^\d{5}( \d{5}){5}$/);
   assert.equal(a, b);
   assert.match(await alice.page.locator('#safety-hint').textContent(), /only the two of you/);
-  // Marked as verified: kept for this tab (a reload keeps it), per member key.
+  // Marked as verified: kept in this browser with the room (a reload or another tab keeps
+  // it), per member key.
   await bob.page.click('.member:not(.me) button.verify');
   await bob.page.locator('.member:not(.me)[data-verified="true"] .verified').waitFor();
-  const marks = JSON.parse(await bob.page.evaluate(() => sessionStorage.getItem('blindrelay.verified.v1')));
+  const marks = JSON.parse(await bob.page.evaluate(() => localStorage.getItem('blindrelay.verified.v1')));
   assert.equal(Object.keys(marks).length, 1);
 });
 
