@@ -620,7 +620,8 @@ function toggleShare(open) {
 function renderKeyGeneration(c, generation) {
   const pill = $('key-generation');
   pill.dataset.generation = String(generation);
-  pill.hidden = c.mode !== 'group' || !generation;
+  // Said of a live room only: once it ended (closed, removed) nobody reads on in it.
+  pill.hidden = c.mode !== 'group' || !generation || c.closed;
   pill.textContent = 'Only the people here can read new messages';
   pill.title = 'The room key changes whenever someone joins, leaves or is removed: newcomers cannot read earlier messages, and people who left cannot read new ones.';
 }
@@ -701,7 +702,7 @@ function roomEnded(c, reason) {
   attachments.clear();
   setComposerEnabled(false);
   $('composer').hidden = true;
-  for (const id of ['leave-room', 'more-menu', 'share-toggle']) $(id).hidden = true;
+  for (const id of ['leave-room', 'more-menu', 'share-toggle', 'key-generation']) $(id).hidden = true;
   toggleShare(false);
   const [title, text] = reason === 'removed'
     ? ENDED.removed
@@ -719,8 +720,12 @@ function roomEnded(c, reason) {
 
 let confirming = null;
 
-/** A modal question; resolves to `{password?}` when confirmed, null when cancelled. */
-function confirmAction({ title, text, confirm, password = false }) {
+/**
+ * A modal question; resolves to `{password?}` when confirmed, null when cancelled. When it
+ * closes, the focus goes back to `opener`, the control the person used to open it (for an
+ * item of the More menu, which closes meanwhile, the menu's button).
+ */
+function confirmAction({ title, text, confirm, password = false, opener = document.activeElement }) {
   $('confirm-title').textContent = title;
   $('confirm-text').textContent = text;
   $('confirm-ok').textContent = confirm;
@@ -730,7 +735,7 @@ function confirmAction({ title, text, confirm, password = false }) {
   fieldError('confirm-error', null);
   $('confirm-dialog').showModal();
   if (password) $('confirm-password').focus();
-  return new Promise((resolve) => { confirming = { resolve, password, result: null }; });
+  return new Promise((resolve) => { confirming = { resolve, password, result: null, opener }; });
 }
 
 function onConfirmSubmit(event) {
@@ -763,21 +768,38 @@ async function resetLink(c, password) {
   });
 }
 
+/** The More menu's own button: where the focus goes back after one of its items. */
+const moreButton = () => $('more-menu').querySelector('summary');
+
+/** Focuses `opener` (or what it returns) if it can still take the focus, else the message box or the log. */
+function returnFocus(opener) {
+  const first = typeof opener === 'function' ? opener() : opener;
+  for (const target of [first, $('message-input'), $('messages')]) {
+    if (target?.isConnected && !target.disabled && target.checkVisibility?.() !== false) {
+      target.focus();
+      if (document.activeElement === target) return;
+    }
+  }
+}
+
 async function onResetLink() {
   const c = client;
   if (!c) return;
   $('more-menu').open = false;
   // A password room's link holds no key: resetting it means changing the password.
   const pw = c.mode === 'password';
-  const answer = await confirmAction(pw ? {
-    title: 'Change the password?',
-    text: 'The current password stops working at once. Everyone in the room now stays; anyone new needs the new password.',
-    confirm: 'Change the password',
-    password: true,
-  } : {
-    title: 'Reset the link?',
-    text: 'The current link stops working at once. Everyone in the room now stays; anyone new needs the new link.',
-    confirm: 'Reset the link',
+  const answer = await confirmAction({
+    opener: moreButton(),
+    ...(pw ? {
+      title: 'Change the password?',
+      text: 'The current password stops working at once. Everyone in the room now stays; anyone new needs the new password.',
+      confirm: 'Change the password',
+      password: true,
+    } : {
+      title: 'Reset the link?',
+      text: 'The current link stops working at once. Everyone in the room now stays; anyone new needs the new link.',
+      confirm: 'Reset the link',
+    }),
   });
   if (!answer || client !== c) return;
   try {
@@ -798,6 +820,8 @@ async function onRemove(c, m) {
         : 'The room’s link is reset at the same time, so they cannot come back with it: the people still here stay, and anyone new needs the new link.'),
     confirm: pw ? 'Remove and change the password' : 'Remove and reset the link',
     password: pw,
+    // The list may be drawn again meanwhile: the button is found again at the end.
+    opener: () => document.querySelector(`.member[data-user-id="${CSS.escape(m.userId)}"] button.remove`),
   });
   if (!answer || client !== c) return;
   try {
@@ -830,6 +854,7 @@ async function onClose() {
     title: 'Close the room for everyone?',
     text: 'Everyone is removed and the room and its messages are deleted from the server. This cannot be undone.',
     confirm: 'Close the room',
+    opener: moreButton(),
   });
   if (!answer) return;
   try {
@@ -994,6 +1019,10 @@ function bind() {
   $('confirm-dialog').addEventListener('close', () => {
     const pending = confirming;
     confirming = null;
+    // The browser gives the focus back to what had it, which is gone when that was an item
+    // of a menu closed since, or a member's button re-rendered: then the page body had it.
+    // What follows (an end screen) may move it again.
+    returnFocus(pending?.opener);
     pending?.resolve(pending.result);
   });
   for (const id of ['end-new', 'ended-new']) {
