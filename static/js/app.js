@@ -177,7 +177,9 @@ async function newCredential(mode, sessionId, password) {
 // ---- QR code ----
 
 function qrSvg(text) {
-  const qr = qrcode(0, 'M');
+  // Error correction L: a code shown on a screen is not torn or smudged, and the fewer
+  // modules (49 instead of 53 for a room link) are larger at the same size, so easier to scan.
+  const qr = qrcode(0, 'L');
   qr.addData(text);
   qr.make();
   const n = qr.getModuleCount();
@@ -510,6 +512,7 @@ function resetRoomView() {
   $('qr-toggle').setAttribute('aria-expanded', 'false');
   $('key-generation').hidden = true;
   $('key-generation').dataset.generation = '0';
+  togglePeople(false);
   setComposerEnabled(true);
 }
 
@@ -612,6 +615,12 @@ function renderShare(c) {
   $('share-qr').replaceChildren(qrSvg(link));
 }
 
+/** Phones: shows or folds away the members and safety numbers (always shown on a desktop). */
+function togglePeople(open) {
+  $('view-room').dataset.people = open ? 'open' : '';
+  $('people-toggle').setAttribute('aria-expanded', String(open));
+}
+
 function toggleShare(open) {
   $('share-panel').hidden = !open;
   $('share-toggle').setAttribute('aria-expanded', String(open));
@@ -671,6 +680,12 @@ function renderMembers(c) {
     el('span', { class: 'name', text: c.displayName }), ' ', el('span', { class: 'you', text: '(you)' }));
   const peers = [...c.members.values()].filter((m) => m.present).sort((a, b) => a.joinedAt - b.joinedAt);
   $('member-list').replaceChildren(me, ...peers.map((m) => renderMember(c, m)));
+  // The phone's folded list says how many are here, and when a number needs a look.
+  const warn = peers.some((m) => m.keyChanged || c.looksAlike(m.userId));
+  const toggle = $('people-toggle');
+  toggle.textContent = `In this room: ${peers.length + 1} · safety numbers${warn ? ' ⚠' : ''}`;
+  if (warn) toggle.dataset.warn = 'true';
+  else delete toggle.dataset.warn;
   const empty = $('people-empty');
   empty.hidden = peers.length > 0 || c.closed;
   empty.textContent = c.mode === 'group'
@@ -866,6 +881,17 @@ async function onClose() {
 
 // ---- composer ----
 
+/** A touch screen first (a phone, a tablet): no hardware keyboard to count on. */
+const TOUCH_QUERY = '(pointer: coarse)';
+const touchFirst = () => matchMedia(TOUCH_QUERY).matches;
+
+function describeComposer() {
+  $('composer-hint').textContent = touchFirst()
+    ? 'Enter adds a line; the Send button sends. Attach a file with the Attach button.'
+    : 'Enter sends, Shift and Enter adds a line. Paste or drop a file to attach it.';
+  $('message-input').enterKeyHint = touchFirst() ? 'enter' : 'send';
+}
+
 function sendFromComposer(event) {
   event?.preventDefault();
   if (!client) return;
@@ -961,6 +987,12 @@ function bindRoom() {
     const open = $('share-qr-box').hidden;
     $('share-qr-box').hidden = !open;
     $('qr-toggle').setAttribute('aria-expanded', String(open));
+    // On a phone the invitation scrolls within itself: the code is what is wanted now.
+    if (open) $('share-qr-box').scrollIntoView({ block: 'nearest' });
+  });
+  $('people-toggle').addEventListener('click', () => {
+    const open = $('people-toggle').getAttribute('aria-expanded') !== 'true';
+    togglePeople(open);
   });
   $('share-copy').addEventListener('click', async () => {
     const input = $('share-link');
@@ -996,8 +1028,12 @@ function bindRoom() {
   });
   $('composer').addEventListener('submit', sendFromComposer);
   $('message-input').addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) sendFromComposer(e);
+    // A phone's keyboard has no Shift to hold for a new line: there Enter adds one, and
+    // the Send button sends.
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !touchFirst()) sendFromComposer(e);
   });
+  describeComposer();
+  matchMedia(TOUCH_QUERY).addEventListener('change', describeComposer);
   $('message-input').addEventListener('input', () => {
     if ($('message-input').value) client?.typingInput();
     else client?.stopTyping();

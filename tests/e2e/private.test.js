@@ -19,6 +19,7 @@ import {
   openPerson,
   screenshot,
   sendFiles,
+  showPeople,
   sendText,
   waitForMessage,
   startSuite,
@@ -97,6 +98,7 @@ test('a friend opens the link on a phone-sized screen and joins; both see each o
   assert.equal(new URL(bob.page.url()).hash, '');
   await bob.page.locator('#view-room').waitFor();
   await bob.page.locator('#conn[data-state="joined"]').waitFor();
+  await showPeople(bob.page);
   await bob.page.locator('.member .name', { hasText: 'Alice' }).waitFor();
   await alice.page.locator('.member .name', { hasText: 'Bob' }).waitFor();
   await alice.page.locator('.notice', { hasText: 'Bob joined' }).waitFor();

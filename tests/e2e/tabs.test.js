@@ -15,6 +15,7 @@ import {
   openTab,
   screenshot,
   sendText,
+  showPeople,
   startSuite,
   stopSuite,
   waitForMessage,
@@ -111,7 +112,8 @@ test('two different people with the same name are told apart in the member list'
   const labels = await sams.locator('.name').allTextContents();
   assert.equal(labels.length, 2);
   assert.notEqual(labels[0], labels[1], `told apart: ${labels}`);
-  // Each Sam's own page tells the other Sam apart from itself too.
+  // Each Sam's own page tells the other Sam apart from itself too (on a phone, once unfolded).
+  await showPeople(p.erin.page);
   await p.erin.page.locator('#member-list .member:not(.me) .name', { hasText: /^Sam ⚠ \d{5}$/ }).waitFor();
   await screenshot(carol.page, 'tabs-same-name');
   await screenshot(p.erin.page, 'tabs-same-name-phone');
