@@ -1,8 +1,9 @@
 // What a page knew stays true across a reload and a new tab of the same browser: a reload
 // still shows "Delivered" where the others' pages said they got a message; the same person
 // opening the room's link in a new tab comes back as the same member (same userId, same
-// key: the others' verified mark stays), not as a second one with the same name. Two
-// different people who chose the same name are told apart in the member list.
+// key: the others' verified mark stays), not as a second one with the same name; a group
+// room's creator in two tabs hands out one room key, not two. Two different people who
+// chose the same name are told apart in the member list.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -97,6 +98,34 @@ test('the same person opening the link in a new tab comes back as the same membe
   assert.equal(await carol.page.locator('.safety-changed').count(), 0);
   await screenshot(tab, 'tabs-new-tab-same-member');
   await screenshot(carol.page, 'tabs-verified-stays');
+});
+
+test('the creator of a group room in two tabs: one hands out the room keys, the other takes over when it closes', async () => {
+  const first = await openPerson(browser, { label: 'gus', url: `${server.origin}/`, recorder });
+  const room = await createRoom(first.page, { mode: 'group', name: 'Gus' });
+  const second = await openTab(first.context, { label: 'gus2', url: room, recorder });
+  await second.page.locator('#conn[data-state="joined"]').waitFor();
+  assert.equal(await second.page.locator('#room-me').textContent(), 'You are Gus (you created this room).');
+  const since = Date.now();
+  const hal = await openPerson(browser, { label: 'hal', url: `${server.origin}/`, recorder });
+  await joinRoom(hal.page, room, { name: 'Hal' });
+  // Both tabs write with the one key Hal got.
+  await sendText(first.page, `Gus's first tab ${tag}`);
+  await waitForMessage(hal.page, `Gus's first tab ${tag}`, 'Gus');
+  await sendText(second.page, `Gus's second tab ${tag}`);
+  await waitForMessage(hal.page, `Gus's second tab ${tag}`, 'Gus');
+  const rotations = () => recorder.events().filter((e) => e.at >= since && e.event === 'set-session-key');
+  assert.deepEqual(rotations().map((e) => e.label), ['gus'], 'one key for Hal\'s arrival, from one tab');
+  // The first tab closes: the second hands out the next key, for Ivy's arrival.
+  await first.page.close();
+  const ivy = await openPerson(browser, { label: 'ivy', url: `${server.origin}/`, recorder });
+  await joinRoom(ivy.page, room, { name: 'Ivy' });
+  await sendText(second.page, `After the takeover ${tag}`);
+  await waitForMessage(ivy.page, `After the takeover ${tag}`, 'Gus');
+  await waitForMessage(hal.page, `After the takeover ${tag}`, 'Gus');
+  assert.ok(rotations().slice(1).every((e) => e.label === 'gus2'), 'the second tab took over');
+  for (const { page } of [second, hal, ivy]) assert.deepEqual(page.problems, []);
+  await Promise.all([first.context.close(), hal.context.close(), ivy.context.close()]);
 });
 
 test('two different people with the same name are told apart in the member list', async () => {
