@@ -34,6 +34,14 @@ function write(storage, key, value) {
   }
 }
 
+function remove(storage, key) {
+  try {
+    storage.removeItem(key);
+  } catch {
+    // Storage refused: there is nothing to remove.
+  }
+}
+
 export function loadSession(key) {
   return read(sessionStorage, key);
 }
@@ -62,15 +70,15 @@ export function saveRoom(snapshot) {
 
 /** This tab is no longer in a room (it went to another); the browser's member stays. */
 export function leaveTab() {
-  sessionStorage.removeItem(ROOM_KEY);
+  remove(sessionStorage, ROOM_KEY);
 }
 
 /** This browser is no longer a member of `sessionId`: the tab and every trace of it go. */
 export function forgetRoom(sessionId) {
   const saved = tabRoom();
-  if (!sessionId || saved?.sessionId === sessionId) sessionStorage.removeItem(ROOM_KEY);
+  if (!sessionId || saved?.sessionId === sessionId) remove(sessionStorage, ROOM_KEY);
   if (!sessionId) return;
-  localStorage.removeItem(MEMBER_KEY + sessionId);
+  remove(localStorage, MEMBER_KEY + sessionId);
   const marks = verifiedMarks();
   for (const k of Object.keys(marks)) if (k.startsWith(`${sessionId}/`)) delete marks[k];
   write(localStorage, VERIFIED_KEY, marks);
@@ -97,11 +105,16 @@ export function isMemberChange(event, sessionId) {
 export function purge() {
   const now = Date.now();
   const kept = new Set();
-  for (let i = localStorage.length - 1; i >= 0; i--) {
-    const key = localStorage.key(i);
+  let keys;
+  try {
+    keys = Array.from({ length: localStorage.length }, (_, i) => localStorage.key(i));
+  } catch {
+    return; // no storage: nothing kept, nothing to drop
+  }
+  for (const key of keys) {
     if (!key?.startsWith(MEMBER_KEY)) continue;
     const saved = read(localStorage, key);
-    if (!(now - (saved?.savedAt ?? 0) < MEMBER_MAX_AGE_MS)) localStorage.removeItem(key);
+    if (!(now - (saved?.savedAt ?? 0) < MEMBER_MAX_AGE_MS)) remove(localStorage, key);
     else kept.add(key.slice(MEMBER_KEY.length));
   }
   const marks = verifiedMarks();
