@@ -249,9 +249,13 @@ struct StatusBody {
 /// `POST /api/session-status`: whether a link still leads to a room, before its page
 /// asks for a name: `{status: "open", chatMode, credentialChecked}`, `{status: "gone",
 /// code}` or `{status: "refused", code, error}` with the code a join would get
-/// (`SESSION_NOT_FOUND`, `SESSION_EXPIRED`, `INVALID_KEY`, ...), without joining, under the same lockouts, and every answer that
-/// is not a credential admitted counts against the address's failed-join budget: no
-/// faster an oracle of ids than a join.
+/// (`SESSION_NOT_FOUND`, `SESSION_EXPIRED`, `INVALID_KEY`, ...), without joining, under
+/// the same lockouts. Every answer that is not a credential admitted counts against the
+/// address's failed-join budget: no faster an oracle of ids than a join. Opening a link
+/// is not a join attempt, so a wrong key here never starts a lockout (nor tells the
+/// room of one); it takes one of the (address, session) pair's strikes, shared with
+/// joins, and once they are spent the key is no longer checked (`credentialChecked:
+/// false`): no faster an oracle of keys than a join either.
 async fn session_status(
     State(state): State<AppState>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
@@ -290,6 +294,7 @@ async fn session_status(
         crate::limits::refused(refusal.kind);
         return refusal.into_response();
     }
+    let credential = credential.filter(|_| guard.may_check_key(ip, &link.id));
     match state.store.status(&link.id, credential.as_ref()).await {
         Ok((mode, checked)) => {
             if checked {
@@ -305,7 +310,11 @@ async fn session_status(
         }
         // An answer, not a failure of the request: 200, so a page's console stays clean.
         Err(e) => {
-            guard.join_result(ip, &link.id, Some(e.error));
+            if matches!(e.error, ErrorCode::InvalidKey | ErrorCode::InvalidPassword) {
+                guard.key_probe_failed(ip, &link.id);
+            } else {
+                guard.join_result(ip, &link.id, Some(e.error));
+            }
             let gone = matches!(
                 e.error,
                 ErrorCode::SessionNotFound | ErrorCode::SessionExpired

@@ -142,12 +142,21 @@ type KeyedWithState = governor::RateLimiter<
     StateInformationMiddleware,
 >;
 
-/// Strikes of wrong keys or passwords for one session from one address.
+/// Strikes of wrong keys or passwords for one session from one address: failed joins
+/// and statuses that found the key wrong.
 #[derive(Debug, Clone, Copy)]
 struct Strikes {
     count: u32,
     last: Instant,
     locked_until: Option<Instant>,
+}
+
+impl Strikes {
+    /// Whether these strikes are forgotten: the last is older than a lockout, or the
+    /// lockout they started is over.
+    fn expired(&self, now: Instant, lockout: Duration) -> bool {
+        now.duration_since(self.last) > lockout || self.locked_until.is_some_and(|u| u <= now)
+    }
 }
 
 /// Concurrent connections, in all and per address.
@@ -370,6 +379,61 @@ impl Guard {
         }
     }
 
+    /// Whether `POST /api/session-status` may check a key for `session` from `ip`: while
+    /// the pair has strikes left before a lockout (see [`Guard::key_probe_failed`]).
+    /// Beyond that the status answers without checking the key, so a status is no faster
+    /// a way of guessing keys than a join.
+    pub fn may_check_key(&self, ip: IpAddr, session: &SessionId) -> bool {
+        let per_session = self.limits.join_failures_per_session;
+        if per_session == 0 {
+            return true;
+        }
+        let key = client_ip::limit_key(ip);
+        let now = Instant::now();
+        self.strikes
+            .get(&(key, session.clone()))
+            .is_none_or(|s| s.expired(now, self.limits.join_lockout) || s.count < per_session)
+    }
+
+    /// A status found the key or password wrong: a strike for the pair, counted with the
+    /// joins' strikes, and one from the address's failed-join budget. Unlike a failed
+    /// join it never starts a lockout by itself: opening a mis-copied link is not trying
+    /// to join, and must not keep its opener (or anyone behind the same address) out of
+    /// the room, nor tell the room that someone was locked out. The next wrong *join*
+    /// after the pair's strikes are spent does lock it out.
+    pub fn key_probe_failed(&self, ip: IpAddr, session: &SessionId) {
+        let key = client_ip::limit_key(ip);
+        let now = Instant::now();
+        self.count_probe(key, now);
+        if self.limits.join_failures_per_session > 0 {
+            self.strike(key, session, now);
+        }
+    }
+
+    /// One more strike for the pair; strikes older than a lockout are forgotten first.
+    fn strike(
+        &self,
+        key: IpAddr,
+        session: &SessionId,
+        now: Instant,
+    ) -> dashmap::mapref::one::RefMut<'_, (IpAddr, SessionId), Strikes> {
+        let mut strikes = self
+            .strikes
+            .entry((key, session.clone()))
+            .or_insert(Strikes {
+                count: 0,
+                last: now,
+                locked_until: None,
+            });
+        if strikes.expired(now, self.limits.join_lockout) {
+            strikes.count = 0;
+            strikes.locked_until = None;
+        }
+        strikes.count += 1;
+        strikes.last = now;
+        strikes
+    }
+
     /// After a join: counts a failure that could be guessing (an unknown session, a
     /// wrong key or password); a success clears the pair's strikes. Returns the lockout
     /// this failure started, if it did.
@@ -395,23 +459,7 @@ impl Guard {
         let per_session = self.limits.join_failures_per_session;
         if per_session > 0 && matches!(code, ErrorCode::InvalidKey | ErrorCode::InvalidPassword) {
             let lockout = self.limits.join_lockout;
-            let mut strikes = self
-                .strikes
-                .entry((key, session.clone()))
-                .or_insert(Strikes {
-                    count: 0,
-                    last: now,
-                    locked_until: None,
-                });
-            // Strikes older than a lockout are forgotten.
-            if now.duration_since(strikes.last) > lockout
-                || strikes.locked_until.is_some_and(|u| u <= now)
-            {
-                strikes.count = 0;
-                strikes.locked_until = None;
-            }
-            strikes.count += 1;
-            strikes.last = now;
+            let mut strikes = self.strike(key, session, now);
             if strikes.count >= per_session {
                 strikes.locked_until = Some(now + lockout);
                 return Some(lockout);
@@ -710,6 +758,41 @@ mod tests {
         g.join_result(a, &s2, Some(ErrorCode::SessionFull));
         g.join_result(a, &s2, Some(ErrorCode::SessionFull));
         assert!(g.check_join(a, &s2).is_ok());
+    }
+
+    #[test]
+    fn a_status_with_a_wrong_key_never_locks_out_and_stops_checking_keys_when_strikes_are_spent() {
+        let g = Guard::new(&AbuseLimits {
+            ip_join_failures_per_min: 0,
+            join_failures_per_session: 3,
+            ..limits()
+        });
+        let s = SessionId::parse("s1").unwrap();
+        let a = ip("192.0.2.1");
+        // A mis-copied link opened over and over: never a lockout.
+        for i in 0..3 {
+            assert!(g.may_check_key(a, &s), "status {i}");
+            g.key_probe_failed(a, &s);
+            assert!(g.check_join(a, &s).is_ok(), "status {i} locked nobody out");
+        }
+        // Its strikes spent, the status no longer checks keys (no faster an oracle than
+        // joins), and the right key still joins; that clears the strikes.
+        assert!(!g.may_check_key(a, &s));
+        assert!(g.check_join(a, &s).is_ok());
+        assert_eq!(g.join_result(a, &s, None), None);
+        assert!(g.may_check_key(a, &s));
+        // Statuses and joins share the strikes: the next wrong join once they are spent
+        // locks the pair out.
+        for _ in 0..3 {
+            g.key_probe_failed(a, &s);
+        }
+        assert!(
+            g.join_result(a, &s, Some(ErrorCode::InvalidKey)).is_some(),
+            "a wrong join locks out"
+        );
+        assert_eq!(g.check_join(a, &s).unwrap_err().kind, "session_lockout");
+        // Other addresses are not affected.
+        assert!(g.may_check_key(ip("192.0.2.2"), &s));
     }
 
     #[test]

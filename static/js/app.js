@@ -3,18 +3,20 @@
 import qrcode from '../vendor/qrcode.mjs';
 import * as C from './crypto.js';
 import { RoomClient, MAX_FILE_BYTES } from './client.js';
-import { CodedError, errorText, formatWait } from './errors.js';
+import { CodedError, errorInfo, errorText, formatWait } from './errors.js';
 import { $, el, formatSize } from './dom.js';
 import { MessageLog } from './log.js';
 import { Alerts, notificationsSupported } from './notify.js';
 import { Attachments } from './attach.js';
+import * as store from './storage.js';
 
-/** sessionStorage (this tab only, gone when it closes): the room this tab is in. */
-const ROOM_KEY = 'blindrelay.room.v1';
 /** sessionStorage: an invitation read from a link, until it is used. */
 const INVITE_KEY = 'blindrelay.invite.v1';
-/** sessionStorage: safety numbers marked as verified, {"<room>/<member>": its public key}. */
-const VERIFIED_KEY = 'blindrelay.verified.v1';
+/**
+ * sessionStorage: until when the server refuses this tab's joins of a room (a lockout after
+ * wrong keys or passwords), {"<room>": epoch ms}, so that a reload keeps counting down.
+ */
+const LOCKOUT_KEY = 'blindrelay.lockout.v1';
 const ID_RE = /^[A-Za-z0-9_.-]{1,128}$/;
 const B64URL_RE = /^[A-Za-z0-9_-]+$/;
 const MODES = ['group', 'private', 'password'];
@@ -22,6 +24,8 @@ const MODE_TITLE = { group: 'Group room', private: 'Private room', password: 'Pa
 const HOME_TITLE = 'blindrelay · encrypted rooms';
 /** Join refusals that mean the room itself is gone. */
 const GONE = new Set(['SESSION_NOT_FOUND', 'SESSION_EXPIRED']);
+/** Refusals of a saved member's rejoin that may pass (offline, a wait): the member is kept. */
+const PASSING = new Set(['CONNECTION', 'TIMEOUT', 'RATE_LIMITED', 'LIMIT_REACHED', 'UNAVAILABLE', 'SESSION_NOT_ACTIVE']);
 
 let client = null;
 let invite = null;
@@ -31,25 +35,14 @@ const alerts = new Alerts();
 const attachments = new Attachments({
   accepting: () => Boolean(client && !client.closed && document.body.dataset.view === 'room'),
   send: (files) => sendFiles(files),
-  error: (code, message) => showError(code, message),
+  error: (err) => showFailure(err),
 });
 
 // ---- small helpers ----
 
-function loadJson(key) {
-  try {
-    return JSON.parse(sessionStorage.getItem(key) ?? 'null');
-  } catch {
-    return null;
-  }
-}
-
+/** Keeps the room for a reload and for other tabs of this browser (storage.js). */
 function saveRoom() {
-  if (client && !client.closed) sessionStorage.setItem(ROOM_KEY, JSON.stringify(client.snapshot()));
-}
-
-function forgetRoom() {
-  sessionStorage.removeItem(ROOM_KEY);
+  if (client && !client.closed) store.saveRoom(client.snapshot());
 }
 
 // ---- banner and status ----
@@ -57,20 +50,21 @@ function forgetRoom() {
 let waitTimer = null;
 
 /**
- * Shows an error. With `retryAfterMs` (the server's lockouts and rate limits) it says how
- * long to wait, counting down; `lead` is the sentence before the wait.
+ * Shows an error: the page's `detail` about this case, else its sentence for `code`, else
+ * the server's `message` (errors.js). With `retryAfterMs` (the server's lockouts and rate
+ * limits) it says how long to wait, counting down; `lead` is the sentence before the wait.
  */
-function showError(code, message, { retryAfterMs, lead } = {}) {
+function showError(code, { message, detail, retryAfterMs, lead } = {}) {
   hideError();
   const banner = $('banner');
   banner.dataset.code = code;
   banner.hidden = false;
   if (!retryAfterMs) {
-    $('banner-text').textContent = errorText(code, message);
+    $('banner-text').textContent = errorText(code, { detail, message });
     return;
   }
   const until = Date.now() + retryAfterMs;
-  const first = lead ?? (code === 'RATE_LIMITED' ? 'Too many attempts.' : errorText(code, message));
+  const first = lead ?? (code === 'RATE_LIMITED' ? 'Too many attempts.' : errorText(code, { detail, message }));
   const tick = () => {
     const left = until - Date.now();
     if (left > 0) {
@@ -83,6 +77,12 @@ function showError(code, message, { retryAfterMs, lead } = {}) {
   };
   tick();
   waitTimer = setInterval(tick, 1000);
+}
+
+/** Shows what went wrong in `err` (a CodedError, or anything thrown); `extra` as in showError. */
+function showFailure(err, extra = {}) {
+  const { code, ...info } = errorInfo(err);
+  showError(code, { ...info, ...extra });
 }
 
 function hideError() {
@@ -177,7 +177,9 @@ async function newCredential(mode, sessionId, password) {
 // ---- QR code ----
 
 function qrSvg(text) {
-  const qr = qrcode(0, 'M');
+  // Error correction L: a code shown on a screen is not torn or smudged, and the fewer
+  // modules (49 instead of 53 for a room link) are larger at the same size, so easier to scan.
+  const qr = qrcode(0, 'L');
   qr.addData(text);
   qr.make();
   const n = qr.getModuleCount();
@@ -257,7 +259,7 @@ async function reserve(body) {
   if (res.ok) return;
   const answer = await res.json().catch(() => ({}));
   const retryAfterMs = Number(res.headers.get('retry-after')) * 1000 || undefined;
-  throw new CodedError(answer.code ?? (res.status === 413 ? 'PAYLOAD_TOO_LARGE' : 'UNKNOWN'), answer.error, retryAfterMs);
+  throw new CodedError(answer.code ?? (res.status === 413 ? 'PAYLOAD_TOO_LARGE' : 'UNKNOWN'), { message: answer.error, retryAfterMs });
 }
 
 async function onCreate(event) {
@@ -307,7 +309,7 @@ async function onCreate(event) {
       break;
     }
   } catch (err) {
-    showError(err.code ?? 'UNKNOWN', err.message, { retryAfterMs: err.retryAfterMs, lead: 'Too many rooms created from here.' });
+    showFailure(err, { lead: 'Too many rooms created from here.' });
   } finally {
     setBusy(button, false);
   }
@@ -329,7 +331,40 @@ function showJoin(inv) {
     password: 'You were invited to a password-protected, end-to-end-encrypted conversation. Enter the password you were given.',
   }[inv.mode];
   $('join-name').focus();
-  checkLink(inv);
+  // A lockout this tab already knows of: its countdown goes on (asking the server would
+  // only be refused meanwhile).
+  const until = lockouts()[inv.sessionId];
+  if (until > Date.now()) lockJoin(inv, until);
+  else checkLink(inv);
+}
+
+let joinUnlockTimer = null;
+
+/** This tab's known lockouts, the ones over dropped. */
+function lockouts() {
+  const all = store.loadSession(LOCKOUT_KEY) ?? {};
+  const now = Date.now();
+  for (const [room, until] of Object.entries(all)) if (!(until > now)) delete all[room];
+  return all;
+}
+
+/**
+ * The server refuses every join of `inv`'s room from here until `until` (even with the
+ * right key or password): says how long, counting down, with Join off meanwhile; kept
+ * across a reload.
+ */
+function lockJoin(inv, until) {
+  const all = lockouts();
+  all[inv.sessionId] = until;
+  sessionStorage.setItem(LOCKOUT_KEY, JSON.stringify(all));
+  const lead = inv.mode === 'password' ? 'Too many wrong passwords.' : 'Too many failed attempts to join this room.';
+  showError('RATE_LIMITED', { retryAfterMs: until - Date.now(), lead });
+  const button = $('join-submit');
+  button.disabled = true;
+  clearTimeout(joinUnlockTimer);
+  joinUnlockTimer = setTimeout(() => {
+    if (invite === inv) button.disabled = false;
+  }, until - Date.now());
 }
 
 /**
@@ -347,10 +382,17 @@ async function checkLink(inv) {
   } catch {
     return;
   }
-  if (invite !== inv || !res.ok) return;
+  if (invite !== inv) return;
+  // A lockout begun elsewhere (another tab, a join before a restart of the browser).
+  const wait = Number(res.headers.get('retry-after')) * 1000;
+  if (res.status === 429 && wait > 0) {
+    lockJoin(inv, Date.now() + wait);
+    return;
+  }
+  if (!res.ok) return;
   const { status, code } = await res.json().catch(() => ({}));
-  if (status === 'gone') showEnded('gone');
-  else if (code === 'INVALID_KEY') showEnded('stale');
+  if (status === 'gone') showEnded('gone', inv.sessionId);
+  else if (code === 'INVALID_KEY') showEnded('mismatch', inv.sessionId);
 }
 
 async function onJoin(event) {
@@ -405,20 +447,26 @@ async function onJoin(event) {
 function joinFailed(err, pwInput) {
   const code = err.code ?? 'UNKNOWN';
   if (GONE.has(code) || code === 'REMOVED') {
-    showEnded(code === 'REMOVED' ? 'removed' : 'gone');
+    showEnded(code === 'REMOVED' ? 'removed' : 'gone', invite?.sessionId);
     return false;
   }
   // A wait on a join is a lockout: the wrong try that started it, or any try during it.
-  const lead = invite?.mode === 'password' ? 'Too many wrong passwords.' : 'Too many failed attempts to join this room.';
-  showError(code, err.message, { retryAfterMs: err.retryAfterMs, lead });
+  // Every join is refused until then, even with the right key: no point in trying.
+  if (err.retryAfterMs && invite) {
+    lockJoin(invite, Date.now() + err.retryAfterMs);
+    return true;
+  }
+  // The same link will not do better on a second try.
+  if (code === 'INVALID_KEY') {
+    showEnded('mismatch', invite?.sessionId);
+    return false;
+  }
+  showFailure(err);
   if (code === 'INVALID_PASSWORD') {
     pwInput.select();
     pwInput.focus();
   }
-  if (!err.retryAfterMs) return false;
-  // Every join is refused until then, even with the right password: no point in trying.
-  setTimeout(() => { $('join-submit').disabled = false; }, err.retryAfterMs);
-  return true;
+  return false;
 }
 
 // ---- views: after a room ----
@@ -426,12 +474,14 @@ function joinFailed(err, pwInput) {
 const ENDED = {
   left: ['You left the room', 'The others were told. To come back you need the link again, and you will not be able to read what was said while you were away.'],
   removed: ['You were removed from this room', 'The room’s creator took you out of it. You cannot read or send anything there any more.'],
-  stale: ['This link no longer works', 'The room’s creator has reset its link, so this one lets nobody in any more. Ask them for the new link.'],
+  // Said the same whether the link was mis-copied or replaced: the server cannot tell which.
+  mismatch: ['This link’s key does not match', 'The room exists, but the key in this link does not open it: the link may have been copied incompletely or changed on the way, or the room’s creator may have replaced it with a new one. Ask them to send you the link again.'],
   gone: ['This room no longer exists', 'It was closed by its creator, or it expired after a while with nobody in it. Ask for a new link, or start a room of your own.'],
 };
 
-function showEnded(kind) {
-  forgetRoom();
+/** An end screen; this browser is no longer a member of room `sessionId` (if known). */
+function showEnded(kind, sessionId) {
+  store.forgetRoom(sessionId);
   sessionStorage.removeItem(INVITE_KEY);
   invite = null;
   client = null;
@@ -462,6 +512,7 @@ function resetRoomView() {
   $('qr-toggle').setAttribute('aria-expanded', 'false');
   $('key-generation').hidden = true;
   $('key-generation').dataset.generation = '0';
+  togglePeople(false);
   setComposerEnabled(true);
 }
 
@@ -479,6 +530,9 @@ async function enterRoom(cfg, { share = false, resumed = false } = {}) {
   }
   sessionStorage.removeItem(INVITE_KEY);
   invite = null;
+  const locked = lockouts();
+  delete locked[c.sessionId];
+  sessionStorage.setItem(LOCKOUT_KEY, JSON.stringify(locked));
   saveRoom();
   showRoom(c, { share });
   if (resumed) c.notice('You are back in the room', 'join');
@@ -491,7 +545,8 @@ function wire(c) {
   c.addEventListener('state', mine(({ state }) => {
     setConn(state);
     if (['closed', 'removed'].includes(state)) roomEnded(c, state);
-    if (state === 'failed') forgetRoom();
+    // A rejoin refused for good; a first join's refusal is resume()'s or onJoin()'s to judge.
+    if (state === 'failed' && c.everJoined) store.forgetRoom(c.sessionId);
   }));
   c.addEventListener('members', mine(() => {
     renderMembers(c);
@@ -518,7 +573,7 @@ function wire(c) {
     renderShare(c);
     if (c.isCreator) toggleShare(true);
   }));
-  c.addEventListener('error', mine(({ code, message, retryAfterMs }) => showError(code, message, { retryAfterMs })));
+  c.addEventListener('error', mine(({ code, ...info }) => showError(code, info)));
   c.addEventListener('persist', mine(() => saveRoom()));
 }
 
@@ -560,6 +615,12 @@ function renderShare(c) {
   $('share-qr').replaceChildren(qrSvg(link));
 }
 
+/** Phones: shows or folds away the members and safety numbers (always shown on a desktop). */
+function togglePeople(open) {
+  $('view-room').dataset.people = open ? 'open' : '';
+  $('people-toggle').setAttribute('aria-expanded', String(open));
+}
+
 function toggleShare(open) {
   $('share-panel').hidden = !open;
   $('share-toggle').setAttribute('aria-expanded', String(open));
@@ -568,27 +629,21 @@ function toggleShare(open) {
 function renderKeyGeneration(c, generation) {
   const pill = $('key-generation');
   pill.dataset.generation = String(generation);
-  pill.hidden = c.mode !== 'group' || !generation;
+  // Said of a live room only: once it ended (closed, removed) nobody reads on in it.
+  pill.hidden = c.mode !== 'group' || !generation || c.closed;
   pill.textContent = 'Only the people here can read new messages';
   pill.title = 'The room key changes whenever someone joins, leaves or is removed: newcomers cannot read earlier messages, and people who left cannot read new ones.';
 }
 
 // ---- members and safety numbers ----
 
-function verifiedMarks() {
-  return loadJson(VERIFIED_KEY) ?? {};
-}
-
 function isVerified(c, m) {
-  return Boolean(m.publicKey) && verifiedMarks()[`${c.sessionId}/${m.userId}`] === m.publicKey;
+  return Boolean(m.publicKey) && store.verifiedMarks()[`${c.sessionId}/${m.userId}`] === m.publicKey;
 }
 
 /** Marks (a public key) or unmarks (null) a member's safety number as compared. */
 function setVerified(c, userId, publicKey) {
-  const marks = verifiedMarks();
-  if (publicKey) marks[`${c.sessionId}/${userId}`] = publicKey;
-  else delete marks[`${c.sessionId}/${userId}`];
-  sessionStorage.setItem(VERIFIED_KEY, JSON.stringify(marks));
+  store.setVerifiedMark(c.sessionId, userId, publicKey);
 }
 
 function renderMember(c, m) {
@@ -625,6 +680,12 @@ function renderMembers(c) {
     el('span', { class: 'name', text: c.displayName }), ' ', el('span', { class: 'you', text: '(you)' }));
   const peers = [...c.members.values()].filter((m) => m.present).sort((a, b) => a.joinedAt - b.joinedAt);
   $('member-list').replaceChildren(me, ...peers.map((m) => renderMember(c, m)));
+  // The phone's folded list says how many are here, and when a number needs a look.
+  const warn = peers.some((m) => m.keyChanged || c.looksAlike(m.userId));
+  const toggle = $('people-toggle');
+  toggle.textContent = `In this room: ${peers.length + 1} · safety numbers${warn ? ' ⚠' : ''}`;
+  if (warn) toggle.dataset.warn = 'true';
+  else delete toggle.dataset.warn;
   const empty = $('people-empty');
   empty.hidden = peers.length > 0 || c.closed;
   empty.textContent = c.mode === 'group'
@@ -652,11 +713,11 @@ function setComposerEnabled(on) {
 
 /** Closed or removed: the conversation stays readable on this page, calmly marked as over. */
 function roomEnded(c, reason) {
-  forgetRoom();
+  store.forgetRoom(c.sessionId);
   attachments.clear();
   setComposerEnabled(false);
   $('composer').hidden = true;
-  for (const id of ['leave-room', 'more-menu', 'share-toggle']) $(id).hidden = true;
+  for (const id of ['leave-room', 'more-menu', 'share-toggle', 'key-generation']) $(id).hidden = true;
   toggleShare(false);
   const [title, text] = reason === 'removed'
     ? ENDED.removed
@@ -674,8 +735,12 @@ function roomEnded(c, reason) {
 
 let confirming = null;
 
-/** A modal question; resolves to `{password?}` when confirmed, null when cancelled. */
-function confirmAction({ title, text, confirm, password = false }) {
+/**
+ * A modal question; resolves to `{password?}` when confirmed, null when cancelled. When it
+ * closes, the focus goes back to `opener`, the control the person used to open it (for an
+ * item of the More menu, which closes meanwhile, the menu's button).
+ */
+function confirmAction({ title, text, confirm, password = false, opener = document.activeElement }) {
   $('confirm-title').textContent = title;
   $('confirm-text').textContent = text;
   $('confirm-ok').textContent = confirm;
@@ -685,7 +750,7 @@ function confirmAction({ title, text, confirm, password = false }) {
   fieldError('confirm-error', null);
   $('confirm-dialog').showModal();
   if (password) $('confirm-password').focus();
-  return new Promise((resolve) => { confirming = { resolve, password, result: null }; });
+  return new Promise((resolve) => { confirming = { resolve, password, result: null, opener }; });
 }
 
 function onConfirmSubmit(event) {
@@ -718,27 +783,44 @@ async function resetLink(c, password) {
   });
 }
 
+/** The More menu's own button: where the focus goes back after one of its items. */
+const moreButton = () => $('more-menu').querySelector('summary');
+
+/** Focuses `opener` (or what it returns) if it can still take the focus, else the message box or the log. */
+function returnFocus(opener) {
+  const first = typeof opener === 'function' ? opener() : opener;
+  for (const target of [first, $('message-input'), $('messages')]) {
+    if (target?.isConnected && !target.disabled && target.checkVisibility?.() !== false) {
+      target.focus();
+      if (document.activeElement === target) return;
+    }
+  }
+}
+
 async function onResetLink() {
   const c = client;
   if (!c) return;
   $('more-menu').open = false;
   // A password room's link holds no key: resetting it means changing the password.
   const pw = c.mode === 'password';
-  const answer = await confirmAction(pw ? {
-    title: 'Change the password?',
-    text: 'The current password stops working at once. Everyone in the room now stays; anyone new needs the new password.',
-    confirm: 'Change the password',
-    password: true,
-  } : {
-    title: 'Reset the link?',
-    text: 'The current link stops working at once. Everyone in the room now stays; anyone new needs the new link.',
-    confirm: 'Reset the link',
+  const answer = await confirmAction({
+    opener: moreButton(),
+    ...(pw ? {
+      title: 'Change the password?',
+      text: 'The current password stops working at once. Everyone in the room now stays; anyone new needs the new password.',
+      confirm: 'Change the password',
+      password: true,
+    } : {
+      title: 'Reset the link?',
+      text: 'The current link stops working at once. Everyone in the room now stays; anyone new needs the new link.',
+      confirm: 'Reset the link',
+    }),
   });
   if (!answer || client !== c) return;
   try {
     await resetLink(c, answer.password);
   } catch (err) {
-    showError(err.code ?? 'UNKNOWN', err.message);
+    showFailure(err);
   }
 }
 
@@ -753,6 +835,8 @@ async function onRemove(c, m) {
         : 'The room’s link is reset at the same time, so they cannot come back with it: the people still here stay, and anyone new needs the new link.'),
     confirm: pw ? 'Remove and change the password' : 'Remove and reset the link',
     password: pw,
+    // The list may be drawn again meanwhile: the button is found again at the end.
+    opener: () => document.querySelector(`.member[data-user-id="${CSS.escape(m.userId)}"] button.remove`),
   });
   if (!answer || client !== c) return;
   try {
@@ -760,7 +844,7 @@ async function onRemove(c, m) {
     await resetLink(c, answer.password);
     await c.removeMember(m.userId);
   } catch (err) {
-    showError(err.code ?? 'UNKNOWN', err.message);
+    showFailure(err);
   }
 }
 
@@ -776,7 +860,7 @@ async function onLeave() {
   });
   if (!answer || client !== c) return;
   await c.leave();
-  showEnded('left');
+  showEnded('left', c.sessionId);
 }
 
 async function onClose() {
@@ -785,16 +869,28 @@ async function onClose() {
     title: 'Close the room for everyone?',
     text: 'Everyone is removed and the room and its messages are deleted from the server. This cannot be undone.',
     confirm: 'Close the room',
+    opener: moreButton(),
   });
   if (!answer) return;
   try {
     await client?.closeRoom();
   } catch (err) {
-    showError(err.code ?? 'UNKNOWN', err.message);
+    showFailure(err);
   }
 }
 
 // ---- composer ----
+
+/** A touch screen first (a phone, a tablet): no hardware keyboard to count on. */
+const TOUCH_QUERY = '(pointer: coarse)';
+const touchFirst = () => matchMedia(TOUCH_QUERY).matches;
+
+function describeComposer() {
+  $('composer-hint').textContent = touchFirst()
+    ? 'Enter adds a line; the Send button sends. Attach a file with the Attach button.'
+    : 'Enter sends, Shift and Enter adds a line. Paste or drop a file to attach it.';
+  $('message-input').enterKeyHint = touchFirst() ? 'enter' : 'send';
+}
 
 function sendFromComposer(event) {
   event?.preventDefault();
@@ -814,7 +910,7 @@ async function sendFiles(files) {
     try {
       await client?.sendFile(file);
     } catch (err) {
-      showError(err.code ?? 'UNKNOWN', err.message);
+      showFailure(err);
     }
   }
 }
@@ -835,7 +931,11 @@ function renderAlertButtons() {
 
 // ---- resuming after a reload ----
 
-async function resume(saved) {
+/**
+ * Comes back as a member this browser kept: this tab's after a reload, or one another tab
+ * made (the room's `link` opened in a new tab), which then falls back to the join form.
+ */
+async function resume(saved, { link } = {}) {
   setConn('connecting');
   try {
     const identity = await C.importIdentity(saved.identity);
@@ -854,15 +954,20 @@ async function resume(saved) {
       distributedTo: saved.distributedTo,
       shareLink: saved.shareLink,
       resumeToken: saved.resumeToken ?? null,
+      delivered: saved.delivered,
+      linkAt: saved.linkAt,
     }, { resumed: true });
   } catch (err) {
-    forgetRoom();
     if (GONE.has(err.code) || err.code === 'REMOVED') {
-      showEnded(err.code === 'REMOVED' ? 'removed' : 'gone');
+      showEnded(err.code === 'REMOVED' ? 'removed' : 'gone', saved.sessionId);
       return;
     }
-    showHome();
-    showError(err.code ?? 'UNKNOWN', err.message, { retryAfterMs: err.retryAfterMs });
+    // Refused for good (no resume token, another key...): this member cannot come back.
+    if (PASSING.has(err.code)) store.leaveTab();
+    else store.forgetRoom(saved.sessionId);
+    if (link) showJoin(link);
+    else showHome();
+    showFailure(err);
   }
 }
 
@@ -882,6 +987,12 @@ function bindRoom() {
     const open = $('share-qr-box').hidden;
     $('share-qr-box').hidden = !open;
     $('qr-toggle').setAttribute('aria-expanded', String(open));
+    // On a phone the invitation scrolls within itself: the code is what is wanted now.
+    if (open) $('share-qr-box').scrollIntoView({ block: 'nearest' });
+  });
+  $('people-toggle').addEventListener('click', () => {
+    const open = $('people-toggle').getAttribute('aria-expanded') !== 'true';
+    togglePeople(open);
   });
   $('share-copy').addEventListener('click', async () => {
     const input = $('share-link');
@@ -917,8 +1028,12 @@ function bindRoom() {
   });
   $('composer').addEventListener('submit', sendFromComposer);
   $('message-input').addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) sendFromComposer(e);
+    // A phone's keyboard has no Shift to hold for a new line: there Enter adds one, and
+    // the Send button sends.
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !touchFirst()) sendFromComposer(e);
   });
+  describeComposer();
+  matchMedia(TOUCH_QUERY).addEventListener('change', describeComposer);
   $('message-input').addEventListener('input', () => {
     if ($('message-input').value) client?.typingInput();
     else client?.stopTyping();
@@ -940,6 +1055,10 @@ function bind() {
   $('confirm-dialog').addEventListener('close', () => {
     const pending = confirming;
     confirming = null;
+    // The browser gives the focus back to what had it, which is gone when that was an item
+    // of a menu closed since, or a member's button re-rendered: then the page body had it.
+    // What follows (an end screen) may move it again.
+    returnFocus(pending?.opener);
     pending?.resolve(pending.result);
   });
   for (const id of ['end-new', 'ended-new']) {
@@ -954,6 +1073,15 @@ function bind() {
   window.addEventListener('hashchange', () => {
     if (new URLSearchParams(location.hash.slice(1)).has('join')) location.reload();
   });
+  // Another tab of this member saved the room (it may have reset the link there).
+  window.addEventListener('storage', (e) => {
+    if (!client || client.closed || !store.isMemberChange(e, client.sessionId) || !e.newValue) return;
+    try {
+      client.adopt(JSON.parse(e.newValue));
+    } catch {
+      // not ours to read
+    }
+  });
 }
 
 function init() {
@@ -966,26 +1094,32 @@ function init() {
     $('join-submit').disabled = true;
     return;
   }
+  store.purge();
   const fromLink = readFragment();
-  const saved = loadJson(ROOM_KEY);
+  const saved = store.tabRoom();
   if (fromLink?.bad) {
     showHome();
     showError('BAD_LINK');
     return;
   }
   if (fromLink) {
-    if (saved?.sessionId === fromLink.sessionId) resume(saved);
-    else {
-      forgetRoom();
-      showJoin(fromLink);
+    if (saved?.sessionId === fromLink.sessionId) {
+      resume(saved);
+      return;
     }
+    // This tab goes to another room; a member of that one this browser already is comes
+    // back as itself (another tab made it), the same person, key and safety number.
+    store.leaveTab();
+    const member = store.memberOf(fromLink.sessionId);
+    if (member) resume(member, { link: fromLink });
+    else showJoin(fromLink);
     return;
   }
-  if (saved?.v === 1) {
+  if (saved) {
     resume(saved);
     return;
   }
-  const pending = loadJson(INVITE_KEY);
+  const pending = store.loadSession(INVITE_KEY);
   if (pending?.sessionId) showJoin(pending);
   else showHome();
 }

@@ -2,14 +2,14 @@
 // preview (name, size, a thumbnail for images) where they can be sent or cancelled.
 
 import { $, el, formatSize } from './dom.js';
-import { MAX_FILE_BYTES, IMAGE_TYPES } from './client.js';
+import { MAX_FILE_BYTES, IMAGE_TYPES, fileTooLarge } from './client.js';
 
 export class Attachments {
   /**
    * @param {object} hooks
    * @param {() => boolean} hooks.accepting  whether the room takes files now
    * @param {(files: File[]) => void} hooks.send
-   * @param {(code: string, message: string) => void} hooks.error
+   * @param {(err: Error) => void} hooks.error
    */
   constructor(hooks) {
     this.hooks = hooks;
@@ -20,7 +20,7 @@ export class Attachments {
   add(files) {
     for (const file of files) {
       if (file.size > MAX_FILE_BYTES) {
-        this.hooks.error('FILE_TOO_LARGE', `“${file.name}” is ${formatSize(file.size)}; files up to ${formatSize(MAX_FILE_BYTES)} can be sent.`);
+        this.hooks.error(fileTooLarge(file));
       } else {
         this.files.push(file);
       }

@@ -17,12 +17,24 @@
 
 import { io } from '../vendor/socket.io.esm.min.js';
 import * as C from './crypto.js';
-import { CodedError, formatWait } from './errors.js';
+import { formatSize } from './dom.js';
+import { CodedError, errorInfo, formatWait } from './errors.js';
 import { lookAlikes } from './names.js';
 import { Uplink } from './uplink.js';
 
 /** Largest file or image this client sends (it travels encrypted inside one message). */
 export const MAX_FILE_BYTES = 5 * 1024 * 1024;
+
+/** The refusal of a file over MAX_FILE_BYTES, saying which file, its size and the limit. */
+export function fileTooLarge(file) {
+  let size = formatSize(file.size);
+  let limit = formatSize(MAX_FILE_BYTES);
+  // Just over the limit, both round to "5.0 MiB": then in bytes, so that they differ.
+  if (size === limit) [size, limit] = [file.size, MAX_FILE_BYTES].map((n) => `${n.toLocaleString('en')} bytes`);
+  return new CodedError('FILE_TOO_LARGE', {
+    detail: `“${file.name || 'This file'}” is ${size}; files up to ${limit} can be sent.`,
+  });
+}
 export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'image/bmp'];
 
 /**
@@ -42,6 +54,8 @@ const REJOIN_RETRY_MS = 1_000;
 const REJOIN_MAX_TRIES = 300;
 /** Codes after which a rejoin (not the first join) is retried. */
 const REJOIN_RETRYABLE = new Set(['SESSION_NOT_FOUND', 'SESSION_NOT_ACTIVE', 'TIMEOUT', 'RATE_LIMITED', 'LIMIT_REACHED']);
+/** Delivery receipts a snapshot keeps: those of the newest messages (the history is bounded too). */
+const RECEIPTS_KEPT = 500;
 
 export class RoomClient extends EventTarget {
   /**
@@ -57,6 +71,8 @@ export class RoomClient extends EventTarget {
    * @param {{privateKey: CryptoKey, publicKey: string}} cfg.identity
    * @param {object} cfg.savedIdentity  the exported identity, for snapshot()
    * @param {object} [cfg.groupKeys]    {generation: raw key base64url} from a snapshot
+   * @param {object} [cfg.delivered]    {message id: [userId, ...]}: receipts from a snapshot
+   * @param {number} [cfg.linkAt]       when this page last changed the link (a snapshot's)
    */
   constructor(cfg) {
     super();
@@ -75,6 +91,8 @@ export class RoomClient extends EventTarget {
     this.selfKeys = new Map();
     /** Records by "<from>/<id>". */
     this.messages = new Map();
+    /** Receipts known before this page (a snapshot's), for my messages the history brings back. */
+    this.savedReceipts = new Map(Object.entries(cfg.delivered ?? {}));
     this.pending = new Set();
     this.outbox = [];
     /** Group room keys by generation: {raw, key}. */
@@ -256,7 +274,7 @@ export class RoomClient extends EventTarget {
         else this.end('removed');
         return;
       }
-      this.emit('error', { code, message: e?.message, retryAfterMs: e?.retryAfterMs });
+      this.emit('error', errorInfo(new CodedError(code, { message: e?.message, retryAfterMs: e?.retryAfterMs })));
     });
   }
 
@@ -266,6 +284,7 @@ export class RoomClient extends EventTarget {
     this.firstJoin = null;
     this.closed = true;
     this.socket?.disconnect();
+    this.releaseKeyRole?.();
     this.setState('failed');
     reject(err);
   }
@@ -314,9 +333,10 @@ export class RoomClient extends EventTarget {
         }, Math.max(REJOIN_RETRY_MS, err.retryAfterMs ?? 0));
         return;
       }
-      this.emit('error', { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs });
+      this.emit('error', errorInfo(err));
       this.closed = true;
       this.socket.disconnect();
+      this.releaseKeyRole?.();
       this.setState('failed');
       return;
     }
@@ -378,7 +398,7 @@ export class RoomClient extends EventTarget {
         const code = res?.error ?? 'UNKNOWN';
         // Recorded synchronously: the matching 'session-error' may be handled right after.
         this.recentAckErrors.set(code, Date.now());
-        reject(new CodedError(code, res?.message, res?.retryAfterMs));
+        reject(new CodedError(code, { message: res?.message, retryAfterMs: res?.retryAfterMs }));
       });
       if (!settled) tracker.sent();
     });
@@ -417,6 +437,7 @@ export class RoomClient extends EventTarget {
     await this.request('reset-link', { sessionId: this.sessionId, authKey });
     this.cfg.authKey = authKey;
     this.cfg.shareLink = shareLink;
+    this.cfg.linkAt = Date.now();
     if (roomSecret) {
       this.roomSecret = roomSecret;
       this.selfKeys = new Map();
@@ -442,6 +463,7 @@ export class RoomClient extends EventTarget {
     for (const m of this.members.values()) m.present = false;
     if (reason === 'closed') this.notice('The room was closed', 'closed');
     this.socket?.disconnect();
+    this.releaseKeyRole?.();
     this.setState(reason);
   }
 
@@ -449,6 +471,7 @@ export class RoomClient extends EventTarget {
   disconnect() {
     this.closed = true;
     this.socket?.disconnect();
+    this.releaseKeyRole?.();
   }
 
   setState(state) {
@@ -589,10 +612,35 @@ export class RoomClient extends EventTarget {
 
   /** Creator of a group room: makes sure every present member holds the current room key. */
   reconcileGroupKey() {
-    if (this.mode !== 'group' || !this.isCreator) return;
+    if (this.mode !== 'group' || !this.isCreator || !this.holdsKeyRole()) return;
     this.keyChain = this.keyChain
       .then(() => this.reconcileGroupKeyNow())
-      .catch((err) => this.emit('error', { code: err.code ?? 'UNKNOWN', message: err.message }));
+      .catch((err) => this.emit('error', errorInfo(err)));
+  }
+
+  /**
+   * Whether this tab hands out the room keys. The creator may have the room open in
+   * several tabs of one browser (the same member, see storage.js): two of them making
+   * their own key of the same generation would leave the members with one and the other
+   * tab's messages unreadable. So only the tab holding a lock (Web Locks, per browser)
+   * does it; the others get the key like any member (their own wrapped copy). When that
+   * tab goes, the lock passes to another, which takes over.
+   */
+  holdsKeyRole() {
+    if (this.keyRole !== undefined) return this.keyRole;
+    if (!navigator.locks) {
+      this.keyRole = true;
+      return true;
+    }
+    this.keyRole = false;
+    navigator.locks.request(`blindrelay.keys.${this.sessionId}`, () => {
+      if (this.closed) return undefined;
+      this.keyRole = true;
+      this.needsKeyResend = true;
+      this.reconcileGroupKey();
+      return new Promise((release) => { this.releaseKeyRole = release; });
+    }).catch(() => {});
+    return false;
   }
 
   async reconcileGroupKeyNow() {
@@ -683,6 +731,7 @@ export class RoomClient extends EventTarget {
       from: m.from,
       fromName: m.senderDisplayName || this.nameOf(m.from),
       to: m.to ?? 'all',
+      group: this.mode === 'group',
       type: typeof m.type === 'string' ? m.type : 'text',
       timestamp: Number(m.timestamp) || Date.now(),
       mine: m.from === this.me,
@@ -692,7 +741,9 @@ export class RoomClient extends EventTarget {
       content: null,
       problem: null,
       downloadedBy: [],
-      deliveredTo: new Set(),
+      // What this page knew before a reload (or another tab of this member): the server
+      // keeps no receipts.
+      deliveredTo: new Set(m.from === this.me ? this.savedReceipts.get(m.id) ?? [] : []),
     };
     this.messages.set(key, record);
     this.emit('message', { record });
@@ -756,7 +807,7 @@ export class RoomClient extends EventTarget {
   }
 
   async sendFile(file) {
-    if (file.size > MAX_FILE_BYTES) throw new CodedError('FILE_TOO_LARGE');
+    if (file.size > MAX_FILE_BYTES) throw fileTooLarge(file);
     const bytes = new Uint8Array(await file.arrayBuffer());
     const type = IMAGE_TYPES.includes(file.type) ? 'image' : 'file';
     const meta = { kind: type, name: file.name || 'file', mime: file.type || 'application/octet-stream', size: bytes.length };
@@ -806,7 +857,7 @@ export class RoomClient extends EventTarget {
     }
     this.flushing = true;
     this.flushOutboxNow()
-      .catch((err) => this.emit('error', { code: err.code ?? 'UNKNOWN', message: err.message }))
+      .catch((err) => this.emit('error', errorInfo(err)))
       .finally(() => {
         this.flushing = false;
         if (this.flushAgain) {
@@ -852,7 +903,7 @@ export class RoomClient extends EventTarget {
         } else {
           r.state = 'failed';
           r.failure = err.code;
-          this.emit('error', { code: err.code, message: err.message });
+          this.emit('error', errorInfo(err));
         }
         this.emit('message', { record: r });
       });
@@ -979,8 +1030,25 @@ export class RoomClient extends EventTarget {
       if (!record.deliveredTo.has(n.userId)) {
         record.deliveredTo.add(n.userId);
         this.emit('message', { record });
+        this.receiptsChanged = true;
       }
     }
+    // Kept, so that a reload (or another tab) still shows what the others' pages said.
+    if (this.receiptsChanged) {
+      this.receiptsChanged = false;
+      this.emit('persist');
+    }
+  }
+
+  /** Receipts for a snapshot: the saved ones, updated by this page's, the newest kept. */
+  receipts() {
+    const all = new Map(this.savedReceipts);
+    for (const r of this.messages.values()) {
+      if (!r.mine || !r.deliveredTo?.size) continue;
+      all.delete(r.id);
+      all.set(r.id, [...r.deliveredTo]);
+    }
+    return Object.fromEntries([...all].slice(-RECEIPTS_KEPT));
   }
 
   onDownloaded(n) {
@@ -1015,8 +1083,28 @@ export class RoomClient extends EventTarget {
       groupKeys,
       distributedTo: [...this.distributedTo],
       shareLink: this.cfg.shareLink ?? null,
+      linkAt: this.cfg.linkAt ?? 0,
       resumeToken: this.resumeToken,
+      delivered: this.receipts(),
     };
+  }
+
+  /**
+   * Another tab of this member (same browser) saved its snapshot: a link it reset there is
+   * taken over here, so that this tab neither offers the old link nor saves it back.
+   */
+  adopt(saved) {
+    if (!saved || saved.sessionId !== this.sessionId || saved.userId !== this.me) return;
+    if (!(saved.linkAt > (this.cfg.linkAt ?? 0))) return;
+    this.cfg.linkAt = saved.linkAt;
+    this.cfg.authKey = saved.authKey ?? this.cfg.authKey;
+    this.cfg.shareLink = saved.shareLink;
+    if (saved.roomSecret && saved.roomSecret !== C.toBase64Url(this.roomSecret)) {
+      this.roomSecret = C.fromBase64Url(saved.roomSecret);
+      this.selfKeys = new Map();
+      for (const m of this.members.values()) m.keys = new Map();
+    }
+    this.emit('link');
   }
 }
 

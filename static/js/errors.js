@@ -4,7 +4,7 @@
 export const ERROR_TEXT = {
   // Socket.IO acks and `session-error`
   SESSION_NOT_FOUND: 'This room does not exist (any more). Ask for a new link, or create a new room.',
-  INVALID_KEY: 'This link does not open the room: its key is wrong or missing. Check that you copied the whole link.',
+  INVALID_KEY: 'This link’s key does not match the room: it may have been copied incompletely, or replaced by a new link. Ask for the link again.',
   INVALID_PASSWORD: 'Wrong password. Check it with the person who invited you, then try again.',
   SESSION_NOT_ACTIVE: 'The room’s creator has not opened the room yet. Try again in a moment.',
   SESSION_FULL: 'This private room already has two people in it, so you cannot join.',
@@ -32,8 +32,24 @@ export const ERROR_TEXT = {
   UNKNOWN: 'Something went wrong. Reload the page and try again.',
 };
 
-export function errorText(code, fallback) {
-  return ERROR_TEXT[code] ?? fallback ?? ERROR_TEXT.UNKNOWN;
+/**
+ * The sentence shown for an error. `detail`, a sentence the page wrote about this very case
+ * ("“holiday.mov” is 5.4 MiB; files up to 5.0 MiB can be sent."), comes first; then the
+ * page's own sentence for the code; then `message`, the server's own words, for a code this
+ * page does not know.
+ */
+export function errorText(code, { detail, message } = {}) {
+  return detail || ERROR_TEXT[code] || message || ERROR_TEXT.UNKNOWN;
+}
+
+/** What the page needs to say about `err` (a CodedError, or anything thrown). */
+export function errorInfo(err) {
+  return {
+    code: err?.code ?? 'UNKNOWN',
+    message: err?.serverMessage,
+    detail: err?.detail,
+    retryAfterMs: err?.retryAfterMs,
+  };
 }
 
 /** "4 minutes 52 seconds": a wait in plain words (rounded up to the second). */
@@ -50,11 +66,17 @@ export function formatWait(ms) {
   return parts.join(' ');
 }
 
-/** An error carrying a protocol or client error code, and how long to wait when one applies. */
+/**
+ * An error carrying a protocol or client error code; `message` is the server's own words,
+ * `detail` a sentence of the page's about this very case, `retryAfterMs` how long to wait
+ * when one applies.
+ */
 export class CodedError extends Error {
-  constructor(code, message, retryAfterMs) {
-    super(message ?? errorText(code));
+  constructor(code, { message, detail, retryAfterMs } = {}) {
+    super(errorText(code, { detail, message }));
     this.code = code;
+    if (message) this.serverMessage = message;
+    if (detail) this.detail = detail;
     if (Number.isFinite(retryAfterMs) && retryAfterMs > 0) this.retryAfterMs = retryAfterMs;
   }
 }

@@ -68,6 +68,8 @@ test('Alice removes Mallory: Mallory is told calmly, the link is reset, the key 
   await mallory.page.locator('#end-panel:not([hidden])', { hasText: 'You were removed from this room' }).waitFor();
   assert.equal(await mallory.page.locator('#banner').isHidden(), true, 'not an error');
   assert.equal(await mallory.page.locator('#composer').isHidden(), true);
+  // Nothing more is read or sent here: no claim about who can read new messages.
+  assert.equal(await mallory.page.locator('#key-generation').isHidden(), true, 'no key pill once removed');
   await screenshot(mallory.page, '21-removed-phone');
   await bob.page.locator('.notice', { hasText: 'Mallory was removed from the room' }).waitFor();
   await alice.page.locator('#share-panel:not([hidden])').waitFor();
@@ -97,10 +99,13 @@ test('Alice removes Mallory: Mallory is told calmly, the link is reset, the key 
   assert.equal(await mallory.page.locator('#banner').isHidden(), true);
 });
 
-/** Opens a link made stale by a reset: the page says so before it asks for a name. */
+/**
+ * Opens a link made stale by a reset: the page says before it asks for a name that its key
+ * does not match (as for a mis-copied link: the server cannot tell the two apart).
+ */
 async function expectStaleLink(page, link) {
   await page.goto(link);
-  await page.locator('#view-ended', { hasText: 'This link no longer works' }).waitFor();
+  await page.locator('#view-ended', { hasText: 'This link’s key does not match' }).waitFor();
   assert.equal(await page.locator('#join-name').isVisible(), false);
   assert.equal(await page.locator('#banner').isHidden(), true, 'an end screen, not an error');
 }
@@ -127,6 +132,26 @@ test('the new link admits a newcomer, who reads only what follows', async () => 
   await waitForMessage(p.bob.page, PLAIN.eve, 'Eve');
   const text = await p.eve.page.locator('#messages').innerText();
   for (const old of [PLAIN.before, PLAIN.after, PLAIN.reply]) assert.ok(!text.includes(old));
+});
+
+test('Escape from the reset dialog gives the focus back to the menu that opened it', async () => {
+  const { page } = p.alice;
+  await page.click('#messages');
+  await page.focus('#more-menu > summary');
+  await page.keyboard.press('Enter');
+  await page.locator('#more-menu[open] #reset-link').focus();
+  await page.keyboard.press('Enter');
+  await page.locator('#confirm-dialog[open]', { hasText: 'Reset the link?' }).waitFor();
+  await page.keyboard.press('Escape');
+  await page.locator('#confirm-dialog:not([open])').waitFor({ state: 'attached' });
+  const focused = await page.evaluate(() => {
+    const a = document.activeElement;
+    return { summary: a?.matches('#more-menu > summary'), tag: a?.tagName, visible: Boolean(a?.checkVisibility()) };
+  });
+  assert.deepEqual(focused, { summary: true, tag: 'SUMMARY', visible: true }, `focus on ${focused.tag}`);
+  assert.equal(await page.locator('#more-menu[open]').count(), 0, 'the menu is closed');
+  // Nothing was reset.
+  assert.equal(await shownLink(page), links[1]);
 });
 
 test('resetting the link alone: who is in stays (even through a reload), the previous link stops working', async () => {

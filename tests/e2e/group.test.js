@@ -150,7 +150,8 @@ test('a newcomer after the rotation reads only what follows its arrival', async 
 });
 
 test('the server saw no plaintext, no room key and no private key', async () => {
-  // The page keeps its keys in sessionStorage (this tab only) to survive a reload.
+  // The page keeps its keys in sessionStorage to survive a reload (and in localStorage for
+  // the browser's other tabs).
   const saved = JSON.parse(await people.alice.page.evaluate(() => sessionStorage.getItem('blindrelay.room.v1')));
   const roomKeys = Object.values(saved.groupKeys);
   assert.equal(roomKeys.length, 5, 'generations 1 to 5');

@@ -222,10 +222,19 @@ async function watchCsp(context) {
   });
 }
 
-/** A new browser context (a separate person) with one page on `url`. */
-export async function openPerson(browser, { label, url, recorder, viewport = { width: 1100, height: 820 } }) {
-  const context = await browser.newContext({ viewport, acceptDownloads: true });
+/**
+ * A new browser context (a separate person) with one page on `url`; `touch` makes it a phone
+ * (a touch screen and no mouse, as `pointer: coarse` tells the page).
+ */
+export async function openPerson(browser, { label, url, recorder, viewport = { width: 1100, height: 820 }, touch = false }) {
+  const context = await browser.newContext({ viewport, acceptDownloads: true, ...(touch ? { hasTouch: true, isMobile: true } : {}) });
   await watchCsp(context);
+  const { page } = await openTab(context, { label, url, recorder });
+  return { context, page, label };
+}
+
+/** Another tab of the same browser (the same person's storage), on `url`. */
+export async function openTab(context, { label, url, recorder }) {
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);
   recorder?.attach(page, label);
@@ -296,6 +305,12 @@ export async function sendFiles(page, files) {
   await page.locator('#attach-preview:not([hidden])').waitFor();
   await page.click('#attach-send');
   await page.locator('#attach-preview[hidden]').waitFor({ state: 'attached' });
+}
+
+/** On a phone the members and safety numbers are folded away above the log: unfolds them. */
+export async function showPeople(page) {
+  const toggle = page.locator('#people-toggle');
+  if (await toggle.isVisible() && await toggle.getAttribute('aria-expanded') !== 'true') await toggle.click();
 }
 
 /** Opens the room's "More" menu and clicks one of its items. */

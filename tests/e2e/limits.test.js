@@ -1,5 +1,6 @@
 // The web client under the server's limits (SECURITY.md): a connection the server refuses
-// shows the refusal's own sentence, not "cannot reach the server".
+// shows the refusal's own sentence, not "cannot reach the server". And under its own: a file
+// over the size limit is refused with a sentence naming the file, its size and the limit.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -8,6 +9,7 @@ import { Server, bannerText, createRoom, launchBrowser, openLinkAndJoin, openPer
 
 let server;
 let browser;
+let alice;
 
 before(async () => {
   server = await new Server({ env: { MAX_CONNECTIONS: '1' } }).start();
@@ -16,7 +18,7 @@ before(async () => {
 after(() => stopSuite({ server, browser }));
 
 test('a joiner refused by MAX_CONNECTIONS sees LIMIT_REACHED; the creator stays in its room', async () => {
-  const alice = await openPerson(browser, { label: 'alice', url: `${server.origin}/` });
+  alice = await openPerson(browser, { label: 'alice', url: `${server.origin}/` });
   const link = await createRoom(alice.page, { mode: 'private', name: 'Alice' });
   const bob = await openPerson(browser, { label: 'bob', url: `${server.origin}/` });
   await openLinkAndJoin(bob.page, link, { name: 'Bob' });
@@ -26,4 +28,19 @@ test('a joiner refused by MAX_CONNECTIONS sees LIMIT_REACHED; the creator stays 
   await screenshot(bob.page, '11-limit-reached');
   assert.equal(await alice.page.locator('#conn').getAttribute('data-state'), 'joined');
   assert.deepEqual([...alice.page.problems, ...bob.page.problems], []);
+});
+
+test('a file over the limit is refused by name, with its size and the limit', async () => {
+  const { page } = alice;
+  // 5.7 MB, over the 5 MiB the page sends.
+  await page.setInputFiles('#file-input', { name: 'holiday-video.mov', mimeType: 'video/quicktime', buffer: Buffer.alloc(5_700_000) });
+  const text = await bannerText(page);
+  assert.equal(await page.locator('#banner').getAttribute('data-code'), 'FILE_TOO_LARGE');
+  assert.notEqual(text, ERROR_TEXT.FILE_TOO_LARGE, 'not the generic sentence');
+  assert.match(text, /holiday-video\.mov/);
+  assert.match(text, /5\.4 MiB/);
+  assert.match(text, /5\.0 MiB/);
+  assert.equal(await page.locator('#attach-preview').isHidden(), true, 'nothing waits to be sent');
+  await screenshot(page, 'file-too-large');
+  assert.deepEqual(page.problems, []);
 });

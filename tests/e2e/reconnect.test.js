@@ -16,6 +16,7 @@ import {
   openPerson,
   screenshot,
   sendText,
+  showPeople,
   waitForMessage,
   startSuite,
   stopSuite,
@@ -54,6 +55,7 @@ test('a reload of the tab rejoins as the same member with the history decrypted'
   await b1.page.locator('#view-room').waitFor();
   await waitState(b1.page, 'joined');
   await waitForMessage(b1.page, `before restart, private ${tag}`, 'Ann');
+  await showPeople(b1.page);
   await b1.page.locator('.member .name', { hasText: 'Ann' }).waitFor();
   // Same userId: a private room would refuse a third one.
   const ids = new Set(recorder.events('b1').filter((e) => e.event === 'join-session').map((e) => e.payload.userId));

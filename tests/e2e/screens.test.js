@@ -140,6 +140,9 @@ test('the creator closes the room; a link to it then says the room is gone befor
   await confirmDialog(alice.page);
   await alice.page.locator('#end-panel:not([hidden])', { hasText: 'You closed this room' }).waitFor();
   await bob.page.locator('#end-panel:not([hidden])', { hasText: 'The room was closed' }).waitFor();
+  // Nobody reads new messages in a closed room: the pill that says who can is gone.
+  for (const { page } of [alice, bob]) assert.equal(await page.locator('#key-generation').isHidden(), true, 'no key pill once closed');
+  await screenshot(bob.page, '18-room-closed-phone');
   // A fresh visit of the link: the page asks the server first, and no name is asked for.
   await carol.page.goto(`${server.origin}/`);
   await carol.page.goto(link);
