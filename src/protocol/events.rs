@@ -319,9 +319,14 @@ pub struct JoinAck {
     /// Present this on every later join as this member (see `store/resume.rs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resume_token: Option<String>,
-    /// This (creator's) join created the session (for the abuse limits; not sent).
-    #[serde(skip)]
+    /// This (creator's) join created the session. Sent only when true: a page that had
+    /// joined before learns that the server no longer had its room.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub created: bool,
+    /// The server restarted and kept the room (its snapshot): sent only when true, on
+    /// the member's first join since.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub restored: bool,
 }
 
 #[derive(Serialize)]

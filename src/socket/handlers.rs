@@ -219,6 +219,7 @@ async fn join<A: Adapter>(
         is_creator: done.is_creator,
         resume_token: done.resume_token,
         created: done.created,
+        restored: done.restored,
     }))
 }
 

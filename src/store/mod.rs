@@ -102,6 +102,9 @@ pub struct Joined {
     pub repeat: bool,
     /// This join created the session (a creator's join of an unknown id).
     pub created: bool,
+    /// The member's first join since the session came back from a snapshot (a restart
+    /// of this in-memory node kept it); never on Redis, where no restart loses a room.
+    pub restored: bool,
     /// A new resume token for the joiner's ack (none when it proved itself with one).
     pub resume_token: Option<String>,
     /// The member had a public key and this join replaced it with another one.

@@ -41,6 +41,8 @@ pub struct Member {
     pub conns: Vec<ConnId>,
     pub left_at: u64,
     pub proof: resume::Proof,
+    /// Read from a snapshot at start, and not joined since.
+    pub restored: bool,
 }
 
 impl Member {
@@ -265,6 +267,7 @@ impl Session {
                 conns: Vec::new(),
                 left_at: 0,
                 proof: resume::Proof::default(),
+                restored: false,
             });
         let resume_token = match admission {
             Some(resume::Admission::Issue) => {
@@ -277,6 +280,7 @@ impl Session {
         if !member.is_present() {
             member.joined_at = ms;
         }
+        let restored = std::mem::take(&mut member.restored);
         if let Some(name) = req.display_name {
             member.display_name = name;
         }
@@ -303,6 +307,7 @@ impl Session {
             is_creator: self.is_creator(&req.user),
             new_member: !already_present && !returning,
             created: false,
+            restored,
             repeat,
             resume_token,
             key_changed,
@@ -504,6 +509,7 @@ impl Session {
                     m.left_at
                 },
                 proof: resume::Proof { token: m.token },
+                restored: true,
             };
             members.insert(user(&m.user)?, member);
         }

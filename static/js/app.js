@@ -476,7 +476,7 @@ const ENDED = {
   removed: ['You were removed from this room', 'The room’s creator took you out of it. You cannot read or send anything there any more.'],
   // Said the same whether the link was mis-copied or replaced: the server cannot tell which.
   mismatch: ['This link’s key does not match', 'The room exists, but the key in this link does not open it: the link may have been copied incompletely or changed on the way, or the room’s creator may have replaced it with a new one. Ask them to send you the link again.'],
-  gone: ['This room no longer exists', 'It was closed by its creator, or it expired after a while with nobody in it. Ask for a new link, or start a room of your own.'],
+  gone: ['This room is not on the server', 'It may have been closed, expired after a while with nobody in it, or been lost when the server restarted without keeping it. If its creator opens it again, this link works again; otherwise ask for a new link, or start a room of your own.'],
 };
 
 /** An end screen; this browser is no longer a member of room `sessionId` (if known). */

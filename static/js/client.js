@@ -177,7 +177,11 @@ export class RoomClient extends EventTarget {
     });
 
     socket.on('messages-history', (list) => {
-      if (Array.isArray(list)) for (const m of list) this.ingest(m);
+      if (!Array.isArray(list)) return;
+      for (const m of list) {
+        this.ingest(m);
+        if (typeof m?.id === 'string') this.replayed?.push({ key: `${m.from}/${m.id}`, timestamp: Number(m.timestamp) || 0 });
+      }
     });
     socket.on('session-metadata', (meta) => {
       const wrapped = meta?.encryptedSessionKey ?? meta?.sessionKey;
@@ -311,6 +315,8 @@ export class RoomClient extends EventTarget {
   async join() {
     if (this.closed) return;
     let ack;
+    // What the server replays for this join: after a restart, what it kept.
+    this.replayed = [];
     try {
       ack = await this.request('join-session', this.joinPayload());
     } catch (err) {
@@ -326,6 +332,10 @@ export class RoomClient extends EventTarget {
       }
       if (REJOIN_RETRYABLE.has(err.code) && this.rejoinTries++ < REJOIN_MAX_TRIES) {
         // After a server restart the room exists again only once its creator is back.
+        if (err.code === 'SESSION_NOT_FOUND' && !this.toldRoomMissing) {
+          this.toldRoomMissing = true;
+          this.notice('The server does not have this room right now: it restarted without keeping it, or the room expired. Waiting for its creator to open it again; until then nothing can be sent.', 'restart');
+        }
         this.setState('waiting');
         clearTimeout(this.rejoinTimer);
         this.rejoinTimer = setTimeout(() => {
@@ -350,6 +360,7 @@ export class RoomClient extends EventTarget {
     this.isCreator = Boolean(ack.isCreator);
     if (ack.chatMode) this.mode = ack.chatMode;
     const first = !this.everJoined;
+    if (!first) this.tellRestart(ack);
     this.everJoined = true;
     this.needsKeyResend = true;
     this.setState('joined');
@@ -707,6 +718,36 @@ export class RoomClient extends EventTarget {
       this.retryPending();
       this.flushOutbox();
     }).catch(() => {});
+  }
+
+  /**
+   * After a rejoin, says what the server did with the room, only when it is news: kept
+   * through a restart (its snapshot), or lost and opened again by this creator. After a
+   * crash, the messages this page holds that the server's history no longer has are
+   * counted: they stay here, but people who join later will not get them.
+   */
+  tellRestart(ack) {
+    this.toldRoomMissing = false;
+    if (ack.created && this.isCreator) {
+      this.notice('The server no longer had this room (it restarted without keeping it, or the room expired). It is open again under the same link; the messages from before are only on the pages that show them.', 'restart');
+      return;
+    }
+    if (!ack.restored) return;
+    const replayed = new Set(this.replayed.map((m) => m.key));
+    // Older than the oldest replayed message: trimmed by the history's bounds, not lost.
+    const since = this.replayed.length ? Math.min(...this.replayed.map((m) => m.timestamp)) : 0;
+    const lost = [...this.messages.values()].filter((r) => r.state === 'sent' || r.state === 'received')
+      .filter((r) => r.timestamp >= since && !replayed.has(r.key));
+    if (lost.length === 0) {
+      this.notice('The server restarted; this room was kept.', 'restart');
+      return;
+    }
+    for (const r of lost) {
+      r.notKept = true;
+      this.emit('message', { record: r });
+    }
+    const n = lost.length === 1 ? 'message' : `${lost.length} messages`;
+    this.notice(`The server restarted after a crash and did not keep the last ${n} of this room: ${lost.length === 1 ? 'it stays' : 'they stay'} on this page, but people who join later will not get ${lost.length === 1 ? 'it' : 'them'}.`, 'restart');
   }
 
   // ---- incoming messages ----

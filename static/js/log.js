@@ -97,6 +97,8 @@ export class MessageLog {
       el('time', { dateTime: new Date(r.timestamp).toISOString(), text: formatTime(r.timestamp) }))];
     parts.push(this.body(c, r));
     if (r.mine) parts.push(this.status(c, r));
+    else if (r.notKept) parts.push(el('p', { class: 'status', text: NOT_KEPT }));
+    if (r.notKept) li.dataset.notKept = 'true';
     li.replaceChildren(...parts);
     if (fresh) this.place(li, r.timestamp);
     else this.keepAtBottom();
@@ -212,5 +214,9 @@ function statusText(r) {
   }
   if (r.state === 'failed' && r.failure) s += `: ${errorText(r.failure)}`;
   if (r.downloadedBy?.length) s += ` · Downloaded by ${r.downloadedBy.join(', ')}`;
+  if (r.notKept) s += ` · ${NOT_KEPT}`;
   return s;
 }
+
+/** A message the server lost in a crash (client.js, tellRestart). */
+const NOT_KEPT = 'Not kept by the server: later joiners will not get it';

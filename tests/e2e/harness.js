@@ -45,9 +45,11 @@ export async function freePort() {
 
 /** The blindrelay binary, serving STATIC_DIR. */
 export class Server {
-  constructor({ port, env = {} } = {}) {
+  /** `dataDir`: another server's (`server.dataDir`), for the same node started again. */
+  constructor({ port, env = {}, dataDir } = {}) {
     this.port = port;
     this.env = env;
+    this.dataDir = dataDir;
     this.log = '';
     this.proc = null;
   }

@@ -77,9 +77,14 @@ test('the server restarts on the same port; the pages reconnect and messages flo
   await p.a1.page.press('#message-input', 'Enter');
   await p.a1.page.locator('.msg.mine[data-state="queued"]', { hasText: `written offline ${tag}` }).waitFor();
 
+  // A new server without the old one's snapshot (another DATA_DIR): the rooms are lost.
   server = await new Server({ port }).start();
   assert.equal(server.port, port);
   for (const { page } of Object.values(p)) await waitState(page, 'joined');
+  // The creators' pages say so (never "closed by its creator").
+  for (const page of [p.a1.page, p.a2.page]) {
+    await page.locator('#messages .notice', { hasText: 'The server no longer had this room' }).waitFor();
+  }
 
   await waitForMessage(p.b1.page, `written offline ${tag}`, 'Ann');
   await p.a1.page.locator('.msg.mine[data-state="sent"]', { hasText: `written offline ${tag}` }).waitFor();

@@ -146,7 +146,7 @@ test('the creator closes the room; a link to it then says the room is gone befor
   // A fresh visit of the link: the page asks the server first, and no name is asked for.
   await carol.page.goto(`${server.origin}/`);
   await carol.page.goto(link);
-  await carol.page.locator('#view-ended', { hasText: 'This room no longer exists' }).waitFor();
+  await carol.page.locator('#view-ended', { hasText: 'This room is not on the server' }).waitFor();
   assert.equal(await carol.page.locator('#join-name').isVisible(), false);
   assert.equal(await carol.page.locator('#banner').isHidden(), true, 'an end screen, not an error');
   await screenshot(carol.page, '18-room-gone');

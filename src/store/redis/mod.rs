@@ -630,6 +630,7 @@ impl RedisStore {
         let created = r.int()? == 1;
         Ok(Joined {
             created,
+            restored: false,
             mode,
             is_creator,
             new_member,
