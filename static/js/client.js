@@ -335,6 +335,9 @@ export class RoomClient extends EventTarget {
         if (err.code === 'SESSION_NOT_FOUND' && !this.toldRoomMissing) {
           this.toldRoomMissing = true;
           this.notice('The server does not have this room right now: it restarted without keeping it, or the room expired. Waiting for its creator to open it again; until then nothing can be sent.', 'restart');
+          // Nobody is known to be here while the room is not on the server.
+          for (const m of this.members.values()) m.present = false;
+          this.emit('members');
         }
         this.setState('waiting');
         clearTimeout(this.rejoinTimer);
@@ -737,7 +740,7 @@ export class RoomClient extends EventTarget {
     // Older than the oldest replayed message: trimmed by the history's bounds, not lost.
     const since = this.replayed.length ? Math.min(...this.replayed.map((m) => m.timestamp)) : 0;
     const lost = [...this.messages.values()].filter((r) => r.state === 'sent' || r.state === 'received')
-      .filter((r) => r.timestamp >= since && !replayed.has(r.key));
+      .filter((r) => r.timestamp >= since && !replayed.has(r.key) && !r.notKept);
     if (lost.length === 0) {
       this.notice('The server restarted; this room was kept.', 'restart');
       return;

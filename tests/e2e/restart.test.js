@@ -25,6 +25,7 @@ const env = { SNAPSHOT_INTERVAL_SECS: '3', RUST_LOG: 'info,blindrelay::store::sn
 let server;
 let browser;
 const p = {};
+let roomLink;
 
 const waitState = (page, state) => page.locator(`#conn[data-state="${state}"]`).waitFor();
 const notices = (page, text) => page.locator('#messages .notice', { hasText: text }).count();
@@ -47,6 +48,7 @@ test('a private room of two, talking', async () => {
   p.ann = await openPerson(browser, { label: 'ann', url: `${server.origin}/` });
   p.ben = await openPerson(browser, { label: 'ben', url: `${server.origin}/`, viewport: { width: 390, height: 844 } });
   const link = await createRoom(p.ann.page, { mode: 'private', name: 'Ann' });
+  roomLink = link;
   await joinRoom(p.ben.page, link, { name: 'Ben' });
   await sendText(p.ann.page, `before, from Ann ${tag}`);
   await waitForMessage(p.ben.page, `before, from Ann ${tag}`, 'Ann');
@@ -104,4 +106,36 @@ test('kill -9: the room comes back from the last snapshot, and the page says whi
   await waitForMessage(p.ann.page, `after the crash ${tag}`, 'Ben');
   await screenshot(p.ann.page, '31-crash-not-kept');
   await screenshot(p.ben.page, '31-crash-not-kept-phone');
+});
+
+test('the creator away during a restart: the other member is in, sees her as away, and she comes back unannounced', async () => {
+  const { ann, ben } = p;
+  const joinedBefore = await notices(ben.page, 'Ann joined');
+  const keptBefore = await notices(ben.page, 'The server restarted; this room was kept.');
+  const stopping = server.stop();
+  await waitState(ben.page, 'restarting');
+  await stopping;
+  // Ann closes her page while the server is down.
+  await ann.page.goto('about:blank');
+  server = await new Server({ port: server.port, env, dataDir: server.dataDir }).start();
+  await waitState(ben.page, 'joined');
+  await ben.page.locator('#messages .notice', { hasText: 'The server restarted; this room was kept.' }).nth(keptBefore).waitFor();
+  const listed = () => ben.page.locator('#member-list .member:not(.me) .name', { hasText: 'Ann' }).count();
+  assert.equal(await listed(), 0, 'Ann is not listed as here');
+  // A reload in that state is still in the room, with its history (Ann's messages wait
+  // for her key, which the server hands out while she is here).
+  await ben.page.reload();
+  await waitState(ben.page, 'joined');
+  await ben.page.locator(`.msg[data-id]`).first().waitFor();
+  assert.equal(await ben.page.locator('#view-ended').isVisible(), false);
+  await screenshot(ben.page, '32-creator-away-phone');
+  // Ann opens the room's link again: the same member, back without a "joined" notice.
+  await ann.page.goto(roomLink);
+  await waitState(ann.page, 'joined');
+  await ben.page.locator('#member-list .member:not(.me) .name', { hasText: 'Ann' }).waitFor({ state: 'attached' });
+  await sendText(ann.page, `back, from Ann ${tag}`);
+  await waitForMessage(ben.page, `back, from Ann ${tag}`, 'Ann');
+  await waitForMessage(ben.page, `before, from Ann ${tag}`, 'Ann');
+  assert.equal(await notices(ben.page, 'Ann joined'), joinedBefore, 'no "Ann joined"');
+  await screenshot(ann.page, '32-creator-back');
 });
