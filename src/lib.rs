@@ -225,6 +225,7 @@ async fn run<A: socketioxide::adapter::Adapter>(
 
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let draining = state.clone();
+    let drain_snapshots = snapshots.clone();
     let graceful = async move {
         shutdown.await;
         draining.start_draining();
@@ -244,6 +245,11 @@ async fn run<A: socketioxide::adapter::Adapter>(
         io.close().await;
         if let Some(c) = &cluster {
             cluster::deregister(c.commands.clone(), &draining.config, &c.node).await;
+        }
+        // Every socket is closed: the rooms are written now, before the linger, so a
+        // supervisor that kills at its own deadline (Docker's 10 s) finds them written.
+        if let Some(s) = drain_snapshots {
+            store::snapshot::write_logged(draining.clone(), s, "at stop").await;
         }
         // Keep answering (/ready 503, handshakes 503) a moment, so load balancers see it.
         tokio::time::sleep(drain_linger(grace)).await;
@@ -286,9 +292,13 @@ async fn run<A: socketioxide::adapter::Adapter>(
     if let Some(task) = snapshotting {
         task.abort();
     }
-    // After the drain: what clients sent until their sockets closed is in it.
-    if let Some(snapshots) = snapshots {
-        store::snapshot::write_logged(state, snapshots, "at stop").await;
+    // Again if anything changed since the drain's write (a reservation meanwhile), or if
+    // the drain did not get that far before its deadline.
+    if let Some(snapshots) = snapshots
+        && let store::Store::Memory(memory) = &state.store
+        && snapshots.is_stale(memory)
+    {
+        store::snapshot::write_logged(state.clone(), snapshots, "at exit").await;
     }
     tracing::info!("stopped");
     result
