@@ -55,7 +55,9 @@ module.exports = {
       autorestart: true,
       max_restarts: 10,
       restart_delay: 1000,
-      // blindrelay drains on SIGTERM within SHUTDOWN_GRACE_SECS (10 s by default).
+      // blindrelay drains on SIGTERM within SHUTDOWN_GRACE_SECS (10 s by default). In
+      // memory (one node, no REDIS_URL) it writes its rooms to ./data (DATA_DIR, beside
+      // this file) as soon as its sockets are closed, so `pm2 restart` keeps them.
       kill_timeout: 12000,
       out_file: path.join(logDir, `${name}.out.log`),
       error_file: path.join(logDir, `${name}.err.log`),
