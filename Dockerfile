@@ -20,8 +20,9 @@ RUN mkdir src \
 COPY src ./src
 # Make the real sources newer than the placeholder build.
 RUN touch src/main.rs src/lib.rs \
- && cargo build --release --locked \
- && mkdir /data
+ && cargo build --release --locked
+# The runtime's data folder (DATA_DIR), copied below with its owner: distroless has no shell.
+RUN mkdir /data
 
 # distroless/cc: glibc, CA certificates, a nonroot user; no shell, no package manager.
 FROM gcr.io/distroless/cc-debian12:nonroot
