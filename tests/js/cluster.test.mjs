@@ -127,10 +127,14 @@ test('large messages cross nodes without filling Redis\'s pub/sub buffers: a nod
     bob.on('new-message', (m) => seen.push(m));
     // Three back to back without acks, as the app sends photos; then one from Bob.
     for (let i = 0; i < 3; i += 1) alice.emit('send-message', { sessionId, encrypted: big(i), clientMessageId: `big-${i}` });
+    // Bob's reply reaching Alice says nothing of what is still on its way to Bob: the
+    // last message sent to him is what says all before it arrived (or was lost).
+    const lastAtBob = nextEvent(bob, 'new-message', 20000, (m) => m.id === 'small');
     const fromBob = nextEvent(alice, 'new-message', 20000);
     await expectOk(alice, 'send-message', { sessionId, encrypted: 'small', clientMessageId: 'small' }, assert);
     await expectOk(bob, 'send-message', { sessionId, encrypted: 'reply', clientMessageId: 'reply' }, assert);
     assert.equal((await fromBob).encrypted, 'reply');
+    await lastAtBob;
     assert.deepEqual(seen.map((m) => [m.id, m.encrypted.length, m.encrypted[0]]),
       [['big-0', 1.5e6, '0'], ['big-1', 1.5e6, '1'], ['big-2', 1.5e6, '2'], ['small', 5, 's']],
       'every message reached Bob, in order, whole');
