@@ -62,41 +62,53 @@ nice -n 19 python3 tests/deploy/check_dockerfile.py >target/dockerfile-check.log
 docker_check=$!
 trap 'kill $docker_check 2>/dev/null || true' EXIT
 
-echo "== socket.io-client compatibility suite (in memory), and the multi-node tests on Redis"
+echo "== socket.io-client compatibility suite: in memory, and again on Redis, side by side"
 (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
-# The slow-link suite spends ~3 minutes waiting on paced links (little CPU): it runs
-# beside the other suites, in memory and on its own Redis, and is waited for below.
+# The suites mostly wait (on timers, paced links, deadlines): a pass uses a sixth of two
+# cores. So the slow-link suite, the in-memory pass and the Redis pass run at once, and
+# each pass runs several files at a time (the Redis pass, the longer, three); every file
+# starts its own servers on free ports.
+# The slow-link suite spends ~3 minutes waiting on paced links, in memory and on its own Redis.
 (cd tests/js && BLINDRELAY_BIN="$PWD/../../target/debug/blindrelay" node --test uplink.test.mjs) \
   >target/uplink-suite.log 2>&1 &
 uplink_suite=$!
 trap 'kill $docker_check $uplink_suite 2>/dev/null || true' EXIT
-(
-  cd tests/js
-  BLINDRELAY_BIN="$PWD/../../target/debug/blindrelay" node --test $(ls ./*.test.mjs | grep -v -e uplink)
-)
 
-echo "== the same compatibility suite against Redis-backed nodes"
-# A private redis-server on a free port, never a system one.
+# The Redis pass: a private redis-server on a free port, never a system one.
 redis_port=$(free_port)
 redis_dir=$(mktemp -d)
 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$redis_dir" --save '' --appendonly no \
   --daemonize yes --pidfile "$redis_dir/redis.pid" --logfile "$redis_dir/redis.log"
-trap 'kill "$(cat "$redis_dir/redis.pid" 2>/dev/null)" $docker_check $uplink_suite 2>/dev/null || true' EXIT
 for _ in $(seq 200); do # until it answers (10 s at most)
   [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break
   sleep 0.05
 done
 (
   cd tests/js
-  # The cluster, PM2, nginx and fence tests start their own Redis and ran above; so did
-  # the transport's own tests (HTTP, slow and stuck clients, read pace, cut uploads,
-  # in-flight bytes, start-up), where the store plays no part; nor the in-memory
-  # node's restarts (its snapshot: with Redis there is none).
+  # The cluster, PM2, nginx and fence tests start their own Redis and run in the
+  # in-memory pass; so do the transport's own tests (HTTP, slow and stuck clients, read
+  # pace, cut uploads, in-flight bytes, start-up), where the store plays no part, and the
+  # in-memory node's restarts (its snapshot: with Redis there is none).
   REDIS_URL="redis://127.0.0.1:$redis_port" BLINDRELAY_BIN="$PWD/../../target/debug/blindrelay" \
-    node --test $(ls ./*.test.mjs | grep -v -e cluster -e rediscluster -e pm2 -e nginx -e fenced \
-      -e http -e slowloris -e pacing -e faults -e inflight -e ops -e uplink -e restart)
+    node --test --test-concurrency=3 $(ls ./*.test.mjs | grep -v -e cluster -e rediscluster -e pm2 \
+      -e nginx -e fenced -e http -e slowloris -e pacing -e faults -e inflight -e ops -e uplink -e restart)
+) >target/redis-suite.log 2>&1 &
+redis_suite=$!
+trap 'kill "$(cat "$redis_dir/redis.pid" 2>/dev/null)" $docker_check $uplink_suite $redis_suite 2>/dev/null || true' EXIT
+
+echo "== in memory (the Redis pass runs beside it and is printed after it)"
+(
+  cd tests/js
+  BLINDRELAY_BIN="$PWD/../../target/debug/blindrelay" node --test --test-concurrency=2 \
+    $(ls ./*.test.mjs | grep -v -e uplink)
 )
+
+echo "== the same compatibility suite against Redis-backed nodes (run beside the pass above)"
+status=0
+wait $redis_suite || status=$?
+cat target/redis-suite.log
 kill "$(cat "$redis_dir/redis.pid")"
+[ "$status" = 0 ] || exit "$status"
 trap 'kill $docker_check $uplink_suite 2>/dev/null || true' EXIT
 
 echo "== slow links (run beside the suites above): the End2End Chat app's photo over 1 Mbit/s"
