@@ -14,7 +14,8 @@
 //! - [`limits`]: per-socket, per-address and per-session budgets; [`client_ip`]: which
 //!   address a request comes from;
 //! - [`socket`]: Socket.IO connections: admission (`guard`), a queue per socket
-//!   (`queue`), one handler per event (`handlers`), history replay (`replay`), rooms;
+//!   (`queue`), one handler per event (`handlers`), where their notices go (`tell`), history
+//!   replay (`replay`), rooms;
 //! - [`http`]: health, readiness, reservation, status, metrics, the static web client;
 //! - [`state`]: what the routes and handlers share;
 //! - [`store`]: the sessions and the rules inside them, in memory (`store::memory`) or

@@ -12,7 +12,7 @@ use socketioxide::{
     socket::Socket,
 };
 
-use super::rooms;
+use super::{rooms, tell::Tell};
 use crate::{
     logging::{ConnTag, SessionTag},
     protocol::{
@@ -158,10 +158,13 @@ async fn join<A: Adapter>(
         conn: socket.id,
     };
     let done = join_when_free(state, socket, request).await?;
-    let room = rooms::session(&session);
-    socket.join(vec![room.clone(), rooms::member(&session, &user)]);
+    socket.join(vec![
+        rooms::session(&session),
+        rooms::member(&session, &user),
+    ]);
     joined.add(&session);
     tracing::info!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(&session), new_member = done.new_member, "joined");
+    let tell = Tell::new(socket, &session);
     metrics::counter!(crate::telemetry::JOINS_TOTAL, "mode" => done.mode.as_str()).increment(1);
 
     if done.key_changed {
@@ -169,10 +172,7 @@ async fn join<A: Adapter>(
             user_id: &user,
             display_name: &done.display_name,
         };
-        let _ = socket
-            .to(room.clone())
-            .emit("public-key-changed", &notice)
-            .await;
+        tell.others("public-key-changed", &notice).await;
     }
     if done.new_member {
         let notice = UserJoined {
@@ -180,7 +180,7 @@ async fn join<A: Adapter>(
             display_name: &done.display_name,
             timestamp: now_ms(),
         };
-        let _ = socket.to(room.clone()).emit("user-joined", &notice).await;
+        tell.others("user-joined", &notice).await;
     }
     // A member back on a new connection without a new key is the app's reconnect: it
     // kept its own messages, which a history entry would replace with a text-less copy.
@@ -200,18 +200,13 @@ async fn join<A: Adapter>(
     }
     drop(history);
     let key = done.group_key.as_deref();
-    let _ = socket.emit(
-        "session-metadata",
-        &SessionMetadata {
-            chat_mode: done.mode,
-            encrypted_session_key: key,
-            session_key: key,
-        },
-    );
-    let _ = socket
-        .within(room)
-        .emit("public-keys-updated", &done.keys)
-        .await;
+    let metadata = SessionMetadata {
+        chat_mode: done.mode,
+        encrypted_session_key: key,
+        session_key: key,
+    };
+    tell.me("session-metadata", &metadata);
+    tell.everyone("public-keys-updated", &done.keys).await;
     Ok(AckBody::Joined(JoinAck {
         session_id: session.to_string(),
         user_id: user,
@@ -274,9 +269,8 @@ async fn save_public_key<A: Adapter>(
             None,
         )
         .await?;
-    let _ = socket
-        .within(rooms::session(&session))
-        .emit("public-keys-updated", &keys)
+    Tell::new(socket, &session)
+        .everyone("public-keys-updated", &keys)
         .await;
     ok()
 }
@@ -445,9 +439,8 @@ async fn set_session_key<A: Adapter>(
     let notice = SessionKeyAvailable {
         encrypted_keys: &p.encrypted_keys,
     };
-    let _ = socket
-        .within(rooms::session(&session))
-        .emit("session-key-available", &notice)
+    Tell::new(socket, &session)
+        .everyone("session-key-available", &notice)
         .await;
     ok()
 }
@@ -463,16 +456,11 @@ async fn typing<A: Adapter>(
         .store
         .member(&session, socket.id, p.user_id.as_ref())
         .await?;
-    let _ = socket
-        .to(rooms::session(&session))
-        .emit(
-            event,
-            &MemberNamed {
-                user_id: &user,
-                display_name: &name,
-            },
-        )
-        .await;
+    let notice = MemberNamed {
+        user_id: &user,
+        display_name: &name,
+    };
+    Tell::new(socket, &session).others(event, &notice).await;
     ok()
 }
 
@@ -500,9 +488,8 @@ async fn file_downloaded<A: Adapter>(
             .filter(|t| t.is_finite())
             .unwrap_or(now_ms() as f64),
     };
-    let _ = socket
-        .within(rooms::member(&session, &p.sender_id))
-        .emit("download-notification", &notice)
+    Tell::new(socket, &session)
+        .member(&p.sender_id, "download-notification", &notice)
         .await;
     ok()
 }
@@ -545,9 +532,8 @@ async fn message_delivered<A: Adapter>(
         user_id: &user,
         timestamp: now_ms(),
     };
-    let _ = socket
-        .within(rooms::member(&session, &p.sender_id))
-        .emit("message-delivered", &notice)
+    Tell::new(socket, &session)
+        .member(&p.sender_id, "message-delivered", &notice)
         .await;
     Ok(AckBody::Delivered { relayed: ids })
 }
@@ -605,19 +591,14 @@ async fn close<A: Adapter>(
     let session = p.session_id.id;
     let members = state.store.close(&session, socket.id).await?;
     joined.remove(&session);
-    let room = rooms::session(&session);
     let notice = SessionClosed {
         session_id: session.as_str(),
         timestamp: now_ms(),
     };
-    let _ = socket
-        .within(room.clone())
-        .emit("session-closed", &notice)
-        .await;
-    let mut all_rooms: Vec<String> = members.iter().map(|u| rooms::member(&session, u)).collect();
-    all_rooms.push(room.clone());
-    let _ = socket.within(room).leave(all_rooms).await;
-    tracing::info!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(&session), "closed");
+    let tell = Tell::new(socket, &session);
+    tell.everyone("session-closed", &notice).await;
+    tell.unbind_everyone(&members).await;
+    tell.log("closed");
     ok()
 }
 
@@ -633,26 +614,16 @@ async fn remove_member<A: Adapter>(
         .store
         .remove_member(&session, socket.id, &p.user_id)
         .await?;
-    let room = rooms::session(&session);
     let notice = MemberRemoved {
         user_id: &p.user_id,
         display_name: &removed.display_name,
         timestamp: now_ms(),
     };
-    let _ = socket
-        .within(room.clone())
-        .emit("member-removed", &notice)
-        .await;
-    let member_room = rooms::member(&session, &p.user_id);
-    let _ = socket
-        .within(member_room.clone())
-        .leave(vec![room.clone(), member_room])
-        .await;
-    let _ = socket
-        .within(room)
-        .emit("public-keys-updated", &removed.keys)
-        .await;
-    tracing::info!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(&session), "member removed");
+    let tell = Tell::new(socket, &session);
+    tell.everyone("member-removed", &notice).await;
+    tell.unbind_member(&p.user_id).await;
+    tell.everyone("public-keys-updated", &removed.keys).await;
+    tell.log("member removed");
     ok()
 }
 
@@ -672,11 +643,9 @@ async fn reset_link<A: Adapter>(
     let notice = LinkReset {
         timestamp: now_ms(),
     };
-    let _ = socket
-        .within(rooms::session(&session))
-        .emit("link-reset", &notice)
-        .await;
-    tracing::info!(socket = %ConnTag::of(socket.id), session = %SessionTag::of(&session), "link reset");
+    let tell = Tell::new(socket, &session);
+    tell.everyone("link-reset", &notice).await;
+    tell.log("link reset");
     ok()
 }
 

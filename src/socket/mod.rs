@@ -12,6 +12,7 @@ mod guard;
 mod handlers;
 mod queue;
 mod replay;
+mod tell;
 
 pub use handlers::announce_left;
 pub(crate) mod rooms;

@@ -23,6 +23,14 @@ impl DigestKey {
         DigestKey(Hmac::new_from_slice(key.expose().as_bytes()).expect("HMAC accepts any key"))
     }
 
+    /// A fresh random key, as hex text (what a key file holds, see `store::snapshot`).
+    pub fn random() -> std::io::Result<(Self, String)> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+        let text = hex(&bytes);
+        Ok((DigestKey::new(&Secret::from(text.clone())), text))
+    }
+
     /// The HMAC of `credential`, salted with the session id (so equal passwords of two
     /// sessions differ).
     pub fn raw(&self, session: &str, credential: &str) -> Digest {

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use super::{
     Appended, ConnId, JoinRequest, Joined, Left, Lifecycle, Removed, ReserveError, Session,
     SessionSummary, StoreLimits, StoreStats,
-    digest::{self, DigestKey, Salted},
+    digest::{DigestKey, Salted},
     message_cost,
 };
 use crate::{
@@ -38,10 +38,11 @@ pub struct MemoryStore {
 impl MemoryStore {
     /// A store with a digest key of its own (nothing it holds outlives the process).
     pub fn new(limits: StoreLimits) -> Self {
-        let mut key = [0u8; 32];
-        // The OS generator does not fail on the platforms we build for.
-        let _ = getrandom::fill(&mut key);
-        Self::with_digest_key(limits, DigestKey::new(&Secret::from(digest::hex(&key))))
+        // The OS generator does not fail on the platforms we build for; if it did, an
+        // empty key still keeps digests apart per session (they are salted with its id).
+        let key = DigestKey::random()
+            .map_or_else(|_| DigestKey::new(&Secret::from(String::new())), |(k, _)| k);
+        Self::with_digest_key(limits, key)
     }
 
     /// A store whose digests are made under `digests` (kept across restarts).
@@ -52,6 +53,14 @@ impl MemoryStore {
             digests: Box::new(digests),
             generation: Default::default(),
             history_total: Default::default(),
+        }
+    }
+
+    /// The digests of session `id`'s credentials.
+    fn salted<'a>(&'a self, id: &'a SessionId) -> Salted<'a> {
+        Salted {
+            key: &self.digests,
+            session: id.as_str(),
         }
     }
 
@@ -161,10 +170,7 @@ impl MemoryStore {
         };
         // A creator's join of the session it just created is never refused.
         let id = req.session.clone();
-        let d = Salted {
-            key: &self.digests,
-            session: id.as_str(),
-        };
+        let d = self.salted(&id);
         session
             .join(d, req, &self.limits, now)
             .map(|joined| Joined { created, ..joined })
@@ -400,10 +406,7 @@ impl MemoryStore {
         if session.is_expired(Instant::now(), &self.limits) {
             return Err(AppError::session_expired());
         }
-        let d = Salted {
-            key: &self.digests,
-            session: id.as_str(),
-        };
+        let d = self.salted(id);
         Ok((session.mode, session.status(d, credential)?))
     }
 
@@ -427,10 +430,7 @@ impl MemoryStore {
             .sessions
             .get_mut(id)
             .ok_or_else(AppError::not_in_session)?;
-        let d = Salted {
-            key: &self.digests,
-            session: id.as_str(),
-        };
+        let d = self.salted(id);
         session.reset_key(d, conn, &key)
     }
 

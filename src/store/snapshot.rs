@@ -145,13 +145,11 @@ impl Snapshots {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(io::Error::other)?;
-        let key = super::digest::hex(&bytes);
+        let (key, text) = DigestKey::random()?;
         let mut file = private_file(&path, true)?;
-        file.write_all(key.as_bytes())?;
+        file.write_all(text.as_bytes())?;
         file.sync_all()?;
-        Ok(DigestKey::new(&key.into()))
+        Ok(key)
     }
 
     /// Writes every session of `store` (see the module's doc). `stopping_since`: when
