@@ -9,6 +9,11 @@ import { MessageLog } from './log.js';
 import { Alerts, notificationsSupported } from './notify.js';
 import { Attachments } from './attach.js';
 import * as store from './storage.js';
+import { whose } from './actions.js';
+import { firstLine } from './kinds.js';
+import { Attention, SeenTracker } from './seen.js';
+import { UnreadMarker } from './unread.js';
+import { Search } from './search.js';
 
 /** sessionStorage: an invitation read from a link, until it is used. */
 const INVITE_KEY = 'blindrelay.invite.v1';
@@ -32,6 +37,25 @@ let invite = null;
 let shareAutoOpened = false;
 const log = new MessageLog();
 const alerts = new Alerts();
+const attention = new Attention();
+log.seen = new SeenTracker($('messages'), attention, onSeen);
+const unread = new UnreadMarker(log, attention);
+const search = new Search(log, () => client);
+/** What the composer's next Send does besides a new message: {mode: 'reply'|'edit', record}. */
+let composing = null;
+log.handlers = {
+  reply: (r) => startComposing('reply', r),
+  edit: (r) => startComposing('edit', r),
+  react: (r, emoji) => {
+    const fromPanel = log.openActions === r.key;
+    client?.react(r, emoji);
+    if (fromPanel) {
+      log.closeActions();
+      log.els.get(r.key)?.querySelector('.msg-actions-toggle')?.focus();
+    }
+  },
+  delete: (r) => onDelete(r),
+};
 const attachments = new Attachments({
   accepting: () => Boolean(client && !client.closed && document.body.dataset.view === 'room'),
   send: (files) => sendFiles(files),
@@ -500,6 +524,9 @@ function showEnded(kind, sessionId) {
 
 function resetRoomView() {
   log.reset();
+  unread.clear();
+  search.close({ focus: false });
+  stopComposing();
   attachments.clear();
   $('member-list').replaceChildren();
   $('typing').textContent = '';
@@ -519,7 +546,7 @@ function resetRoomView() {
 async function enterRoom(cfg, { share = false, resumed = false } = {}) {
   if (client) client.disconnect();
   resetRoomView();
-  const c = new RoomClient(cfg);
+  const c = new RoomClient({ ...cfg, receipts: store.receiptsOn() });
   client = c;
   wire(c);
   try {
@@ -559,13 +586,22 @@ function wire(c) {
     }
   }));
   c.addEventListener('keychange', mine(({ userId }) => setVerified(c, userId, null)));
-  c.addEventListener('message', mine(({ record }) => log.message(c, record)));
+  c.addEventListener('message', mine(({ record }) => {
+    log.message(c, record);
+    if (log.query) search.count();
+    // A message being replied to or edited that was deleted meanwhile: nothing to do any more.
+    if (composing?.record === record && c.notes.isDeleted(record.key)) stopComposing();
+  }));
   c.addEventListener('progress', mine(({ record }) => log.progress(c, record)));
   c.addEventListener('renamed', mine(() => {
     showMe(c);
     renderMembers(c);
   }));
-  c.addEventListener('incoming', mine(() => alerts.incoming()));
+  c.addEventListener('incoming', mine(({ record }) => {
+    alerts.incoming();
+    announce(`New ${record.type === 'text' ? 'message' : record.type} from ${c.labelOf(record.from, record.fromName)}`);
+    unread.arrived(record);
+  }));
   c.addEventListener('notice', mine((n) => log.notice(n)));
   c.addEventListener('typing', mine(({ names }) => renderTyping(names)));
   c.addEventListener('keygen', mine(({ generation }) => renderKeyGeneration(c, generation)));
@@ -607,6 +643,8 @@ function renderShare(c) {
   // Private and password rooms reset their link only with nobody else in (their secret changes).
   $('reset-link').hidden = !c.isCreator || (c.mode !== 'group' && c.presentPeers().length > 0);
   $('reset-link').textContent = c.mode === 'password' ? 'Change the password…' : 'Reset the link…';
+  // The system's share sheet, where the browser has one (phones, some desktops).
+  $('share-native').hidden = typeof navigator.share !== 'function';
   if (!link || $('share-link').value === link) return;
   $('share-link').value = link;
   $('share-note').textContent = c.mode === 'password'
@@ -651,7 +689,12 @@ function renderMember(c, m) {
   const verified = isVerified(c, m);
   const actions = el('div', { class: 'row' });
   if (m.safety) {
-    const toggle = el('button', { type: 'button', class: 'verify', text: verified ? 'Unmark' : 'Mark as verified' });
+    const toggle = el('button', {
+      type: 'button',
+      class: 'verify',
+      text: verified ? 'Unmark' : 'Mark as verified',
+      'aria-label': verified ? `Unmark ${name} as verified` : `Mark ${name} as verified`,
+    });
     toggle.addEventListener('click', () => {
       setVerified(c, m.userId, verified ? null : m.publicKey);
       if (!verified) m.keyChanged = false;
@@ -660,7 +703,7 @@ function renderMember(c, m) {
     actions.append(toggle);
   }
   if (c.isCreator && !c.closed) {
-    const remove = el('button', { type: 'button', class: 'remove danger', text: 'Remove…' });
+    const remove = el('button', { type: 'button', class: 'remove danger', text: 'Remove…', 'aria-label': `Remove ${name}…` });
     remove.addEventListener('click', () => onRemove(c, m));
     actions.append(remove);
   }
@@ -716,6 +759,7 @@ function roomEnded(c, reason) {
   store.forgetRoom(c.sessionId);
   attachments.clear();
   setComposerEnabled(false);
+  stopComposing();
   $('composer').hidden = true;
   for (const id of ['leave-room', 'more-menu', 'share-toggle', 'key-generation']) $(id).hidden = true;
   toggleShare(false);
@@ -899,10 +943,90 @@ function sendFromComposer(event) {
   const text = input.value.trim();
   if (attachments.files.length) attachments.send();
   if (!text) return;
-  client.sendText(text);
+  if (composing?.mode === 'edit') client.editMessage(composing.record, text);
+  else client.sendText(text, { reply: composing?.mode === 'reply' ? composing.record : undefined });
+  stopComposing();
+  // The person wrote: what came before is read.
+  unread.clear();
   client.stopTyping();
   input.value = '';
   input.focus();
+}
+
+// ---- replies and edits ----
+
+/** The next Send replies to `record`, or (mode 'edit') replaces its text. */
+function startComposing(mode, record) {
+  const c = client;
+  if (!c) return;
+  log.closeActions();
+  composing = { mode, record };
+  const input = $('message-input');
+  if (mode === 'edit') {
+    $('compose-context-text').textContent = 'Editing your message';
+    $('compose-context-cancel').setAttribute('aria-label', 'Cancel editing your message');
+    input.value = c.notes.editOf(record.key) ?? record.content.text;
+  } else {
+    const who = record.mine ? 'yourself' : c.labelOf(record.from, record.fromName);
+    const text = record.type === 'text' ? firstLine(c.notes.editOf(record.key) ?? record.content.text) : record.content.name;
+    $('compose-context-text').replaceChildren('Replying to ', el('strong', { text: who }), `: ${text}`);
+    $('compose-context-cancel').setAttribute('aria-label', `Cancel the reply to ${whose(c, record)}`);
+  }
+  $('compose-context').hidden = false;
+  $('compose-context').dataset.mode = mode;
+  input.focus();
+}
+
+function stopComposing() {
+  const wasEdit = composing?.mode === 'edit';
+  composing = null;
+  $('compose-context').hidden = true;
+  if (wasEdit) $('message-input').value = '';
+}
+
+async function onDelete(r) {
+  const c = client;
+  if (!c) return;
+  const opener = log.els.get(r.key)?.querySelector('.msg-actions-toggle');
+  log.closeActions();
+  const answer = await confirmAction({
+    title: 'Delete this message for everyone?',
+    text: 'Every page in the room shows “This message was deleted” instead, and so will the pages of people who open the room later. Someone who already read it may have kept a copy.',
+    confirm: 'Delete for everyone',
+    opener: () => (opener?.isConnected ? opener : $('message-input')),
+  });
+  if (!answer || client !== c) return;
+  c.deleteMessage(r);
+}
+
+// ---- reading ----
+
+/** Someone else's message was in view in a looked-at page: read receipt, unread line. */
+function onSeen(key) {
+  const r = client?.messages.get(key);
+  if (!r) return;
+  r.seenHere = true;
+  log.els.get(key)?.setAttribute('data-seen', 'true');
+  client.markSeen(r);
+  unread.seen(key);
+}
+
+let announceTimer = null;
+
+/** Says `text` through the polite live region (who sent a message, never its text). */
+function announce(text) {
+  const region = $('announcer');
+  region.textContent = '';
+  clearTimeout(announceTimer);
+  // Emptied first, so that the same sentence twice is said twice.
+  announceTimer = setTimeout(() => { region.textContent = text; }, 100);
+}
+
+function renderReceiptsButton() {
+  const on = store.receiptsOn();
+  const b = $('receipts-toggle');
+  b.setAttribute('aria-pressed', String(on));
+  b.textContent = `Read receipts: ${on ? 'on' : 'off'}`;
 }
 
 async function sendFiles(files) {
@@ -1017,6 +1141,22 @@ function bindRoom() {
     await alerts.toggleNotify();
     renderAlertButtons();
   });
+  $('receipts-toggle').addEventListener('click', () => {
+    store.setReceiptsOn(!store.receiptsOn());
+    renderReceiptsButton();
+    client?.setReceipts(store.receiptsOn());
+  });
+  $('share-native').addEventListener('click', async () => {
+    try {
+      await navigator.share({ title: 'An encrypted blindrelay room', url: $('share-link').value });
+    } catch {
+      // Cancelled, or refused by the browser: the link is still there to copy.
+    }
+  });
+  $('compose-context-cancel').addEventListener('click', () => {
+    stopComposing();
+    $('message-input').focus();
+  });
   // The menu closes when the person clicks elsewhere or presses Escape, as menus do.
   document.addEventListener('click', (e) => {
     if (!$('more-menu').contains(e.target)) $('more-menu').open = false;
@@ -1031,6 +1171,7 @@ function bindRoom() {
     // A phone's keyboard has no Shift to hold for a new line: there Enter adds one, and
     // the Send button sends.
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !touchFirst()) sendFromComposer(e);
+    if (e.key === 'Escape' && composing) stopComposing();
   });
   describeComposer();
   matchMedia(TOUCH_QUERY).addEventListener('change', describeComposer);
@@ -1087,6 +1228,7 @@ function bind() {
 function init() {
   bind();
   renderAlertButtons();
+  renderReceiptsButton();
   if (!C.cryptoAvailable()) {
     showView('home');
     showError('INSECURE_CONTEXT');

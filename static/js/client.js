@@ -7,7 +7,8 @@
 //   message   {record}      a message was added or changed (decrypted, delivered...)
 //   renamed   {}            the server stored our name cleaned (docs/protocol.md "Conventions")
 //   progress  {record}      more of a file being sent has left this page (record.progress %)
-//   incoming  {record}      someone else's message arrived live (not from history)
+//   incoming  {record}      someone else's message arrived live (not from history) and was
+//                           decrypted: a message to show, not a reaction, edit or receipt
 //   link      {}            the room's link changed (reset by its creator)
 //   notice    {text, kind, timestamp}
 //   typing    {names}
@@ -19,6 +20,7 @@ import { io } from '../vendor/socket.io.esm.min.js';
 import * as C from './crypto.js';
 import { formatSize } from './dom.js';
 import { CodedError, errorInfo, formatWait } from './errors.js';
+import { Annotations, CONTROL_KINDS, firstLine, readKind } from './kinds.js';
 import { lookAlikes } from './names.js';
 import { Uplink } from './uplink.js';
 
@@ -56,6 +58,16 @@ const REJOIN_MAX_TRIES = 300;
 const REJOIN_RETRYABLE = new Set(['SESSION_NOT_FOUND', 'SESSION_NOT_ACTIVE', 'TIMEOUT', 'RATE_LIMITED', 'LIMIT_REACHED']);
 /** Delivery receipts a snapshot keeps: those of the newest messages (the history is bounded too). */
 const RECEIPTS_KEPT = 500;
+/**
+ * Text-type plaintexts are padded to a multiple of this many bytes, so that a reaction, an
+ * edit, a deletion or a read receipt is as long on the wire as a short text: the server
+ * cannot tell them apart by size.
+ */
+const PAD_BYTES = 256;
+/** Read receipts wait this long to go out together (one message for what came into view at once). */
+const RECEIPT_BATCH_MS = 400;
+/** At most this many messages in one read receipt. */
+const RECEIPT_MAX_IDS = 64;
 
 export class RoomClient extends EventTarget {
   /**
@@ -73,6 +85,7 @@ export class RoomClient extends EventTarget {
    * @param {object} [cfg.groupKeys]    {generation: raw key base64url} from a snapshot
    * @param {object} [cfg.delivered]    {message id: [userId, ...]}: receipts from a snapshot
    * @param {number} [cfg.linkAt]       when this page last changed the link (a snapshot's)
+   * @param {boolean} [cfg.receipts]    whether this page sends read receipts (and shows the others')
    */
   constructor(cfg) {
     super();
@@ -113,6 +126,11 @@ export class RoomClient extends EventTarget {
     this.rejoinTries = 0;
     this.lastTypingEmit = 0;
     this.uplink = new Uplink(() => this.socket);
+    /** Reactions, edits, deletions, receipts and replies (kinds.js). */
+    this.notes = new Annotations(cfg.userId);
+    this.receiptsOn = cfg.receipts !== false;
+    /** Others' messages shown on this page, waiting to go out in one read receipt. */
+    this.seenBatch = new Map();
   }
 
   // ---- lifecycle ----
@@ -214,7 +232,11 @@ export class RoomClient extends EventTarget {
     socket.on('new-message', (m) => {
       const record = this.ingest(m);
       if (record && !record.mine) {
-        this.emit('incoming', { record });
+        // Told once decrypted (decrypt()): only a message to show is news to the person.
+        record.live = true;
+        if (record.content) this.tellIncoming(record);
+        // Every message is acknowledged, reactions and receipts too: a message without a
+        // delivery receipt would tell the server that it was one of those.
         this.acknowledge(record);
       }
     });
@@ -840,14 +862,119 @@ export class RoomClient extends EventTarget {
     } catch {
       r.problem = 'unsupported';
     }
+    this.annotate(r);
     this.emit('message', { record: r });
+    if (r.live) this.tellIncoming(r);
+  }
+
+  /**
+   * A decrypted message's kind: a reaction, an edit, a deletion or a receipt changes other
+   * messages (drawn again) and is not shown itself; a reply is noted with what it quotes.
+   */
+  annotate(r) {
+    const kind = r.content?.kind;
+    if (kind === 'unknown' || CONTROL_KINDS.has(kind)) {
+      r.control = true;
+      this.touch(this.notes.apply(r.content, r.from, r.timestamp));
+    } else if (r.content?.reply) {
+      this.notes.noteReply(r.key, r.content.reply);
+    }
+  }
+
+  /** Draws again the messages of `keys` and the replies quoting them. */
+  touch(keys) {
+    for (const key of keys) {
+      const record = this.messages.get(key);
+      if (record) this.emit('message', { record });
+      for (const reply of this.notes.repliesTo(key)) {
+        const r = this.messages.get(reply);
+        if (r) this.emit('message', { record: r });
+      }
+    }
+  }
+
+  tellIncoming(r) {
+    if (r.told || r.control || !r.content) return;
+    r.told = true;
+    this.emit('incoming', { record: r });
   }
 
   // ---- outgoing messages ----
 
-  sendText(text) {
-    const content = C.encodeContent({ kind: 'text', text });
-    return this.queue('text', content, { text });
+  /** Sends a text; `reply` (a record) makes it a reply quoting that message. */
+  sendText(text, { reply } = {}) {
+    this.flushReceipts();
+    const meta = { kind: 'text', text };
+    if (reply) {
+      meta.reply = {
+        id: reply.id,
+        from: reply.from,
+        name: reply.mine ? this.displayName : this.labelOf(reply.from, reply.fromName),
+        text: firstLine(quoteText(reply, this.notes)),
+      };
+    }
+    const record = this.queue('text', padded(meta), readKind(meta));
+    if (record.content.reply) this.notes.noteReply(record.key, record.content.reply);
+    return record;
+  }
+
+  /**
+   * Sends a reaction, an edit, a deletion or a receipt (kinds.js): encrypted and sent like a
+   * text, and applied here at once.
+   */
+  sendControl(meta) {
+    const content = readKind(meta);
+    const record = this.queue('text', padded(meta), content, { control: true });
+    this.touch(this.notes.apply(content, this.me, record.timestamp));
+    return record;
+  }
+
+  /** Toggles my reaction `emoji` on message `target`. */
+  react(target, emoji) {
+    const on = !this.notes.reacted(target.key, emoji);
+    return this.sendControl({ kind: 'reaction', id: target.id, from: target.from, emoji, on });
+  }
+
+  /** Replaces the text of my message `target` for everyone. */
+  editMessage(target, text) {
+    if (!target.mine || target.type !== 'text' || this.notes.isDeleted(target.key)) return null;
+    return this.sendControl({ kind: 'edit', id: target.id, text });
+  }
+
+  /** Deletes my message `target` for everyone (their pages show that it was deleted). */
+  deleteMessage(target) {
+    if (!target.mine || this.notes.isDeleted(target.key)) return null;
+    return this.sendControl({ kind: 'delete', id: target.id });
+  }
+
+  /** Turns read receipts on or off: off, none are sent and the others' are not shown. */
+  setReceipts(on) {
+    this.receiptsOn = on;
+    if (!on) this.seenBatch.clear();
+    for (const r of this.messages.values()) if (r.mine && !r.control) this.emit('message', { record: r });
+  }
+
+  /**
+   * Someone else's message was shown in a focused page: its sender gets a read receipt
+   * (batched), unless receipts are off or one went out already (from here or another tab).
+   */
+  markSeen(r) {
+    if (!this.receiptsOn || r.mine || r.control || !r.content || this.closed) return;
+    if (this.notes.receipted.has(r.key)) return;
+    this.seenBatch.set(r.key, { id: r.id, from: r.from });
+    this.receiptTimer ??= setTimeout(() => this.flushReceipts(), RECEIPT_BATCH_MS);
+  }
+
+  /** Sends the receipts waiting in the batch (before a message of mine: what I read, I read first). */
+  flushReceipts() {
+    clearTimeout(this.receiptTimer);
+    this.receiptTimer = null;
+    const seen = [...this.seenBatch].filter(([key]) => !this.notes.receipted.has(key)).map(([, s]) => s);
+    this.seenBatch.clear();
+    if (!this.receiptsOn) return;
+    for (let i = 0; i < seen.length; i += RECEIPT_MAX_IDS) {
+      this.sendControl({ kind: 'receipt', seen: seen.slice(i, i + RECEIPT_MAX_IDS) });
+    }
   }
 
   async sendFile(file) {
@@ -859,7 +986,7 @@ export class RoomClient extends EventTarget {
     return this.queue(type, C.encodeContent(meta, bytes), { ...meta, image: type === 'image', url: URL.createObjectURL(blob) });
   }
 
-  queue(type, plaintext, content) {
+  queue(type, plaintext, content, extra = {}) {
     const id = `m-${C.randomId(12)}`;
     const record = {
       key: `${this.me}/${id}`,
@@ -878,6 +1005,7 @@ export class RoomClient extends EventTarget {
       problem: null,
       downloadedBy: [],
       deliveredTo: new Set(),
+      ...extra,
     };
     this.messages.set(record.key, record);
     this.outbox.push(record);
@@ -1088,7 +1216,7 @@ export class RoomClient extends EventTarget {
   receipts() {
     const all = new Map(this.savedReceipts);
     for (const r of this.messages.values()) {
-      if (!r.mine || !r.deliveredTo?.size) continue;
+      if (!r.mine || r.control || !r.deliveredTo?.size) continue;
       all.delete(r.id);
       all.set(r.id, [...r.deliveredTo]);
     }
@@ -1152,9 +1280,25 @@ export class RoomClient extends EventTarget {
   }
 }
 
+/**
+ * A text-type plaintext (a text or a kinds.js control message), padded with zero bytes after
+ * its header (which readers skip) to a multiple of PAD_BYTES.
+ */
+function padded(meta) {
+  const head = new TextEncoder().encode(JSON.stringify(meta)).length + 4;
+  const pad = (PAD_BYTES - (head % PAD_BYTES)) % PAD_BYTES;
+  return C.encodeContent(meta, new Uint8Array(pad));
+}
+
+/** A reply's quote of `r`: the first line of its text (as edited), or its file's name. */
+function quoteText(r, notes) {
+  if (r.type !== 'text') return r.content?.name ?? '';
+  return notes.editOf(r.key) ?? r.content?.text ?? '';
+}
+
 /** What the page shows of a decrypted message. */
 function contentFrom({ meta, body }, type) {
-  if (type === 'text') return { text: String(meta.text ?? '') };
+  if (type === 'text') return readKind(meta);
   const name = String(meta.name ?? 'file').slice(0, 255);
   const image = type === 'image' && IMAGE_TYPES.includes(meta.mime);
   // Anything but a known raster image is downloaded as opaque bytes: a blob URL shares this

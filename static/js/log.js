@@ -1,7 +1,11 @@
-// blindrelay web client: the message log (messages, notices, collapsed unreadable runs).
+// blindrelay web client: the message log (messages, notices, collapsed unreadable runs),
+// with what kinds.js adds to a message: its reply quote, "edited", "deleted", reactions,
+// read receipts, and the search's matches.
 
+import { actionable, actionsPanel, actionsToggle, reactionChips, whose } from './actions.js';
 import { $, el, formatSize, formatTime, linkify } from './dom.js';
 import { errorText } from './errors.js';
+import { firstLine } from './kinds.js';
 
 const STATUS_TEXT = {
   queued: 'Not sent yet (offline); sent when reconnected',
@@ -29,7 +33,25 @@ export class MessageLog {
     this.collapseQueued = false;
     this.lastTop = 0;
     this.lastHeight = 0;
+    /** The key of the message whose actions are open. */
+    this.openActions = null;
+    /** The search's words, lower-cased ('' when not searching). */
+    this.query = '';
+    /** What the actions do (set by the page): {reply, react, edit, delete}(record, ...). */
+    this.handlers = null;
+    /** Others' messages to watch until they have been in view (seen.js), set by the page. */
+    this.seen = null;
+    /** Called when the reader is back at the end of the log. */
+    this.onBottom = null;
     this.list.addEventListener('scroll', () => this.onScroll(), { passive: true });
+    // Actions close on a click elsewhere and on Escape, focus back on their "⋯".
+    document.addEventListener('click', () => this.closeActions());
+    this.list.addEventListener('keydown', (e) => {
+      if (e.key !== 'Escape' || !this.openActions) return;
+      const key = this.openActions;
+      this.closeActions();
+      this.els.get(key)?.querySelector('.msg-actions-toggle')?.focus();
+    });
     // The log's height changes with the panels around it (the invitation, a file preview,
     // the end of the room): a reader at the bottom stays there.
     new ResizeObserver(() => {
@@ -45,16 +67,74 @@ export class MessageLog {
    */
   onScroll() {
     const log = this.list;
-    if (log.scrollHeight - log.scrollTop - log.clientHeight < 40) this.follow = true;
-    else if (log.scrollTop < this.lastTop && log.clientHeight === this.lastHeight) this.follow = false;
+    if (log.scrollHeight - log.scrollTop - log.clientHeight < 40) {
+      this.follow = true;
+      this.onBottom?.();
+    } else if (log.scrollTop < this.lastTop && log.clientHeight === this.lastHeight) this.follow = false;
     this.lastTop = log.scrollTop;
     this.lastHeight = log.clientHeight;
   }
 
   reset() {
     this.follow = true;
+    this.openActions = null;
     this.els.clear();
     this.list.replaceChildren();
+    this.seen?.reset();
+  }
+
+  /** Whether the end of the log is in view. */
+  atBottom() {
+    const log = this.list;
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  }
+
+  toggleActions(c, r) {
+    const before = this.openActions;
+    this.openActions = before === r.key ? null : r.key;
+    for (const key of [before, this.openActions]) {
+      const rec = key && c.messages.get(key);
+      if (rec) this.message(c, rec);
+    }
+    if (this.openActions) this.els.get(r.key)?.querySelector('.msg-actions')?.scrollIntoView({ block: 'nearest' });
+    this.client = c;
+  }
+
+  closeActions() {
+    const key = this.openActions;
+    if (!key) return;
+    this.openActions = null;
+    const rec = this.client?.messages.get(key);
+    if (rec) this.message(this.client, rec);
+  }
+
+  /** Scrolls to message `key` and marks it a moment (a reply's quote was clicked). */
+  reveal(key) {
+    const li = this.els.get(key);
+    if (!li?.isConnected) return false;
+    li.scrollIntoView({ block: 'center', behavior: matchMedia('(prefers-reduced-motion: reduce)').matches ? 'auto' : 'smooth' });
+    li.classList.remove('flash');
+    void li.offsetWidth;
+    li.classList.add('flash');
+    li.tabIndex = -1;
+    li.focus({ preventScroll: true });
+    return true;
+  }
+
+  /** Filters the log to the messages holding `query` (case-insensitive), marked; '' shows all. */
+  search(c, query) {
+    this.query = query.trim().toLowerCase();
+    if (this.query) this.list.dataset.searching = 'true';
+    else delete this.list.dataset.searching;
+    let n = 0;
+    for (const [key, li] of this.els) {
+      const r = c.messages.get(key);
+      if (!r) continue;
+      this.message(c, r);
+      if (li.dataset.match === 'true') n += 1;
+    }
+    if (!this.query) this.keepAtBottom();
+    return n;
   }
 
   keepAtBottom() {
@@ -80,37 +160,90 @@ export class MessageLog {
   }
 
   message(c, r) {
+    this.client = c;
     let li = this.els.get(r.key);
+    if (r.control) {
+      // A reaction, an edit, a deletion or a receipt: it changes other messages, and is not shown.
+      li?.remove();
+      this.els.delete(r.key);
+      return;
+    }
     const fresh = !li;
     if (fresh) {
       li = el('li');
       this.els.set(r.key, li);
     }
     const unreadable = r.problem === 'no-room-key' && !r.content;
+    const deleted = c.notes.isDeleted(r.key);
     li.className = `msg ${r.mine ? 'mine' : 'theirs'}${unreadable ? ' unreadable' : ''}`;
     li.dataset.id = r.id;
     li.dataset.state = r.state;
     li.dataset.type = r.type;
+    li.dataset.from = r.from;
+    if (deleted) li.dataset.deleted = 'true';
+    else delete li.dataset.deleted;
     if (r.gen !== undefined) li.dataset.gen = String(r.gen);
+    const can = actionable(c, r) && this.handlers;
+    const open = can && this.openActions === r.key;
+    const edited = !deleted && c.notes.editOf(r.key) !== undefined;
     const parts = [el('p', { class: 'meta' },
       whoLabel(c, r),
-      el('time', { dateTime: new Date(r.timestamp).toISOString(), text: formatTime(r.timestamp) }))];
+      el('time', { dateTime: new Date(r.timestamp).toISOString(), text: formatTime(r.timestamp) }),
+      edited && el('span', { class: 'edited', text: 'edited' }),
+      can && actionsToggle(c, r, open, (rec) => this.toggleActions(c, rec)))];
+    if (r.content?.reply && !deleted) parts.push(this.quote(c, r.content.reply));
     parts.push(this.body(c, r));
+    if (!deleted && this.handlers) parts.push(reactionChips(c, r, this.handlers));
+    if (open) parts.push(actionsPanel(c, r, this.handlers));
     if (r.mine) parts.push(this.status(c, r));
     else if (r.notKept) parts.push(el('p', { class: 'status', text: NOT_KEPT }));
     if (r.notKept) li.dataset.notKept = 'true';
-    li.replaceChildren(...parts);
+    // The focus stays on the same control when the message is drawn again (a receipt, a reaction).
+    const focused = li.contains(document.activeElement) ? document.activeElement.dataset.focus : null;
+    li.replaceChildren(...parts.filter(Boolean));
+    if (focused) li.querySelector(`[data-focus="${CSS.escape(focused)}"]`)?.focus({ preventScroll: true });
+    if (this.query) li.dataset.match = String(!deleted && matches(c, r, this.query));
+    else delete li.dataset.match;
     if (fresh) this.place(li, r.timestamp);
     else this.keepAtBottom();
+    if (!r.mine && r.content && !r.seenHere) this.seen?.observe(li, r.key);
     this.queueCollapse(c);
   }
 
-  /** Names again after the members changed: a look-alike arrived, or a safety number. */
+  /** A reply's quote of the message it answers: who and the first line; a click goes there. */
+  quote(c, reply) {
+    const key = `${reply.from}/${reply.id}`;
+    const original = c.messages.get(key);
+    let who = reply.from === c.me ? 'You' : c.labelOf(reply.from, reply.name);
+    let text = reply.text;
+    if (original?.content && !original.control) {
+      who = original.mine ? 'You' : c.labelOf(original.from, original.fromName);
+      if (c.notes.isDeleted(key)) text = 'This message was deleted';
+      else if (original.type === 'text') text = firstLine(c.notes.editOf(key) ?? original.content.text);
+      else text = original.content.name;
+    }
+    const inner = [el('span', { class: 'visually-hidden', text: 'In reply to ' }),
+      el('span', { class: 'quote-who', text: who }), ': ', el('span', { class: 'quote-text', text })];
+    if (!this.els.has(key)) return el('p', { class: 'quote' }, ...inner);
+    const b = el('button', { type: 'button', class: 'quote', title: 'Show the message this replies to', 'data-focus': 'quote' }, ...inner);
+    b.addEventListener('click', () => this.reveal(key));
+    return b;
+  }
+
+  /**
+   * Names again after the members changed: a look-alike arrived, or a safety number, or the
+   * names of those who reacted and whom replies quote came with the member list.
+   */
   relabel(c) {
     for (const [key, li] of this.els) {
       const r = c.messages.get(key);
+      if (!r) continue;
+      if (li.querySelector('.quote, .reactions')) {
+        this.message(c, r);
+        continue;
+      }
       const old = li.querySelector('.who');
-      if (r && !r.mine && old) old.replaceWith(whoLabel(c, r));
+      if (!r.mine && old) old.replaceWith(whoLabel(c, r));
     }
   }
 
@@ -119,7 +252,11 @@ export class MessageLog {
       return el('p', { class: 'body problem', text: PROBLEM_TEXT[r.problem] ?? PROBLEM_TEXT.undecryptable });
     }
     if (!r.content) return el('p', { class: 'body problem', text: 'Decrypting…' });
-    if (r.type === 'text') return el('p', { class: 'body' }, ...linkify(r.content.text));
+    if (c.notes.isDeleted(r.key)) return el('p', { class: 'body deleted', text: 'This message was deleted' });
+    if (r.type === 'text') {
+      const text = c.notes.editOf(r.key) ?? r.content.text;
+      return el('p', { class: 'body' }, ...highlight(linkify(text), this.query));
+    }
     const f = r.content;
     const box = el('div', { class: 'file' });
     if (f.image) {
@@ -141,12 +278,12 @@ export class MessageLog {
   }
 
   status(c, r) {
-    const status = el('p', { class: 'status', text: statusText(r) });
+    const status = el('p', { class: 'status', text: statusText(r, c.receiptsOn ? c.notes.seenBy(r.key).size : 0) });
     if (r.state === 'sending' && r.progress !== undefined) {
       status.append(' ', el('progress', { max: 100, value: r.progress, 'aria-label': 'Upload progress' }));
     }
     if (r.state === 'failed') {
-      const retry = el('button', { type: 'button', text: 'Retry' });
+      const retry = el('button', { type: 'button', text: 'Retry', 'aria-label': `Retry sending ${whose(c, r)}` });
       retry.addEventListener('click', () => c.retry(r));
       status.append(retry);
     }
@@ -203,7 +340,35 @@ function summary(c, run) {
   return el('li', { class: 'notice unreadable-summary', 'data-count': n, 'data-ts': run[0].dataset.ts, text });
 }
 
-function statusText(r) {
+/** Whether message `r` holds the search's `query` (its text as edited, or its file's name). */
+function matches(c, r, query) {
+  if (!r.content) return false;
+  const text = r.type === 'text' ? c.notes.editOf(r.key) ?? r.content.text : r.content.name;
+  return String(text ?? '').toLowerCase().includes(query);
+}
+
+/** Text nodes with each occurrence of `query` (lower-case) in a <mark>; links left whole. */
+function highlight(nodes, query) {
+  if (!query) return nodes;
+  const out = [];
+  for (const n of nodes) {
+    if (typeof n !== 'string') {
+      out.push(n);
+      continue;
+    }
+    const lower = n.toLowerCase();
+    let at = 0;
+    for (let i = lower.indexOf(query); i !== -1; i = lower.indexOf(query, at)) {
+      if (i > at) out.push(n.slice(at, i));
+      out.push(el('mark', { text: n.slice(i, i + query.length) }));
+      at = i + query.length;
+    }
+    if (at < n.length) out.push(n.slice(at));
+  }
+  return out;
+}
+
+function statusText(r, seen = 0) {
   if (r.state === 'waiting') {
     return r.waitingFor === 'room-key' ? 'Waiting for the room key…' : 'Waiting for the other person to join…';
   }
@@ -211,6 +376,11 @@ function statusText(r) {
   if (r.state === 'sending' && r.progress !== undefined) s = `Sending… ${r.progress}%`;
   if (r.state === 'sent' && r.deliveredTo?.size) {
     s = r.group ? `Delivered to ${r.deliveredTo.size}` : 'Delivered';
+  }
+  // Read receipts (kinds.js): their pages showed it. A receipt implies the delivery.
+  if (r.state === 'sent' && seen) {
+    if (!r.deliveredTo?.size) s = r.group ? `Delivered to ${seen}` : 'Delivered';
+    s += r.group ? ` · Seen by ${seen}` : ' · Seen';
   }
   if (r.state === 'failed' && r.failure) s += `: ${errorText(r.failure)}`;
   if (r.downloadedBy?.length) s += ` · Downloaded by ${r.downloadedBy.join(', ')}`;

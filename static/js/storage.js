@@ -8,7 +8,8 @@
 //   the room's link opened in another tab comes back as the same member instead of a
 //   second one; and the safety numbers marked as verified. Removed when the member
 //   leaves, is removed, or the room is closed or gone; a record untouched for
-//   MEMBER_MAX_AGE_MS (its room long expired) is dropped when a page starts.
+//   MEMBER_MAX_AGE_MS (its room long expired) is dropped when a page starts. Also, for every
+//   room, whether read receipts are switched off.
 
 /** sessionStorage: the room this tab is in (RoomClient.snapshot()). */
 export const ROOM_KEY = 'blindrelay.room.v1';
@@ -17,6 +18,8 @@ const MEMBER_KEY = 'blindrelay.member.v1:';
 /** localStorage: safety numbers marked as verified, {"<room>/<member>": its public key}. */
 const VERIFIED_KEY = 'blindrelay.verified.v1';
 const MEMBER_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+/** localStorage: "off" when this browser sends no read receipts (and shows none). */
+const RECEIPTS_KEY = 'blindrelay.receipts.v1';
 
 function read(storage, key) {
   try {
@@ -82,6 +85,16 @@ export function forgetRoom(sessionId) {
   const marks = verifiedMarks();
   for (const k of Object.keys(marks)) if (k.startsWith(`${sessionId}/`)) delete marks[k];
   write(localStorage, VERIFIED_KEY, marks);
+}
+
+/** Whether this browser sends read receipts (on unless switched off in More). */
+export function receiptsOn() {
+  return read(localStorage, RECEIPTS_KEY) !== 'off';
+}
+
+export function setReceiptsOn(on) {
+  if (on) remove(localStorage, RECEIPTS_KEY);
+  else write(localStorage, RECEIPTS_KEY, 'off');
 }
 
 export function verifiedMarks() {

@@ -36,6 +36,8 @@ const recorder = new Recorder();
 const people = {};
 let link;
 
+/** Waits until my message `text` says that `n` pages showed it (read receipts). */
+const seen = (page, text, n) => page.locator('.msg.mine', { hasText: text }).locator('.status', { hasText: `Seen by ${n}` }).waitFor();
 const waitGeneration = (page, gen) => page.locator(`#key-generation[data-generation="${gen}"]:not([hidden])`).waitFor();
 const userIdOf = (label) => recorder.events(label).find((e) => e.event === 'join-session').payload.userId;
 
@@ -59,6 +61,9 @@ test('two people in a group room talk; each join made a new room key', async () 
   await sendText(people.bob.page, PLAIN.b1);
   await waitForMessage(people.bob.page, PLAIN.a1, 'Alice');
   await waitForMessage(people.alice.page, PLAIN.b1, 'Bob');
+  // Each read the other's message: a read receipt each, encrypted messages like any other.
+  await seen(people.alice.page, PLAIN.a1, 1);
+  await seen(people.bob.page, PLAIN.b1, 1);
 });
 
 test('a late joiner cannot read what was said before it came, and sees that as one line', async () => {
@@ -81,7 +86,9 @@ test('a late joiner cannot read what was said before it came, and sees that as o
   }
   const summary = carol.page.locator('.unreadable-summary');
   await summary.waitFor();
-  assert.equal(await summary.textContent(), '2 earlier messages were sent before you joined and cannot be read');
+  // Two texts and the two read receipts of them: to the server, and so to a newcomer
+  // without the key, a receipt is a message like any other.
+  assert.equal(await summary.textContent(), '4 earlier messages were sent before you joined and cannot be read');
   assert.equal(await carol.page.locator('.unreadable-summary').count(), 1);
   const text = await carol.page.locator('#messages').innerText();
   assert.ok(!text.includes(PLAIN.a1) && !text.includes(PLAIN.b1), 'no earlier plaintext on the page');
@@ -95,6 +102,9 @@ test('a late joiner cannot read what was said before it came, and sees that as o
   await waitForMessage(carol.page, PLAIN.b2, 'Bob');
   // Older messages stay readable for those who had their key.
   await waitForMessage(bob.page, PLAIN.a1, 'Alice');
+  // The read receipts of what was said meanwhile have gone out (with the generation-3 key).
+  await seen(carol.page, PLAIN.c1, 2);
+  await seen(bob.page, PLAIN.b2, 2);
   assert.match(await carol.page.locator('#safety-hint').textContent(), /each person/);
   await screenshot(carol.page, '09-group-chat');
   await carol.page.setViewportSize({ width: 390, height: 844 });
@@ -128,7 +138,9 @@ test('Carol leaves (after confirming): the key is rotated for Alice and Bob only
   assert.deepEqual(Object.keys(rotation.payload.encryptedKeys).sort(), [userIdOf('alice'), userIdOf('bob')].sort());
   assert.ok(!(carolId in rotation.payload.encryptedKeys));
   const sends = recorder.events().filter((e) => e.at >= before && e.event === 'send-message');
-  assert.equal(sends.length, 2);
+  // The two texts (and the read receipts of them, which look the same to the server).
+  const texts = [await atAlice.getAttribute('data-id'), await atBob.getAttribute('data-id')];
+  assert.deepEqual(sends.filter((s) => texts.includes(s.payload.clientMessageId)).length, 2);
   for (const s of sends) assert.equal(s.payload.encrypted.gen, 4, 'the old key is no longer used');
   // Back to the start from the end screen.
   await carol.page.click('#ended-new');
