@@ -55,7 +55,7 @@ use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tower_http::{
     cors::{AllowHeaders, AllowOrigin, CorsLayer},
-    trace::TraceLayer,
+    trace::{self, TraceLayer},
 };
 
 pub use config::Config;
@@ -187,10 +187,15 @@ async fn run<A: socketioxide::adapter::Adapter>(
         ))
         .layer(cors(&config))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                // The path only: query strings carry Engine.IO session ids.
-                tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    // The path only: query strings carry Engine.IO session ids.
+                    tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
+                })
+                // Our 5xx are answers, not faults (503 while draining or while Redis is
+                // away, said once by the code that knows why): at the default ERROR, each
+                // request would be a log line any client could multiply.
+                .on_failure(trace::DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         );
     // Around everything, Socket.IO's answers and CORS preflights included.
     let app = http::with_security_headers(app);

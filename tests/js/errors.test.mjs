@@ -173,6 +173,12 @@ test('LIMIT_REACHED: MAX_SESSIONS and MAX_GROUP_MEMBERS', async () => {
     assert.equal(r.json?.code, 'LIMIT_REACHED');
     assert.equal(typeof r.json?.error, 'string');
     assert.equal((await health(lim.url)).sessions, 2);
+    // A refusal is an answer, not a fault: refused reservations, however many, write no
+    // ERROR line (one each would be a log any client could multiply).
+    for (let i = 0; i < 10; i += 1) {
+      assert.equal((await reserve(lim.url, { sessionId: uid('s3'), authKey: hex() })).status, 503);
+    }
+    assert.doesNotMatch(lim.output(), /ERROR/);
 
     // Group of at most 2 present members.
     const { socket: B, ack: bob } = await joinAs(lim.url, link, 'bob', assert);

@@ -477,11 +477,7 @@ impl RedisStore {
     }
 
     /// On a cluster: lists `conn` under this node, for the sweep if the node dies.
-    async fn list_conn(
-        &self,
-        session: &SessionId,
-        conn: &str,
-    ) -> Result<String, AppError> {
+    async fn list_conn(&self, session: &SessionId, conn: &str) -> Result<String, AppError> {
         let entry = format!("{}|{conn}", session.as_str());
         redis::cmd("SADD")
             .arg(self.node_conns())
@@ -516,9 +512,7 @@ enum View {
 }
 
 /// Flat `userId, name, key, joinedAt` quadruples into entries.
-fn public_keys(
-    mut rows: impl Iterator<Item = Row>,
-) -> Result<Vec<PublicKeyEntry>, AppError> {
+fn public_keys(mut rows: impl Iterator<Item = Row>) -> Result<Vec<PublicKeyEntry>, AppError> {
     let mut out = Vec::new();
     while let Some(mut user) = rows.next() {
         let (Some(mut name), Some(key), Some(joined)) = (rows.next(), rows.next(), rows.next())
