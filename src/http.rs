@@ -37,8 +37,9 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
     font-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
     form-action 'none'";
 
-/// The page needs no camera, microphone or location: no script may ask for them.
-pub const PERMISSIONS_POLICY: &str = "camera=(), microphone=(), geolocation=()";
+/// The page records voice notes (the microphone, its own origin only, and only after
+/// the person allows it); it needs no camera or location: no script may ask for them.
+pub const PERMISSIONS_POLICY: &str = "camera=(), microphone=(self), geolocation=()";
 
 /// Headers on every answer: the policy above, no MIME sniffing, no referrer, no framing,
 /// and a browsing context of its own (no `window.opener` from or to other sites).

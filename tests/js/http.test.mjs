@@ -223,7 +223,7 @@ const SECURITY = {
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
   'cross-origin-opener-policy': 'same-origin',
-  'permissions-policy': 'camera=(), microphone=(), geolocation=()',
+  'permissions-policy': 'camera=(), microphone=(self), geolocation=()',
 };
 
 /** GET/HEAD/POST with the raw body bytes (no decoding), for compression checks. */
