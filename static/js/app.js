@@ -9,6 +9,8 @@ import { MessageLog } from './log.js';
 import { Alerts, notificationsSupported } from './notify.js';
 import { Attachments } from './attach.js';
 import * as store from './storage.js';
+import { loadIdentity, newIdentity } from './identity.js';
+import { KEY_CHANGED } from './keywatch.js';
 import { whose } from './actions.js';
 import { firstLine } from './kinds.js';
 import { Attention, SeenTracker } from './seen.js';
@@ -315,17 +317,18 @@ async function onCreate(event) {
         if (err.code === 'SESSION_EXISTS' && attempt++ < 3) continue;
         throw err;
       }
-      const identity = await C.generateIdentity();
+      const userId = C.randomId(16);
+      const { identity, saved } = await newIdentity(sessionId, userId);
       await enterRoom({
         sessionId,
         mode,
         isCreator: true,
         authKey,
         roomSecret,
-        userId: C.randomId(16),
+        userId,
         displayName: name,
         identity,
-        savedIdentity: await C.exportIdentity(identity),
+        savedIdentity: saved,
         shareLink: shareLink({ sessionId, mode, key: authKey, secret: C.toBase64Url(roomSecret) }),
       }, { share: true });
       $('create-password').value = '';
@@ -445,17 +448,18 @@ async function onJoin(event) {
       credential = invite.key;
       secret = C.fromBase64Url(invite.secret);
     }
-    const identity = await C.generateIdentity();
+    const userId = C.randomId(16);
+    const { identity, saved } = await newIdentity(invite.sessionId, userId);
     await enterRoom({
       sessionId: invite.sessionId,
       mode: invite.mode,
       isCreator: false,
       credential,
       roomSecret: secret,
-      userId: C.randomId(16),
+      userId,
       displayName: name,
       identity,
-      savedIdentity: await C.exportIdentity(identity),
+      savedIdentity: saved,
       shareLink: shareLink({ sessionId: invite.sessionId, mode: invite.mode, key: invite.key, secret: invite.secret }),
     });
     pwInput.value = '';
@@ -675,13 +679,19 @@ function renderKeyGeneration(c, generation) {
 
 // ---- members and safety numbers ----
 
+/**
+ * A mark holds both public keys (theirs, then mine): the safety number is of the two, so a
+ * change of either drops it.
+ */
+const markOf = (c, publicKey) => `${publicKey} ${c.identity.publicKey}`;
+
 function isVerified(c, m) {
-  return Boolean(m.publicKey) && store.verifiedMarks()[`${c.sessionId}/${m.userId}`] === m.publicKey;
+  return Boolean(m.publicKey) && store.verifiedMarks()[`${c.sessionId}/${m.userId}`] === markOf(c, m.publicKey);
 }
 
 /** Marks (a public key) or unmarks (null) a member's safety number as compared. */
 function setVerified(c, userId, publicKey) {
-  store.setVerifiedMark(c.sessionId, userId, publicKey);
+  store.setVerifiedMark(c.sessionId, userId, publicKey && markOf(c, publicKey));
 }
 
 function renderMember(c, m) {
@@ -714,7 +724,9 @@ function renderMember(c, m) {
     el('p', { class: 'safety' }, 'Safety number with you:',
       el('code', { class: 'safety-number', text: m.safety ?? (m.publicKey ? 'computing…' : 'no key yet') })),
     verified && el('p', { class: 'verified', text: '✓ Verified by you' }),
-    m.keyChanged && el('p', { class: 'safety-changed', role: 'alert', text: `⚠ ${name}'s safety number changed since you first saw it. Compare it again before you trust new messages.` }),
+    m.keyChanged && el('p', { class: 'safety-changed', role: 'alert', text: m.keyChange === 'returned'
+      ? `⚠ ${KEY_CHANGED(name)}. “${name}” came back as a new member with a new key: from another browser, or someone else using the name. Compare the safety number before you trust them.`
+      : `⚠ ${KEY_CHANGED(name)}. It is not the one you first saw: compare it again before you trust new messages.` }),
     actions.childElementCount ? actions : null);
 }
 
@@ -1062,7 +1074,8 @@ function renderAlertButtons() {
 async function resume(saved, { link } = {}) {
   setConn('connecting');
   try {
-    const identity = await C.importIdentity(saved.identity);
+    const kept = await keptIdentity(saved);
+    const { identity } = kept;
     await enterRoom({
       sessionId: saved.sessionId,
       mode: saved.mode,
@@ -1073,7 +1086,7 @@ async function resume(saved, { link } = {}) {
       userId: saved.userId,
       displayName: saved.displayName,
       identity,
-      savedIdentity: saved.identity,
+      savedIdentity: kept.saved,
       groupKeys: saved.groupKeys,
       distributedTo: saved.distributedTo,
       shareLink: saved.shareLink,
@@ -1081,6 +1094,7 @@ async function resume(saved, { link } = {}) {
       delivered: saved.delivered,
       linkAt: saved.linkAt,
     }, { resumed: true });
+    if (kept.lost) client?.notice('This browser no longer had your key for this room, so you have a new one: the others see that your safety number changed, and compare it again.', 'key');
   } catch (err) {
     if (GONE.has(err.code) || err.code === 'REMOVED') {
       showEnded(err.code === 'REMOVED' ? 'removed' : 'gone', saved.sessionId);
@@ -1093,6 +1107,20 @@ async function resume(saved, { link } = {}) {
     else showHome();
     showFailure(err);
   }
+}
+
+/**
+ * The identity a kept member comes back with: its key from IndexedDB (an older page's JWK
+ * moved there once, the snapshot saved again without it), or, when this browser lost it, a
+ * new one under the same userId (the server then tells the others `public-key-changed`).
+ */
+async function keptIdentity(saved) {
+  const found = await loadIdentity(saved.sessionId, saved.userId, saved.identity);
+  if (found) {
+    if (found.migrated) store.saveRoom({ ...saved, identity: found.saved });
+    return found;
+  }
+  return { ...(await newIdentity(saved.sessionId, saved.userId)), lost: true };
 }
 
 // ---- start ----

@@ -22,6 +22,7 @@ import { formatSize } from './dom.js';
 import { CodedError, errorInfo, formatWait } from './errors.js';
 import { Annotations, CONTROL_KINDS, firstLine, readKind } from './kinds.js';
 import { lookAlikes } from './names.js';
+import { CAME_BACK, KEY_CHANGED, SECOND_ONE, earlierSelf } from './keywatch.js';
 import { Uplink } from './uplink.js';
 
 /** Largest file or image this client sends (it travels encrypted inside one message). */
@@ -226,6 +227,7 @@ export class RoomClient extends EventTarget {
       this.typing.delete(u.userId);
       this.emitTyping();
       this.notice(`${this.labelOf(u.userId)} left`, 'leave', u.timestamp);
+      this.settleReturns();
       this.emit('members');
       this.reconcileGroupKey();
     });
@@ -559,7 +561,9 @@ export class RoomClient extends EventTarget {
 
   refreshLookAlikes() {
     const people = [{ id: this.me, name: this.displayName }];
-    for (const m of this.members.values()) people.push({ id: m.userId, name: m.displayName });
+    // A member that someone of its name came back in place of (keywatch.js) is the same
+    // person as far as the page can say: not a second one.
+    for (const m of this.members.values()) if (!m.succeededBy) people.push({ id: m.userId, name: m.displayName });
     this.alike = lookAlikes(people);
   }
 
@@ -584,6 +588,7 @@ export class RoomClient extends EventTarget {
       listed.add(e.userId);
       const m = this.member(e.userId);
       if (m.publicKey !== e.publicKey) {
+        const first = !m.publicKey;
         if (m.publicKey) this.flagKeyChange(m);
         m.publicKey = e.publicKey;
         m.keys = new Map();
@@ -591,6 +596,7 @@ export class RoomClient extends EventTarget {
         C.safetyNumber(this.identity.publicKey, e.publicKey).then((s) => {
           if (m.publicKey === e.publicKey) {
             m.safety = s;
+            if (first) this.watchReturn(m);
             this.emit('members');
           }
         }, () => {});
@@ -602,6 +608,7 @@ export class RoomClient extends EventTarget {
     // The list holds every present member with a key (ours included, or not when it
     // answers get-public-keys); whoever is missing is gone.
     for (const m of this.members.values()) if (!listed.has(m.userId)) m.present = false;
+    this.settleReturns();
     this.emit('members');
     if (this.pendingWrapped) this.acceptWrapped(this.pendingWrapped);
     this.retryPending();
@@ -618,8 +625,45 @@ export class RoomClient extends EventTarget {
     if (m.keyChangedAt && now - m.keyChangedAt < 10_000) return;
     m.keyChangedAt = now;
     m.keyChanged = true;
-    this.notice(`${this.labelOf(m.userId)}'s safety number changed: compare it again before trusting them`, 'key', now);
+    m.keyChange = 'key';
+    this.notice(`⚠ ${KEY_CHANGED(this.labelOf(m.userId))}: compare it again before trusting them`, 'key', now);
     this.emit('keychange', { userId: m.userId });
+    this.emit('members');
+  }
+
+  /**
+   * A member seen with its first key has the name of one this page knew with another key
+   * (keywatch.js): the same person back from another browser, or someone else. While the
+   * earlier one is here, both stay, marked apart; once it is gone, this one takes its place.
+   */
+  watchReturn(m) {
+    const x = earlierSelf(this.members, m, this.me);
+    if (!x) return;
+    m.earlier = x.userId;
+    if (x.present) {
+      this.notice(`⚠ ${SECOND_ONE(m.displayName, m.safety.slice(0, 5))}`, 'key');
+      return;
+    }
+    this.takeOver(x, m);
+  }
+
+  /** Members waiting to take the place of an earlier self that has now gone. */
+  settleReturns() {
+    for (const m of this.members.values()) {
+      const x = m.earlier && this.members.get(m.earlier);
+      if (m.present && x && !x.present && !x.succeededBy) this.takeOver(x, m);
+    }
+  }
+
+  takeOver(x, m) {
+    x.succeededBy = m.userId;
+    m.keyChanged = true;
+    m.keyChange = 'returned';
+    m.keyChangedAt = Date.now();
+    this.refreshLookAlikes();
+    this.notice(`⚠ ${CAME_BACK(m.displayName)}`, 'key');
+    // The mark "verified" was for the earlier key: it goes.
+    this.emit('keychange', { userId: x.userId });
     this.emit('members');
   }
 
