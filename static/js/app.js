@@ -12,7 +12,8 @@ import * as store from './storage.js';
 import { loadIdentity, newIdentity } from './identity.js';
 import { KEY_CHANGED } from './keywatch.js';
 import { whose } from './actions.js';
-import { firstLine } from './kinds.js';
+import { TIMER_CHOICES, firstLine } from './kinds.js';
+import { TIMER_EXPLAINED, timerBanner, timerWords } from './disappear.js';
 import { Attention, SeenTracker } from './seen.js';
 import { UnreadMarker } from './unread.js';
 import { Search } from './search.js';
@@ -163,12 +164,14 @@ function fieldError(id, text, focus) {
 
 // ---- links ----
 
-function shareLink({ sessionId, mode, key, secret }) {
+function shareLink({ sessionId, mode, key, secret, creator }) {
   const params = new URLSearchParams({ join: sessionId, mode });
   if (mode !== 'password') {
     params.set('key', key);
     params.set('s', secret);
   }
+  // Whose timer for disappearing messages the room follows (disappear.js): not a secret.
+  if (creator && ID_RE.test(creator)) params.set('c', creator);
   return `${location.origin}${location.pathname}#${params}`;
 }
 
@@ -186,9 +189,10 @@ function readFragment() {
   const mode = params.get('mode') ?? 'private';
   const key = params.get('key') ?? '';
   const secret = params.get('s') ?? '';
+  const creator = ID_RE.test(params.get('c') ?? '') ? params.get('c') : null;
   if (!ID_RE.test(sessionId) || !MODES.includes(mode)) return { bad: true };
   if (mode !== 'password' && (!ID_RE.test(key) || key.includes(':') || !B64URL_RE.test(secret))) return { bad: true };
-  return { sessionId, mode, key: mode === 'password' ? null : key, secret: mode === 'password' ? null : secret };
+  return { sessionId, mode, key: mode === 'password' ? null : key, secret: mode === 'password' ? null : secret, creator };
 }
 
 /** A fresh join credential in the creation format; private and password rooms get a new secret too. */
@@ -329,7 +333,7 @@ async function onCreate(event) {
         displayName: name,
         identity,
         savedIdentity: saved,
-        shareLink: shareLink({ sessionId, mode, key: authKey, secret: C.toBase64Url(roomSecret) }),
+        shareLink: shareLink({ sessionId, mode, key: authKey, secret: C.toBase64Url(roomSecret), creator: userId }),
       }, { share: true });
       $('create-password').value = '';
       $('create-password2').value = '';
@@ -460,7 +464,8 @@ async function onJoin(event) {
       displayName: name,
       identity,
       savedIdentity: saved,
-      shareLink: shareLink({ sessionId: invite.sessionId, mode: invite.mode, key: invite.key, secret: invite.secret }),
+      creatorId: invite.creator ?? null,
+      shareLink: shareLink({ sessionId: invite.sessionId, mode: invite.mode, key: invite.key, secret: invite.secret, creator: invite.creator }),
     });
     pwInput.value = '';
   } catch (err) {
@@ -543,6 +548,7 @@ function resetRoomView() {
   $('qr-toggle').setAttribute('aria-expanded', 'false');
   $('key-generation').hidden = true;
   $('key-generation').dataset.generation = '0';
+  $('disappear-timer').hidden = true;
   togglePeople(false);
   setComposerEnabled(true);
 }
@@ -615,6 +621,13 @@ function wire(c) {
   }));
   c.addEventListener('error', mine(({ code, ...info }) => showError(code, info)));
   c.addEventListener('persist', mine(() => saveRoom()));
+  c.addEventListener('timer', mine(() => renderTimer(c)));
+  c.addEventListener('expired', mine(({ record }) => {
+    log.remove(record.key);
+    unread.seen(record.key);
+    if (composing?.record === record) stopComposing();
+    if (log.query) search.count();
+  }));
 }
 
 function showRoom(c, { share }) {
@@ -630,6 +643,7 @@ function showRoom(c, { share }) {
   shareAutoOpened = share;
   renderMembers(c);
   renderKeyGeneration(c, c.currentGen);
+  renderTimer(c);
   if (share) $('share-link').focus();
   else $('message-input').focus();
 }
@@ -675,6 +689,22 @@ function renderKeyGeneration(c, generation) {
   pill.hidden = c.mode !== 'group' || !generation || c.closed;
   pill.textContent = 'Only the people here can read new messages';
   pill.title = 'The room key changes whenever someone joins, leaves or is removed: newcomers cannot read earlier messages, and people who left cannot read new ones.';
+}
+
+/** The room's disappearing-messages timer: in the header for all, and the creator's setting. */
+function renderTimer(c) {
+  const seconds = c.disappear.seconds;
+  const pill = $('disappear-timer');
+  pill.hidden = !seconds || c.closed;
+  pill.textContent = seconds ? timerBanner(seconds) : '';
+  pill.title = TIMER_EXPLAINED;
+  $('timer-setting').hidden = !c.isCreator || c.closed;
+  const select = $('timer-select');
+  if (!select.options.length) {
+    select.append(...TIMER_CHOICES.map((n) => el('option', { value: String(n), text: n ? `After ${timerWords(n)}` : 'Off' })));
+  }
+  select.value = String(seconds);
+  $('timer-hint').textContent = TIMER_EXPLAINED;
 }
 
 // ---- members and safety numbers ----
@@ -773,7 +803,7 @@ function roomEnded(c, reason) {
   setComposerEnabled(false);
   stopComposing();
   $('composer').hidden = true;
-  for (const id of ['leave-room', 'more-menu', 'share-toggle', 'key-generation']) $(id).hidden = true;
+  for (const id of ['leave-room', 'more-menu', 'share-toggle', 'key-generation', 'disappear-timer']) $(id).hidden = true;
   toggleShare(false);
   const [title, text] = reason === 'removed'
     ? ENDED.removed
@@ -835,7 +865,7 @@ async function resetLink(c, password) {
   await c.resetLink({
     authKey,
     roomSecret: c.mode === 'group' ? undefined : roomSecret,
-    shareLink: shareLink({ sessionId: c.sessionId, mode: c.mode, key: authKey, secret: C.toBase64Url(secret) }),
+    shareLink: shareLink({ sessionId: c.sessionId, mode: c.mode, key: authKey, secret: C.toBase64Url(secret), creator: c.me }),
   });
 }
 
@@ -1093,6 +1123,8 @@ async function resume(saved, { link } = {}) {
       resumeToken: saved.resumeToken ?? null,
       delivered: saved.delivered,
       linkAt: saved.linkAt,
+      creatorId: saved.creatorId ?? null,
+      timer: saved.timer,
     }, { resumed: true });
     if (kept.lost) client?.notice('This browser no longer had your key for this room, so you have a new one: the others see that your safety number changed, and compare it again.', 'key');
   } catch (err) {
@@ -1173,6 +1205,9 @@ function bindRoom() {
     store.setReceiptsOn(!store.receiptsOn());
     renderReceiptsButton();
     client?.setReceipts(store.receiptsOn());
+  });
+  $('timer-select').addEventListener('change', () => {
+    client?.disappear.set(Number($('timer-select').value));
   });
   $('share-native').addEventListener('click', async () => {
     try {

@@ -15,6 +15,8 @@
 //   keygen    {generation}  the group room key changed
 //   error     {code, message}
 //   persist   {}            something worth saving changed (see snapshot())
+//   timer     {seconds}     the room's disappearing-messages timer changed (disappear.js)
+//   expired   {record}      a message outlived its timer and is gone (disappear.js)
 
 import { io } from '../vendor/socket.io.esm.min.js';
 import * as C from './crypto.js';
@@ -24,6 +26,7 @@ import { Annotations, CONTROL_KINDS, firstLine, readKind } from './kinds.js';
 import { lookAlikes } from './names.js';
 import { CAME_BACK, KEY_CHANGED, SECOND_ONE, earlierSelf } from './keywatch.js';
 import { Uplink } from './uplink.js';
+import { Disappearing } from './disappear.js';
 
 /** Largest file or image this client sends (it travels encrypted inside one message). */
 export const MAX_FILE_BYTES = 5 * 1024 * 1024;
@@ -132,6 +135,10 @@ export class RoomClient extends EventTarget {
     this.receiptsOn = cfg.receipts !== false;
     /** Others' messages shown on this page, waiting to go out in one read receipt. */
     this.seenBatch = new Map();
+    /** The room creator's userId, whose timer messages alone count (disappear.js). */
+    this.creatorId = cfg.isCreator ? cfg.userId : cfg.creatorId ?? null;
+    /** Disappearing messages: the room's timer, and removing what has expired. */
+    this.disappear = new Disappearing(this, cfg.timer);
   }
 
   // ---- lifecycle ----
@@ -502,6 +509,7 @@ export class RoomClient extends EventTarget {
     if (reason === 'closed') this.notice('The room was closed', 'closed');
     this.socket?.disconnect();
     this.releaseKeyRole?.();
+    this.disappear.stop();
     this.setState(reason);
   }
 
@@ -610,6 +618,7 @@ export class RoomClient extends EventTarget {
     for (const m of this.members.values()) if (!listed.has(m.userId)) m.present = false;
     this.settleReturns();
     this.emit('members');
+    this.disappear.membersChanged();
     if (this.pendingWrapped) this.acceptWrapped(this.pendingWrapped);
     this.retryPending();
     this.reconcileGroupKey();
@@ -753,6 +762,7 @@ export class RoomClient extends EventTarget {
     this.distributedTo = present;
     this.needsKeyResend = false;
     this.emit('persist');
+    if (rotate) this.disappear.keyChanged();
     this.flushOutbox();
   }
 
@@ -778,6 +788,9 @@ export class RoomClient extends EventTarget {
         return;
       }
       this.pendingWrapped = null;
+      // Only the creator hands out room keys (the server allows set-session-key from it
+      // alone, and the wrap is bound to `by`): whose timer messages count.
+      this.creatorId = wrapped.by;
       this.groupKeys.set(wrapped.gen, { raw, key: await C.importRoomKey(raw) });
       if (wrapped.gen > this.currentGen) {
         this.currentGen = wrapped.gen;
@@ -825,6 +838,7 @@ export class RoomClient extends EventTarget {
   ingest(m) {
     if (!m || typeof m.id !== 'string' || typeof m.from !== 'string') return null;
     const key = `${m.from}/${m.id}`;
+    if (this.disappear.gone.has(key)) return null;
     const known = this.messages.get(key);
     if (known) {
       if (known.mine && known.state !== 'sent') {
@@ -907,6 +921,7 @@ export class RoomClient extends EventTarget {
       r.problem = 'unsupported';
     }
     this.annotate(r);
+    if (this.disappear.due(r)) return;
     this.emit('message', { record: r });
     if (r.live) this.tellIncoming(r);
   }
@@ -917,6 +932,7 @@ export class RoomClient extends EventTarget {
    */
   annotate(r) {
     const kind = r.content?.kind;
+    if (kind === 'timer') this.disappear.apply(r.content, r.from, r.timestamp);
     if (kind === 'unknown' || CONTROL_KINDS.has(kind)) {
       r.control = true;
       this.touch(this.notes.apply(r.content, r.from, r.timestamp));
@@ -948,7 +964,8 @@ export class RoomClient extends EventTarget {
   /** Sends a text; `reply` (a record) makes it a reply quoting that message. */
   sendText(text, { reply } = {}) {
     this.flushReceipts();
-    const meta = { kind: 'text', text };
+    // The timer it is sent under travels with it (disappear.js).
+    const meta = { kind: 'text', text, ttl: this.disappear.seconds };
     if (reply) {
       meta.reply = {
         id: reply.id,
@@ -1302,6 +1319,8 @@ export class RoomClient extends EventTarget {
       linkAt: this.cfg.linkAt ?? 0,
       resumeToken: this.resumeToken,
       delivered: this.receipts(),
+      creatorId: this.creatorId,
+      timer: this.disappear.saved(),
     };
   }
 
