@@ -932,9 +932,9 @@ export class RoomClient extends EventTarget {
    */
   annotate(r) {
     const kind = r.content?.kind;
-    if (kind === 'timer') this.disappear.apply(r.content, r.from, r.timestamp);
     if (kind === 'unknown' || CONTROL_KINDS.has(kind)) {
       r.control = true;
+      if (kind === 'timer') this.disappear.apply(r.content, r.from, r.timestamp);
       this.touch(this.notes.apply(r.content, r.from, r.timestamp));
     } else if (r.content?.reply) {
       this.notes.noteReply(r.key, r.content.reply);

@@ -40,7 +40,7 @@ export function timerWords(seconds) {
 export const timerBanner = (seconds) => `Messages disappear after ${timerWords(seconds)}`;
 
 /** What the page says of a timer and its limits (the header's tooltip, the More menu). */
-export const TIMER_EXPLAINED = 'Set by the room’s creator. Each page removes a message, and what it keeps of it, once it is older than the timer it was sent under. The server never learns the timer; its own limits apply as well: it keeps at most the last 500 messages, and a room with nobody in it vanishes after 30 minutes without activity. Nobody can stop a reader from copying a message before it goes.';
+export const TIMER_EXPLAINED = 'Set by the room’s creator. Each page removes a message once it is older than the timer it was sent under. The server never learns the timer and keeps its own limits: the last 500 messages, and a room with nobody in it goes after 30 minutes. Anyone can still copy a message before it goes.';
 
 const KEPT_CHANGES = 16;
 /** setTimeout's longest delay; a later expiry is checked again then. */
@@ -161,7 +161,7 @@ export class Disappearing {
 
   /** How long message `r` lives (seconds, 0 = for ever). */
   ttlOf(r) {
-    return r.content?.ttl ?? this.inForceAt(r.timestamp);
+    return r.content?.ttl ?? this.inForceAt(r.bornAt ?? r.timestamp);
   }
 
   /**

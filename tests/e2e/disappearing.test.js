@@ -34,9 +34,16 @@ async function person(label, opts = {}) {
   return who;
 }
 
-/** Moves every fake clock forward by `ms` (each page's timers that fall due run). */
+/**
+ * Moves every fake clock forward by `ms` (each page's timers that fall due run). Socket.IO's
+ * heartbeat timer falls due too: the page drops its connection and comes back (a rejoin
+ * with its resume token), which is waited for, so that what is sent next arrives live.
+ */
 async function forward(people, ms) {
-  for (const who of people) await who.context.clock.fastForward(ms);
+  for (const who of people) {
+    await who.context.clock.fastForward(ms);
+    await who.page.locator('#conn[data-state="joined"]').waitFor();
+  }
 }
 
 async function setTimer(page, seconds) {
@@ -81,6 +88,10 @@ test('messages go from every page once older than their timer, and stay gone aft
   await sendText(bob.page, 'Gone within the hour (B)');
   await waitForMessage(alice.page, 'Gone within the hour (B)', 'Bob');
   await waitForMessage(bob.page, 'Gone within the hour (A)', 'Alice');
+  const [id] = await msg(alice.page, 'Gone within the hour (A)').evaluateAll((els) => els.map((e) => e.dataset.id));
+  // Alice's browser keeps the delivery receipt Bob's page sent for it.
+  await alice.page.waitForFunction((mid) => Object.keys(localStorage).some((k) => k.startsWith('blindrelay.member.v1:')
+    && JSON.parse(localStorage.getItem(k)).delivered?.[mid]), id);
 
   // 59 minutes on: still there.
   await forward([alice, bob], 59 * 60_000);
@@ -93,6 +104,9 @@ test('messages go from every page once older than their timer, and stay gone aft
     await msg(page, 'Gone within the hour').first().waitFor({ state: 'detached' });
     assert.equal(await msg(page, 'Gone within the hour').count(), 0);
   }
+  // ...and from what the browser keeps: the receipt went with it.
+  assert.equal(await alice.page.evaluate((mid) => Object.keys(localStorage)
+    .some((k) => (localStorage.getItem(k) ?? '').includes(mid)), id), false);
   await screenshot(alice.page, 'disappearing-after-desktop');
   await screenshot(bob.page, 'disappearing-after-phone');
 
@@ -108,6 +122,71 @@ test('messages go from every page once older than their timer, and stay gone aft
     throw e;
   }
   assert.equal(await msg(bob.page, 'Gone within the hour').count(), 0);
-  // ...and the browser keeps nothing of them (their delivery receipts went with them).
   for (const { page } of [alice, bob]) assert.deepEqual(page.problems, []);
+});
+
+test('each message keeps the timer it was sent under: a later, shorter one does not cut it short', async () => {
+  const { alice, bob } = p;
+  await setTimer(alice.page, 24 * 3600);
+  await banner(bob.page).filter({ hasText: 'after 1 day' }).waitFor();
+  await sendText(alice.page, 'Sent under a day');
+  await waitForMessage(bob.page, 'Sent under a day', 'Alice');
+  await setTimer(alice.page, 300);
+  await banner(bob.page).filter({ hasText: 'after 5 minutes' }).waitFor();
+  await sendText(bob.page, 'Sent under five minutes');
+  await waitForMessage(alice.page, 'Sent under five minutes', 'Bob');
+
+  await forward([alice, bob], 6 * 60_000);
+  for (const { page } of [alice, bob]) {
+    await msg(page, 'Sent under five minutes').waitFor({ state: 'detached' });
+    assert.equal(await msg(page, 'Sent under a day').count(), 1, 'the day-long message stays');
+    assert.equal(await msg(page, 'After the reload').count(), 1, 'the hour-long message stays');
+  }
+  for (const { page } of [alice, bob]) assert.deepEqual(page.problems, []);
+});
+
+test('a timer message from anyone but the creator is ignored, by every page', async () => {
+  const { alice, bob } = p;
+  const sentBefore = recorder.events('bob').filter((e) => e.event === 'send-message').length;
+  // Bob's page does not offer the setting; forced into view, its choice goes out encrypted
+  // like the creator's would, and nobody follows it.
+  await bob.page.evaluate(() => { document.getElementById('timer-setting').hidden = false; });
+  await bob.page.click('#more-menu summary');
+  await bob.page.selectOption('#timer-select', String(7 * 24 * 3600));
+  await bob.page.keyboard.press('Escape');
+  await sendText(bob.page, 'Marker after the forged timer');
+  await waitForMessage(alice.page, 'Marker after the forged timer', 'Bob');
+  assert.equal(recorder.events('bob').filter((e) => e.event === 'send-message').length, sentBefore + 2,
+    'the forged timer went out (then the marker)');
+  for (const { page } of [alice, bob]) {
+    assert.equal(await banner(page).textContent(), 'Messages disappear after 5 minutes');
+  }
+  assert.equal(await alice.page.locator('.notice-timer', { hasText: '1 week' }).count(), 0);
+  for (const { page } of [alice, bob]) assert.deepEqual(page.problems, []);
+});
+
+test('a new tab replaying the history shows no expired message; a newcomer learns the timer', async () => {
+  const { bob } = p;
+  // The same member in a new tab of Bob's browser: it holds the room keys, so it reads the
+  // history the server replays, which still holds the expired ciphertexts.
+  const tab = await openTab(bob.context, { label: 'bob2', url: link, recorder });
+  await tab.page.locator('#conn[data-state="joined"]').waitFor();
+  // (Only the pages' clocks moved, not the server's: a replayed message's age counts from
+  // its server timestamp, so those sent after the clocks were moved look an hour older to
+  // the new tab than they are. The day-long one is far from its end either way.)
+  await waitForMessage(tab.page, 'Sent under a day', 'Alice');
+  assert.equal(await msg(tab.page, 'Gone within the hour').count(), 0);
+  assert.equal(await msg(tab.page, 'Sent under five minutes').count(), 0);
+  await banner(tab.page).filter({ hasText: 'after 5 minutes' }).waitFor();
+  assert.deepEqual(tab.page.problems, []);
+  await tab.page.close();
+
+  // A newcomer cannot read what was said before (a new room key), so the creator's page
+  // sends the timer again under the new key.
+  p.carol = await person('carol', { viewport: { width: 390, height: 844 }, touch: true });
+  await joinRoom(p.carol.page, link, { name: 'Carol' });
+  await banner(p.carol.page).filter({ hasText: 'Messages disappear after 5 minutes' }).waitFor();
+  await showPeople(p.carol.page);
+  await screenshot(p.carol.page, 'disappearing-newcomer-phone');
+  for (const who of [p.alice, p.bob, p.carol]) assert.deepEqual(who.page.problems, []);
 });
