@@ -223,6 +223,7 @@ export class RoomClient extends EventTarget {
       const m = this.member(u.userId);
       m.displayName = u.displayName || m.displayName;
       m.present = true;
+      m.leftTold = false;
       this.refreshLookAlikes();
       this.notice(`${this.labelOf(u.userId)} joined`, 'join', u.timestamp);
       this.emit('members');
@@ -230,10 +231,18 @@ export class RoomClient extends EventTarget {
     socket.on('user-left', (u) => {
       if (!u?.userId || u.userId === this.me) return;
       const m = this.members.get(u.userId);
-      if (m) m.present = false;
+      // Said once per departure; of a member someone took the place of (keywatch.js), as the earlier one.
+      const told = m?.leftTold && !m.present;
+      if (m) {
+        m.present = false;
+        m.leftTold = true;
+      }
       this.typing.delete(u.userId);
       this.emitTyping();
-      this.notice(`${this.labelOf(u.userId)} left`, 'leave', u.timestamp);
+      if (!told) {
+        const who = m?.succeededBy ? `The earlier “${m.displayName}”` : this.labelOf(u.userId);
+        this.notice(`${who} left`, 'leave', u.timestamp);
+      }
       this.settleReturns();
       this.emit('members');
       this.reconcileGroupKey();
