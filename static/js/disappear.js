@@ -145,12 +145,16 @@ export class Disappearing {
     if (!from || from !== this.c.creatorId) return;
     if (this.changes.some((x) => x.at === t.at)) return;
     const before = this.seconds;
+    // A page that knew no timer yet (a newcomer) learns the one in force; it did not see it change.
+    const learnt = !this.changes.length && from !== this.c.me && t.at < timestamp - 60_000;
     this.changes.push({ seconds: t.seconds, at: t.at });
     this.changes.sort((a, b) => a.at - b.at);
     this.changes = this.changes.slice(-KEPT_CHANGES);
     if (this.seconds !== before) {
       const who = from === this.c.me ? 'You' : this.c.labelOf(from);
-      this.c.notice(this.seconds
+      this.c.notice(learnt
+        ? `Messages here disappear ${timerWords(this.seconds)} after they were sent (set by ${who}, who created the room).`
+        : this.seconds
         ? `${who} set messages to disappear after ${timerWords(this.seconds)}. Messages sent from now on disappear from every page ${timerWords(this.seconds)} after they were sent.`
         : `${who} turned disappearing messages off. Messages sent from now on stay.`, 'timer', timestamp);
       this.c.emit('timer', { seconds: this.seconds });
