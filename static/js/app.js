@@ -739,6 +739,7 @@ function renderMember(c, m) {
       setVerified(c, m.userId, verified ? null : m.publicKey);
       if (!verified) m.keyChanged = false;
       renderMembers(c);
+      saveRoom();
     });
     actions.append(toggle);
   }
@@ -1125,6 +1126,7 @@ async function resume(saved, { link } = {}) {
       linkAt: saved.linkAt,
       creatorId: saved.creatorId ?? null,
       timer: saved.timer,
+      known: saved.known,
     }, { resumed: true });
     if (kept.lost) client?.notice('This browser no longer had your key for this room, so you have a new one: the others see that your safety number changed, and compare it again.', 'key');
   } catch (err) {

@@ -72,6 +72,8 @@ const PAD_BYTES = 256;
 const RECEIPT_BATCH_MS = 400;
 /** At most this many messages in one read receipt. */
 const RECEIPT_MAX_IDS = 64;
+/** Members a snapshot remembers (their names and public keys: keywatch.js). */
+const KNOWN_KEPT = 64;
 
 export class RoomClient extends EventTarget {
   /**
@@ -139,6 +141,42 @@ export class RoomClient extends EventTarget {
     this.creatorId = cfg.isCreator ? cfg.userId : cfg.creatorId ?? null;
     /** Disappearing messages: the room's timer, and removing what has expired. */
     this.disappear = new Disappearing(this, cfg.timer);
+    this.recall(cfg.known);
+  }
+
+  /**
+   * The members a snapshot remembers (keywatch.js): their names and keys, and a warning not
+   * yet dealt with, so that a reload still sees someone come back under another key.
+   */
+  recall(known) {
+    if (!Array.isArray(known)) return;
+    for (const k of known.slice(-KNOWN_KEPT)) {
+      if (typeof k?.userId !== 'string' || k.userId === this.me || typeof k.publicKey !== 'string') continue;
+      const m = this.member(k.userId);
+      m.displayName = String(k.displayName ?? '');
+      m.publicKey = k.publicKey;
+      m.joinedAt = Number(k.joinedAt) || 0;
+      if (k.keyChanged) {
+        m.keyChanged = true;
+        m.keyChange = k.keyChange === 'returned' ? 'returned' : 'key';
+      }
+      if (typeof k.succeededBy === 'string') m.succeededBy = k.succeededBy;
+      C.safetyNumber(this.identity.publicKey, m.publicKey).then((n) => {
+        if (m.publicKey === k.publicKey) m.safety = n;
+      }, () => {});
+    }
+  }
+
+  /** What a snapshot remembers of the members (recall()). */
+  known() {
+    return [...this.members.values()].filter((m) => m.publicKey).slice(-KNOWN_KEPT).map((m) => ({
+      userId: m.userId,
+      displayName: m.displayName,
+      publicKey: m.publicKey,
+      joinedAt: m.joinedAt,
+      ...(m.keyChanged ? { keyChanged: true, keyChange: m.keyChange } : {}),
+      ...(m.succeededBy ? { succeededBy: m.succeededBy } : {}),
+    }));
   }
 
   // ---- lifecycle ----
@@ -592,6 +630,7 @@ export class RoomClient extends EventTarget {
   onPublicKeys(list) {
     if (!Array.isArray(list)) return;
     const listed = new Set();
+    let keysChanged = false;
     for (const e of list) {
       if (e?.userId === this.me && typeof e.displayName === 'string' && e.displayName
         && e.displayName !== this.displayName) {
@@ -605,6 +644,7 @@ export class RoomClient extends EventTarget {
       listed.add(e.userId);
       const m = this.member(e.userId);
       if (m.publicKey !== e.publicKey) {
+        keysChanged = true;
         const first = !m.publicKey;
         if (m.publicKey) this.flagKeyChange(m);
         m.publicKey = e.publicKey;
@@ -627,6 +667,7 @@ export class RoomClient extends EventTarget {
     for (const m of this.members.values()) if (!listed.has(m.userId)) m.present = false;
     this.settleReturns();
     this.emit('members');
+    if (keysChanged) this.emit('persist');
     this.disappear.membersChanged();
     if (this.pendingWrapped) this.acceptWrapped(this.pendingWrapped);
     this.retryPending();
@@ -647,6 +688,7 @@ export class RoomClient extends EventTarget {
     this.notice(`⚠ ${KEY_CHANGED(this.labelOf(m.userId))}: compare it again before trusting them`, 'key', now);
     this.emit('keychange', { userId: m.userId });
     this.emit('members');
+    this.emit('persist');
   }
 
   /**
@@ -683,6 +725,7 @@ export class RoomClient extends EventTarget {
     // The mark "verified" was for the earlier key: it goes.
     this.emit('keychange', { userId: x.userId });
     this.emit('members');
+    this.emit('persist');
   }
 
   /** The AES key I share with `userId` for `purpose` ("msg" or "wrap"), derived once. */
@@ -1330,6 +1373,7 @@ export class RoomClient extends EventTarget {
       delivered: this.receipts(),
       creatorId: this.creatorId,
       timer: this.disappear.saved(),
+      known: this.known(),
     };
   }
 
