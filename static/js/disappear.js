@@ -103,6 +103,7 @@ export class Disappearing {
    */
   set(seconds) {
     if (!TIMER_CHOICES.includes(seconds) || this.c.closed) return;
+    if (this.c.creatorId === this.c.me && seconds === this.seconds) return;
     const at = Math.max(Date.now(), this.setAt + 1);
     this.apply({ seconds, at }, this.c.me, at);
     this.send(seconds, at);
