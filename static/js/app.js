@@ -9,8 +9,11 @@ import { MessageLog } from './log.js';
 import { Alerts, notificationsSupported } from './notify.js';
 import { Attachments } from './attach.js';
 import * as store from './storage.js';
+import { loadIdentity, newIdentity } from './identity.js';
+import { KEY_CHANGED } from './keywatch.js';
 import { whose } from './actions.js';
-import { firstLine } from './kinds.js';
+import { TIMER_CHOICES, firstLine } from './kinds.js';
+import { TIMER_EXPLAINED, timerBanner, timerWords } from './disappear.js';
 import { Attention, SeenTracker } from './seen.js';
 import { UnreadMarker } from './unread.js';
 import { Search } from './search.js';
@@ -161,12 +164,14 @@ function fieldError(id, text, focus) {
 
 // ---- links ----
 
-function shareLink({ sessionId, mode, key, secret }) {
+function shareLink({ sessionId, mode, key, secret, creator }) {
   const params = new URLSearchParams({ join: sessionId, mode });
   if (mode !== 'password') {
     params.set('key', key);
     params.set('s', secret);
   }
+  // Whose timer for disappearing messages the room follows (disappear.js): not a secret.
+  if (creator && ID_RE.test(creator)) params.set('c', creator);
   return `${location.origin}${location.pathname}#${params}`;
 }
 
@@ -184,9 +189,10 @@ function readFragment() {
   const mode = params.get('mode') ?? 'private';
   const key = params.get('key') ?? '';
   const secret = params.get('s') ?? '';
+  const creator = ID_RE.test(params.get('c') ?? '') ? params.get('c') : null;
   if (!ID_RE.test(sessionId) || !MODES.includes(mode)) return { bad: true };
   if (mode !== 'password' && (!ID_RE.test(key) || key.includes(':') || !B64URL_RE.test(secret))) return { bad: true };
-  return { sessionId, mode, key: mode === 'password' ? null : key, secret: mode === 'password' ? null : secret };
+  return { sessionId, mode, key: mode === 'password' ? null : key, secret: mode === 'password' ? null : secret, creator };
 }
 
 /** A fresh join credential in the creation format; private and password rooms get a new secret too. */
@@ -315,18 +321,19 @@ async function onCreate(event) {
         if (err.code === 'SESSION_EXISTS' && attempt++ < 3) continue;
         throw err;
       }
-      const identity = await C.generateIdentity();
+      const userId = C.randomId(16);
+      const { identity, saved } = await newIdentity(sessionId, userId);
       await enterRoom({
         sessionId,
         mode,
         isCreator: true,
         authKey,
         roomSecret,
-        userId: C.randomId(16),
+        userId,
         displayName: name,
         identity,
-        savedIdentity: await C.exportIdentity(identity),
-        shareLink: shareLink({ sessionId, mode, key: authKey, secret: C.toBase64Url(roomSecret) }),
+        savedIdentity: saved,
+        shareLink: shareLink({ sessionId, mode, key: authKey, secret: C.toBase64Url(roomSecret), creator: userId }),
       }, { share: true });
       $('create-password').value = '';
       $('create-password2').value = '';
@@ -445,18 +452,20 @@ async function onJoin(event) {
       credential = invite.key;
       secret = C.fromBase64Url(invite.secret);
     }
-    const identity = await C.generateIdentity();
+    const userId = C.randomId(16);
+    const { identity, saved } = await newIdentity(invite.sessionId, userId);
     await enterRoom({
       sessionId: invite.sessionId,
       mode: invite.mode,
       isCreator: false,
       credential,
       roomSecret: secret,
-      userId: C.randomId(16),
+      userId,
       displayName: name,
       identity,
-      savedIdentity: await C.exportIdentity(identity),
-      shareLink: shareLink({ sessionId: invite.sessionId, mode: invite.mode, key: invite.key, secret: invite.secret }),
+      savedIdentity: saved,
+      creatorId: invite.creator ?? null,
+      shareLink: shareLink({ sessionId: invite.sessionId, mode: invite.mode, key: invite.key, secret: invite.secret, creator: invite.creator }),
     });
     pwInput.value = '';
   } catch (err) {
@@ -539,6 +548,7 @@ function resetRoomView() {
   $('qr-toggle').setAttribute('aria-expanded', 'false');
   $('key-generation').hidden = true;
   $('key-generation').dataset.generation = '0';
+  $('disappear-timer').hidden = true;
   togglePeople(false);
   setComposerEnabled(true);
 }
@@ -611,6 +621,13 @@ function wire(c) {
   }));
   c.addEventListener('error', mine(({ code, ...info }) => showError(code, info)));
   c.addEventListener('persist', mine(() => saveRoom()));
+  c.addEventListener('timer', mine(() => renderTimer(c)));
+  c.addEventListener('expired', mine(({ record }) => {
+    log.remove(record.key);
+    unread.seen(record.key);
+    if (composing?.record === record) stopComposing();
+    if (log.query) search.count();
+  }));
 }
 
 function showRoom(c, { share }) {
@@ -626,6 +643,7 @@ function showRoom(c, { share }) {
   shareAutoOpened = share;
   renderMembers(c);
   renderKeyGeneration(c, c.currentGen);
+  renderTimer(c);
   if (share) $('share-link').focus();
   else $('message-input').focus();
 }
@@ -673,15 +691,37 @@ function renderKeyGeneration(c, generation) {
   pill.title = 'The room key changes whenever someone joins, leaves or is removed: newcomers cannot read earlier messages, and people who left cannot read new ones.';
 }
 
+/** The room's disappearing-messages timer: in the header for all, and the creator's setting. */
+function renderTimer(c) {
+  const seconds = c.disappear.seconds;
+  const pill = $('disappear-timer');
+  pill.hidden = !seconds || c.closed;
+  pill.textContent = seconds ? timerBanner(seconds) : '';
+  pill.title = TIMER_EXPLAINED;
+  $('timer-setting').hidden = !c.isCreator || c.closed;
+  const select = $('timer-select');
+  if (!select.options.length) {
+    select.append(...TIMER_CHOICES.map((n) => el('option', { value: String(n), text: n ? `After ${timerWords(n)}` : 'Off' })));
+  }
+  select.value = String(seconds);
+  $('timer-hint').textContent = TIMER_EXPLAINED;
+}
+
 // ---- members and safety numbers ----
 
+/**
+ * A mark holds both public keys (theirs, then mine): the safety number is of the two, so a
+ * change of either drops it.
+ */
+const markOf = (c, publicKey) => `${publicKey} ${c.identity.publicKey}`;
+
 function isVerified(c, m) {
-  return Boolean(m.publicKey) && store.verifiedMarks()[`${c.sessionId}/${m.userId}`] === m.publicKey;
+  return Boolean(m.publicKey) && store.verifiedMarks()[`${c.sessionId}/${m.userId}`] === markOf(c, m.publicKey);
 }
 
 /** Marks (a public key) or unmarks (null) a member's safety number as compared. */
 function setVerified(c, userId, publicKey) {
-  store.setVerifiedMark(c.sessionId, userId, publicKey);
+  store.setVerifiedMark(c.sessionId, userId, publicKey && markOf(c, publicKey));
 }
 
 function renderMember(c, m) {
@@ -699,6 +739,7 @@ function renderMember(c, m) {
       setVerified(c, m.userId, verified ? null : m.publicKey);
       if (!verified) m.keyChanged = false;
       renderMembers(c);
+      saveRoom();
     });
     actions.append(toggle);
   }
@@ -714,7 +755,9 @@ function renderMember(c, m) {
     el('p', { class: 'safety' }, 'Safety number with you:',
       el('code', { class: 'safety-number', text: m.safety ?? (m.publicKey ? 'computing…' : 'no key yet') })),
     verified && el('p', { class: 'verified', text: '✓ Verified by you' }),
-    m.keyChanged && el('p', { class: 'safety-changed', role: 'alert', text: `⚠ ${name}'s safety number changed since you first saw it. Compare it again before you trust new messages.` }),
+    m.keyChanged && el('p', { class: 'safety-changed', role: 'alert', text: m.keyChange === 'returned'
+      ? `⚠ ${KEY_CHANGED(name)}. “${name}” came back as a new member with a new key: from another browser, or someone else using the name. Compare the safety number before you trust them.`
+      : `⚠ ${KEY_CHANGED(name)}. It is not the one you first saw: compare it again before you trust new messages.` }),
     actions.childElementCount ? actions : null);
 }
 
@@ -761,7 +804,7 @@ function roomEnded(c, reason) {
   setComposerEnabled(false);
   stopComposing();
   $('composer').hidden = true;
-  for (const id of ['leave-room', 'more-menu', 'share-toggle', 'key-generation']) $(id).hidden = true;
+  for (const id of ['leave-room', 'more-menu', 'share-toggle', 'key-generation', 'disappear-timer']) $(id).hidden = true;
   toggleShare(false);
   const [title, text] = reason === 'removed'
     ? ENDED.removed
@@ -823,7 +866,7 @@ async function resetLink(c, password) {
   await c.resetLink({
     authKey,
     roomSecret: c.mode === 'group' ? undefined : roomSecret,
-    shareLink: shareLink({ sessionId: c.sessionId, mode: c.mode, key: authKey, secret: C.toBase64Url(secret) }),
+    shareLink: shareLink({ sessionId: c.sessionId, mode: c.mode, key: authKey, secret: C.toBase64Url(secret), creator: c.me }),
   });
 }
 
@@ -1062,7 +1105,8 @@ function renderAlertButtons() {
 async function resume(saved, { link } = {}) {
   setConn('connecting');
   try {
-    const identity = await C.importIdentity(saved.identity);
+    const kept = await keptIdentity(saved);
+    const { identity } = kept;
     await enterRoom({
       sessionId: saved.sessionId,
       mode: saved.mode,
@@ -1073,14 +1117,18 @@ async function resume(saved, { link } = {}) {
       userId: saved.userId,
       displayName: saved.displayName,
       identity,
-      savedIdentity: saved.identity,
+      savedIdentity: kept.saved,
       groupKeys: saved.groupKeys,
       distributedTo: saved.distributedTo,
       shareLink: saved.shareLink,
       resumeToken: saved.resumeToken ?? null,
       delivered: saved.delivered,
       linkAt: saved.linkAt,
+      creatorId: saved.creatorId ?? null,
+      timer: saved.timer,
+      known: saved.known,
     }, { resumed: true });
+    if (kept.lost) client?.notice('This browser no longer had your key for this room, so you have a new one: the others see that your safety number changed, and compare it again.', 'key');
   } catch (err) {
     if (GONE.has(err.code) || err.code === 'REMOVED') {
       showEnded(err.code === 'REMOVED' ? 'removed' : 'gone', saved.sessionId);
@@ -1093,6 +1141,20 @@ async function resume(saved, { link } = {}) {
     else showHome();
     showFailure(err);
   }
+}
+
+/**
+ * The identity a kept member comes back with: its key from IndexedDB (an older page's JWK
+ * moved there once, the snapshot saved again without it), or, when this browser lost it, a
+ * new one under the same userId (the server then tells the others `public-key-changed`).
+ */
+async function keptIdentity(saved) {
+  const found = await loadIdentity(saved.sessionId, saved.userId, saved.identity);
+  if (found) {
+    if (found.migrated) store.saveRoom({ ...saved, identity: found.saved });
+    return found;
+  }
+  return { ...(await newIdentity(saved.sessionId, saved.userId)), lost: true };
 }
 
 // ---- start ----
@@ -1145,6 +1207,9 @@ function bindRoom() {
     store.setReceiptsOn(!store.receiptsOn());
     renderReceiptsButton();
     client?.setReceipts(store.receiptsOn());
+  });
+  $('timer-select').addEventListener('change', () => {
+    client?.disappear.set(Number($('timer-select').value));
   });
   $('share-native').addEventListener('click', async () => {
     try {

@@ -15,6 +15,8 @@
 //   keygen    {generation}  the group room key changed
 //   error     {code, message}
 //   persist   {}            something worth saving changed (see snapshot())
+//   timer     {seconds}     the room's disappearing-messages timer changed (disappear.js)
+//   expired   {record}      a message outlived its timer and is gone (disappear.js)
 
 import { io } from '../vendor/socket.io.esm.min.js';
 import * as C from './crypto.js';
@@ -22,7 +24,9 @@ import { formatSize } from './dom.js';
 import { CodedError, errorInfo, formatWait } from './errors.js';
 import { Annotations, CONTROL_KINDS, firstLine, readKind } from './kinds.js';
 import { lookAlikes } from './names.js';
+import { CAME_BACK, KEY_CHANGED, SECOND_ONE, earlierSelf } from './keywatch.js';
 import { Uplink } from './uplink.js';
+import { Disappearing } from './disappear.js';
 
 /** Largest file or image this client sends (it travels encrypted inside one message). */
 export const MAX_FILE_BYTES = 5 * 1024 * 1024;
@@ -68,6 +72,8 @@ const PAD_BYTES = 256;
 const RECEIPT_BATCH_MS = 400;
 /** At most this many messages in one read receipt. */
 const RECEIPT_MAX_IDS = 64;
+/** Members a snapshot remembers (their names and public keys: keywatch.js). */
+const KNOWN_KEPT = 64;
 
 export class RoomClient extends EventTarget {
   /**
@@ -131,6 +137,46 @@ export class RoomClient extends EventTarget {
     this.receiptsOn = cfg.receipts !== false;
     /** Others' messages shown on this page, waiting to go out in one read receipt. */
     this.seenBatch = new Map();
+    /** The room creator's userId, whose timer messages alone count (disappear.js). */
+    this.creatorId = cfg.isCreator ? cfg.userId : cfg.creatorId ?? null;
+    /** Disappearing messages: the room's timer, and removing what has expired. */
+    this.disappear = new Disappearing(this, cfg.timer);
+    this.recall(cfg.known);
+  }
+
+  /**
+   * The members a snapshot remembers (keywatch.js): their names and keys, and a warning not
+   * yet dealt with, so that a reload still sees someone come back under another key.
+   */
+  recall(known) {
+    if (!Array.isArray(known)) return;
+    for (const k of known.slice(-KNOWN_KEPT)) {
+      if (typeof k?.userId !== 'string' || k.userId === this.me || typeof k.publicKey !== 'string') continue;
+      const m = this.member(k.userId);
+      m.displayName = String(k.displayName ?? '');
+      m.publicKey = k.publicKey;
+      m.joinedAt = Number(k.joinedAt) || 0;
+      if (k.keyChanged) {
+        m.keyChanged = true;
+        m.keyChange = k.keyChange === 'returned' ? 'returned' : 'key';
+      }
+      if (typeof k.succeededBy === 'string') m.succeededBy = k.succeededBy;
+      C.safetyNumber(this.identity.publicKey, m.publicKey).then((n) => {
+        if (m.publicKey === k.publicKey) m.safety = n;
+      }, () => {});
+    }
+  }
+
+  /** What a snapshot remembers of the members (recall()). */
+  known() {
+    return [...this.members.values()].filter((m) => m.publicKey).slice(-KNOWN_KEPT).map((m) => ({
+      userId: m.userId,
+      displayName: m.displayName,
+      publicKey: m.publicKey,
+      joinedAt: m.joinedAt,
+      ...(m.keyChanged ? { keyChanged: true, keyChange: m.keyChange } : {}),
+      ...(m.succeededBy ? { succeededBy: m.succeededBy } : {}),
+    }));
   }
 
   // ---- lifecycle ----
@@ -215,6 +261,7 @@ export class RoomClient extends EventTarget {
       const m = this.member(u.userId);
       m.displayName = u.displayName || m.displayName;
       m.present = true;
+      m.leftTold = false;
       this.refreshLookAlikes();
       this.notice(`${this.labelOf(u.userId)} joined`, 'join', u.timestamp);
       this.emit('members');
@@ -222,10 +269,19 @@ export class RoomClient extends EventTarget {
     socket.on('user-left', (u) => {
       if (!u?.userId || u.userId === this.me) return;
       const m = this.members.get(u.userId);
-      if (m) m.present = false;
+      // Said once per departure; of a member someone took the place of (keywatch.js), as the earlier one.
+      const told = m?.leftTold && !m.present;
+      if (m) {
+        m.present = false;
+        m.leftTold = true;
+      }
       this.typing.delete(u.userId);
       this.emitTyping();
-      this.notice(`${this.labelOf(u.userId)} left`, 'leave', u.timestamp);
+      if (!told) {
+        const who = m?.succeededBy ? `The earlier “${m.displayName}”` : this.labelOf(u.userId);
+        this.notice(`${who} left`, 'leave', u.timestamp);
+      }
+      this.settleReturns();
       this.emit('members');
       this.reconcileGroupKey();
     });
@@ -500,6 +556,7 @@ export class RoomClient extends EventTarget {
     if (reason === 'closed') this.notice('The room was closed', 'closed');
     this.socket?.disconnect();
     this.releaseKeyRole?.();
+    this.disappear.stop();
     this.setState(reason);
   }
 
@@ -559,7 +616,9 @@ export class RoomClient extends EventTarget {
 
   refreshLookAlikes() {
     const people = [{ id: this.me, name: this.displayName }];
-    for (const m of this.members.values()) people.push({ id: m.userId, name: m.displayName });
+    // A member that someone of its name came back in place of (keywatch.js) is the same
+    // person as far as the page can say: not a second one.
+    for (const m of this.members.values()) if (!m.succeededBy) people.push({ id: m.userId, name: m.displayName });
     this.alike = lookAlikes(people);
   }
 
@@ -571,6 +630,7 @@ export class RoomClient extends EventTarget {
   onPublicKeys(list) {
     if (!Array.isArray(list)) return;
     const listed = new Set();
+    let keysChanged = false;
     for (const e of list) {
       if (e?.userId === this.me && typeof e.displayName === 'string' && e.displayName
         && e.displayName !== this.displayName) {
@@ -584,6 +644,8 @@ export class RoomClient extends EventTarget {
       listed.add(e.userId);
       const m = this.member(e.userId);
       if (m.publicKey !== e.publicKey) {
+        keysChanged = true;
+        const first = !m.publicKey;
         if (m.publicKey) this.flagKeyChange(m);
         m.publicKey = e.publicKey;
         m.keys = new Map();
@@ -591,6 +653,7 @@ export class RoomClient extends EventTarget {
         C.safetyNumber(this.identity.publicKey, e.publicKey).then((s) => {
           if (m.publicKey === e.publicKey) {
             m.safety = s;
+            if (first) this.watchReturn(m);
             this.emit('members');
           }
         }, () => {});
@@ -602,7 +665,10 @@ export class RoomClient extends EventTarget {
     // The list holds every present member with a key (ours included, or not when it
     // answers get-public-keys); whoever is missing is gone.
     for (const m of this.members.values()) if (!listed.has(m.userId)) m.present = false;
+    this.settleReturns();
     this.emit('members');
+    if (keysChanged) this.emit('persist');
+    this.disappear.membersChanged();
     if (this.pendingWrapped) this.acceptWrapped(this.pendingWrapped);
     this.retryPending();
     this.reconcileGroupKey();
@@ -618,9 +684,48 @@ export class RoomClient extends EventTarget {
     if (m.keyChangedAt && now - m.keyChangedAt < 10_000) return;
     m.keyChangedAt = now;
     m.keyChanged = true;
-    this.notice(`${this.labelOf(m.userId)}'s safety number changed: compare it again before trusting them`, 'key', now);
+    m.keyChange = 'key';
+    this.notice(`⚠ ${KEY_CHANGED(this.labelOf(m.userId))}: compare it again before trusting them`, 'key', now);
     this.emit('keychange', { userId: m.userId });
     this.emit('members');
+    this.emit('persist');
+  }
+
+  /**
+   * A member seen with its first key has the name of one this page knew with another key
+   * (keywatch.js): the same person back from another browser, or someone else. While the
+   * earlier one is here, both stay, marked apart; once it is gone, this one takes its place.
+   */
+  watchReturn(m) {
+    const x = earlierSelf(this.members, m, this.me);
+    if (!x) return;
+    m.earlier = x.userId;
+    if (x.present) {
+      this.notice(`⚠ ${SECOND_ONE(m.displayName, m.safety.slice(0, 5))}`, 'key');
+      return;
+    }
+    this.takeOver(x, m);
+  }
+
+  /** Members waiting to take the place of an earlier self that has now gone. */
+  settleReturns() {
+    for (const m of this.members.values()) {
+      const x = m.earlier && this.members.get(m.earlier);
+      if (m.present && x && !x.present && !x.succeededBy) this.takeOver(x, m);
+    }
+  }
+
+  takeOver(x, m) {
+    x.succeededBy = m.userId;
+    m.keyChanged = true;
+    m.keyChange = 'returned';
+    m.keyChangedAt = Date.now();
+    this.refreshLookAlikes();
+    this.notice(`⚠ ${CAME_BACK(m.displayName)}`, 'key');
+    // The mark "verified" was for the earlier key: it goes.
+    this.emit('keychange', { userId: x.userId });
+    this.emit('members');
+    this.emit('persist');
   }
 
   /** The AES key I share with `userId` for `purpose` ("msg" or "wrap"), derived once. */
@@ -709,6 +814,7 @@ export class RoomClient extends EventTarget {
     this.distributedTo = present;
     this.needsKeyResend = false;
     this.emit('persist');
+    if (rotate) this.disappear.keyChanged();
     this.flushOutbox();
   }
 
@@ -734,6 +840,9 @@ export class RoomClient extends EventTarget {
         return;
       }
       this.pendingWrapped = null;
+      // Only the creator hands out room keys (the server allows set-session-key from it
+      // alone, and the wrap is bound to `by`): whose timer messages count.
+      this.creatorId = wrapped.by;
       this.groupKeys.set(wrapped.gen, { raw, key: await C.importRoomKey(raw) });
       if (wrapped.gen > this.currentGen) {
         this.currentGen = wrapped.gen;
@@ -781,6 +890,7 @@ export class RoomClient extends EventTarget {
   ingest(m) {
     if (!m || typeof m.id !== 'string' || typeof m.from !== 'string') return null;
     const key = `${m.from}/${m.id}`;
+    if (this.disappear.gone.has(key)) return null;
     const known = this.messages.get(key);
     if (known) {
       if (known.mine && known.state !== 'sent') {
@@ -863,6 +973,7 @@ export class RoomClient extends EventTarget {
       r.problem = 'unsupported';
     }
     this.annotate(r);
+    if (this.disappear.due(r)) return;
     this.emit('message', { record: r });
     if (r.live) this.tellIncoming(r);
   }
@@ -875,6 +986,7 @@ export class RoomClient extends EventTarget {
     const kind = r.content?.kind;
     if (kind === 'unknown' || CONTROL_KINDS.has(kind)) {
       r.control = true;
+      if (kind === 'timer') this.disappear.apply(r.content, r.from, r.timestamp);
       this.touch(this.notes.apply(r.content, r.from, r.timestamp));
     } else if (r.content?.reply) {
       this.notes.noteReply(r.key, r.content.reply);
@@ -904,7 +1016,8 @@ export class RoomClient extends EventTarget {
   /** Sends a text; `reply` (a record) makes it a reply quoting that message. */
   sendText(text, { reply } = {}) {
     this.flushReceipts();
-    const meta = { kind: 'text', text };
+    // The timer it is sent under travels with it (disappear.js).
+    const meta = { kind: 'text', text, ttl: this.disappear.seconds };
     if (reply) {
       meta.reply = {
         id: reply.id,
@@ -1258,6 +1371,9 @@ export class RoomClient extends EventTarget {
       linkAt: this.cfg.linkAt ?? 0,
       resumeToken: this.resumeToken,
       delivered: this.receipts(),
+      creatorId: this.creatorId,
+      timer: this.disappear.saved(),
+      known: this.known(),
     };
   }
 

@@ -9,6 +9,10 @@
 //   edit      {kind: "edit", id, text}                               the sender's new text of its message
 //   delete    {kind: "delete", id}                                   the sender deletes its message for everyone
 //   receipt   {kind: "receipt", seen: [{id, from}, ...]}             the reader's page showed these messages
+//   timer     {kind: "timer", seconds, at}                           the creator's disappearing-messages timer
+//                                                                    (0 = off), set at `at` (disappear.js)
+// A text carries `ttl`: the timer (seconds, 0 = off) in force on its sender's page when it
+// was sent, which is what decides when it disappears (disappear.js).
 // Edits and deletions name only a message id: the message they change is the one of that id
 // *from the same sender*, so nobody can edit or delete another person's message. A kind this
 // page does not know is ignored quietly.
@@ -26,7 +30,10 @@ const EMOJI = new Set(REACTIONS.map((r) => r.emoji));
 export const reactionName = (emoji) => REACTIONS.find((r) => r.emoji === emoji)?.name ?? emoji;
 
 /** Kinds that change other messages and are not shown themselves. */
-export const CONTROL_KINDS = new Set(['reaction', 'edit', 'delete', 'receipt']);
+export const CONTROL_KINDS = new Set(['reaction', 'edit', 'delete', 'receipt', 'timer']);
+/** The disappearing-messages timers offered, in seconds (0 = off). */
+export const TIMER_CHOICES = [0, 5 * 60, 3600, 8 * 3600, 24 * 3600, 7 * 24 * 3600];
+const validTimer = (n) => TIMER_CHOICES.includes(n);
 /** A quote's text: the first line of the original, this long at most. */
 const QUOTE_CHARS = 120;
 const MAX_SEEN = 64;
@@ -53,6 +60,7 @@ export function readKind(meta) {
     if (r && validId(r.id) && validId(r.from)) {
       out.reply = { id: r.id, from: r.from, name: String(r.name ?? '').slice(0, 256), text: firstLine(r.text) };
     }
+    if (validTimer(meta.ttl)) out.ttl = meta.ttl;
     return out;
   }
   if (kind === 'reaction' && validId(meta.id) && validId(meta.from) && EMOJI.has(meta.emoji)) {
@@ -64,6 +72,9 @@ export function readKind(meta) {
     const seen = meta.seen.filter((s) => validId(s?.id) && validId(s?.from)).slice(0, MAX_SEEN)
       .map((s) => ({ id: s.id, from: s.from }));
     return { kind, seen };
+  }
+  if (kind === 'timer' && validTimer(meta.seconds) && Number.isSafeInteger(meta.at) && meta.at > 0) {
+    return { kind, seconds: meta.seconds, at: meta.at };
   }
   return { kind: 'unknown' };
 }

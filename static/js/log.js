@@ -210,6 +210,14 @@ export class MessageLog {
     this.queueCollapse(c);
   }
 
+  /** A message that disappeared (its timer ran out, disappear.js): gone from the log. */
+  remove(key) {
+    this.els.get(key)?.remove();
+    this.els.delete(key);
+    if (this.openActions === key) this.openActions = null;
+    if (this.client) this.queueCollapse(this.client);
+  }
+
   /** A reply's quote of the message it answers: who and the first line; a click goes there. */
   quote(c, reply) {
     const key = `${reply.from}/${reply.id}`;

@@ -4,12 +4,15 @@
 //   RoomClient.snapshot(), so that a reload comes back as the same member; an invitation
 //   read from a link until it is used; lockouts; the sound and notification choices.
 // - This browser (localStorage), per room while this browser is a member of it: the same
-//   snapshot (identity key, userId, resume token, room keys, delivery receipts), so that
+//   snapshot (userId, resume token, room keys, delivery receipts; the identity's private key
+//   itself is in IndexedDB, non-extractable: identity.js), so that
 //   the room's link opened in another tab comes back as the same member instead of a
 //   second one; and the safety numbers marked as verified. Removed when the member
 //   leaves, is removed, or the room is closed or gone; a record untouched for
 //   MEMBER_MAX_AGE_MS (its room long expired) is dropped when a page starts. Also, for every
 //   room, whether read receipts are switched off.
+
+import { forgetIdentities, purgeIdentities } from './identity.js';
 
 /** sessionStorage: the room this tab is in (RoomClient.snapshot()). */
 export const ROOM_KEY = 'blindrelay.room.v1';
@@ -82,6 +85,7 @@ export function forgetRoom(sessionId) {
   if (!sessionId || saved?.sessionId === sessionId) remove(sessionStorage, ROOM_KEY);
   if (!sessionId) return;
   remove(localStorage, MEMBER_KEY + sessionId);
+  forgetIdentities(sessionId);
   const marks = verifiedMarks();
   for (const k of Object.keys(marks)) if (k.startsWith(`${sessionId}/`)) delete marks[k];
   write(localStorage, VERIFIED_KEY, marks);
@@ -130,6 +134,7 @@ export function purge() {
     if (!(now - (saved?.savedAt ?? 0) < MEMBER_MAX_AGE_MS)) remove(localStorage, key);
     else kept.add(key.slice(MEMBER_KEY.length));
   }
+  purgeIdentities(kept);
   const marks = verifiedMarks();
   let changed = false;
   for (const k of Object.keys(marks)) {

@@ -1,7 +1,8 @@
 // The new kinds of content (static/js/kinds.js) are encrypted like any text: after a
 // conversation with a reply, reactions, an edit, a deletion and read receipts, neither what
 // the pages sent nor the server's stored state (its snapshot, written when it stops) holds
-// a plaintext, a reaction's emoji or even the name of a kind.
+// a plaintext, a reaction's emoji or even the name of a kind; nor the disappearing-messages
+// timer the creator set, nor the one each text carries.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -29,7 +30,10 @@ const T = {
   before: `Draft wording before the edit ${tag}`,
   edited: `Final wording after the edit ${tag}`,
   deleted: `Regrettable words to delete ${tag}`,
+  timed: `Words that disappear after eight hours ${tag}`,
 };
+/** What a timer would look like in plaintext: its kind, its fields with their value (8 h = 28800 s), its words. */
+const TIMER = ['"timer"', '"ttl"', '"seconds":28800', '"ttl":28800', 'Messages disappear', '8 hours'];
 /** The reactions used: 🙏 and 😮 appear nowhere else in this conversation. */
 const EMOJI = ['🙏', '😮'];
 
@@ -98,12 +102,20 @@ test('a conversation using every new kind, then the server stops and writes its 
   await msg(bob.page, T.edited).locator('.edited').waitFor();
   await bob.page.locator('.msg[data-deleted="true"]').waitFor();
   await msg(bob.page, T.reply).locator('.status', { hasText: 'Seen' }).waitFor();
+  // A disappearing-messages timer (an encrypted `timer` message), and a text sent under it
+  // (its header carries the timer).
+  await alice.page.click('#more-menu summary');
+  await alice.page.selectOption('#timer-select', String(8 * 3600));
+  await alice.page.keyboard.press('Escape');
+  await bob.page.locator('#disappear-timer', { hasText: 'Messages disappear after 8 hours' }).waitFor();
+  await sendText(alice.page, T.timed);
+  await waitForMessage(bob.page, T.timed, 'Alice');
   const ids = await alice.page.locator('#messages .msg').evaluateAll((els) => els.map((e) => e.dataset.id));
   assert.deepEqual([...alice.page.problems, ...bob.page.problems], []);
 
   // What the pages sent: ciphertext only.
   assertNothingLeaked(recorder, [...Object.values(T), ...EMOJI.flatMap(forms), 'thank you', 'surprised',
-    '"reaction"', '"receipt"', '"edit"', '"delete"', '"reply"'], { serverLog: server.log });
+    '"reaction"', '"receipt"', '"edit"', '"delete"', '"reply"', ...TIMER], { serverLog: server.log });
 
   // The server stops (SIGTERM) and writes its snapshot of the room.
   await server.stop();
@@ -115,7 +127,7 @@ test('a conversation using every new kind, then the server stops and writes its 
   for (const id of ids) assert.ok(all.includes(Buffer.from(id)), `the snapshot holds message ${id}`);
   assert.ok(all.includes(Buffer.from('"ct":"')), 'ciphertexts are in the snapshot');
   const secrets = [...Object.values(T), ...EMOJI.flatMap(forms), 'thank you', 'surprised',
-    '"kind"', 'reaction', 'receipt', '"reply"', 'This message was deleted'];
+    '"kind"', 'reaction', 'receipt', '"reply"', 'This message was deleted', ...TIMER];
   for (const s of secrets) {
     for (const f of files) assert.ok(!f.bytes.includes(Buffer.from(s)), `${path.basename(f.name)} holds ${JSON.stringify(s)}`);
   }
