@@ -204,7 +204,8 @@ async fn fetch_parked(
     let Some(body) = body else {
         tracing::warn!(
             after = ?PARKED_FOR,
-            "a parked message expired before this node fetched it (its history keeps it)"
+            "a parked message is gone before this node fetched it (expired, or lost in a \
+             failover); its history keeps it unless the failover lost that too"
         );
         return None;
     };

@@ -8,7 +8,7 @@
 // INFO replication) under a deadline; there is no fixed sleep.
 //
 // Also a command-line entry, for scripts/test.sh:
-//   node tests/js/lib/rediscluster.mjs [--primaries 3] [--replicas 1] [--url-file F]
+//   node tests/js/lib/rediscluster.mjs [--primaries 3] [--replicas 1] [--node-timeout-ms 1000] [--url-file F]
 // starts a cluster, prints (and writes to F) one node's redis:// URL, and runs until
 // SIGTERM or SIGINT, when it stops every node.
 
@@ -619,6 +619,10 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     cluster = await startRedisCluster({
       primaries: Number(arg('primaries', 3)),
       replicas: Number(arg('replicas', 1)),
+      // The failover tests want a dead primary noticed within a second; a cluster that
+      // only serves suites wants no failover at all: on a loaded 2-core machine a
+      // primary starved for a second was taken for dead, and the cluster went down.
+      nodeTimeoutMs: Number(arg('node-timeout-ms', 1000)),
     });
   } catch (e) {
     process.stderr.write(`${e.stack ?? e}\n`);
