@@ -23,9 +23,10 @@ import { CodedError, errorInfo, formatWait } from './errors.js';
 import { Annotations, CONTROL_KINDS, firstLine, readKind } from './kinds.js';
 import { lookAlikes } from './names.js';
 import { Uplink } from './uplink.js';
+import { FileTransfers, IMAGE_TYPES, MAX_FILE_BYTES } from './files.js';
 
-/** Largest file or image this client sends (it travels encrypted inside one message). */
-export const MAX_FILE_BYTES = 5 * 1024 * 1024;
+/** Largest file or image this client sends (in encrypted chunks: files.js). */
+export { MAX_FILE_BYTES };
 
 /** The refusal of a file over MAX_FILE_BYTES, saying which file, its size and the limit. */
 export function fileTooLarge(file) {
@@ -37,7 +38,7 @@ export function fileTooLarge(file) {
     detail: `“${file.name || 'This file'}” is ${size}; files up to ${limit} can be sent.`,
   });
 }
-export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'image/bmp'];
+export { IMAGE_TYPES };
 
 /**
  * How long an ack may take once the event's bytes have left this page (see uplink.js:
@@ -131,6 +132,8 @@ export class RoomClient extends EventTarget {
     this.receiptsOn = cfg.receipts !== false;
     /** Others' messages shown on this page, waiting to go out in one read receipt. */
     this.seenBatch = new Map();
+    /** Files sent and received in chunks (files.js). */
+    this.files = new FileTransfers(this);
   }
 
   // ---- lifecycle ----
@@ -762,7 +765,7 @@ export class RoomClient extends EventTarget {
     // Older than the oldest replayed message: trimmed by the history's bounds, not lost.
     const since = this.replayed.length ? Math.min(...this.replayed.map((m) => m.timestamp)) : 0;
     const lost = [...this.messages.values()].filter((r) => r.state === 'sent' || r.state === 'received')
-      .filter((r) => r.timestamp >= since && !replayed.has(r.key) && !r.notKept);
+      .filter((r) => r.timestamp >= since && !replayed.has(r.key) && !r.notKept && !r.transfer && !r.incoming);
     if (lost.length === 0) {
       this.notice('The server restarted; this room was kept.', 'restart');
       return;
@@ -780,6 +783,8 @@ export class RoomClient extends EventTarget {
   /** Adds a relayed message; returns its record when it is new. */
   ingest(m) {
     if (!m || typeof m.id !== 'string' || typeof m.from !== 'string') return null;
+    // A chunk of a file this page is sending, echoed back (message-sent): nothing to read.
+    if (m.from === this.me && this.files.isOwnChunk(m.id)) return null;
     const key = `${m.from}/${m.id}`;
     const known = this.messages.get(key);
     if (known) {
@@ -858,7 +863,13 @@ export class RoomClient extends EventTarget {
     r.problem = null;
     r.encrypted = null;
     try {
-      r.content = contentFrom(C.decodeContent(bytes), r.type);
+      const decoded = C.decodeContent(bytes);
+      // A file's chunk or its cancel: files.js puts the file together; not shown itself.
+      if (this.files.take(r, decoded)) {
+        this.emit('message', { record: r });
+        return;
+      }
+      r.content = contentFrom(decoded, r.type);
     } catch {
       r.problem = 'unsupported';
     }
@@ -977,13 +988,10 @@ export class RoomClient extends EventTarget {
     }
   }
 
+  /** Sends a file in encrypted chunks (files.js); returns its record. */
   async sendFile(file) {
     if (file.size > MAX_FILE_BYTES) throw fileTooLarge(file);
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    const type = IMAGE_TYPES.includes(file.type) ? 'image' : 'file';
-    const meta = { kind: type, name: file.name || 'file', mime: file.type || 'application/octet-stream', size: bytes.length };
-    const blob = new Blob([bytes], { type: type === 'image' ? file.type : 'application/octet-stream' });
-    return this.queue(type, C.encodeContent(meta, bytes), { ...meta, image: type === 'image', url: URL.createObjectURL(blob) });
+    return this.files.send(file);
   }
 
   queue(type, plaintext, content, extra = {}) {
@@ -1015,6 +1023,7 @@ export class RoomClient extends EventTarget {
   }
 
   retry(record) {
+    if (record.transfer) return this.files.retry(record);
     if (record.state !== 'failed') return;
     record.state = 'queued';
     this.emit('message', { record });
@@ -1196,7 +1205,8 @@ export class RoomClient extends EventTarget {
   onDelivered(n) {
     if (!n?.userId || !Array.isArray(n.ids)) return;
     for (const id of n.ids) {
-      const record = this.messages.get(`${this.me}/${id}`);
+      // A file's chunks are acked one by one: the last one's receipt marks the file.
+      const record = this.messages.get(`${this.me}/${id}`) ?? this.files.byLastChunk(id);
       if (!record) continue;
       record.deliveredTo ??= new Set();
       if (!record.deliveredTo.has(n.userId)) {
@@ -1304,5 +1314,5 @@ function contentFrom({ meta, body }, type) {
   // Anything but a known raster image is downloaded as opaque bytes: a blob URL shares this
   // page's origin, so an HTML file must never be rendered from it.
   const blob = new Blob([body], { type: image ? meta.mime : 'application/octet-stream' });
-  return { name, mime: String(meta.mime ?? ''), size: body.length, image, url: URL.createObjectURL(blob) };
+  return { name, mime: String(meta.mime ?? ''), size: body.length, image, media: image ? 'image' : null, url: URL.createObjectURL(blob), complete: true };
 }
