@@ -57,6 +57,8 @@ const REJOIN_RETRY_MS = 1_000;
 const REJOIN_MAX_TRIES = 300;
 /** Codes after which a rejoin (not the first join) is retried. */
 const REJOIN_RETRYABLE = new Set(['SESSION_NOT_FOUND', 'SESSION_NOT_ACTIVE', 'TIMEOUT', 'RATE_LIMITED', 'LIMIT_REACHED']);
+/** Binary attachments one received packet may carry: a full history (500 messages) of file chunks. */
+const HISTORY_ATTACHMENTS = 500 * C.MAX_CHUNKS + 100;
 /** Delivery receipts a snapshot keeps: those of the newest messages (the history is bounded too). */
 const RECEIPTS_KEPT = 500;
 /**
@@ -154,6 +156,10 @@ export class RoomClient extends EventTarget {
         reconnectionDelayMax: 2_000,
         timeout: 10_000,
       });
+      // A history replays in one packet, and every file chunk in it brings up to 8 binary
+      // attachments (crypto.js): the parser's default of 10 a packet would refuse it and
+      // drop the connection, again at every rejoin.
+      socket.io.decoder.opts.maxAttachments = HISTORY_ATTACHMENTS;
       this.socket = socket;
       this.bindSocket(socket);
       this.setState('connecting');
