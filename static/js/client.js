@@ -45,6 +45,12 @@ export { IMAGE_TYPES };
  * the clock does not run while they are still queued behind an upload).
  */
 const ACK_TIMEOUT_MS = 15_000;
+/**
+ * A join's ack comes after the room's history, which may be 32 MiB of file chunks: on a
+ * slow downlink that takes minutes, and a join retried at 15 s would ask for all of it
+ * again. A dead connection still fails it at once (the disconnect fails every ack).
+ */
+const JOIN_ACK_TIMEOUT_MS = 180_000;
 /** A file's ack: its bytes have left, but the server still reads and stores them. */
 const FILE_ACK_TIMEOUT_MS = 30_000;
 /** socket.io-client's own ack clock, only there so that a disconnect fails the ack. */
@@ -349,7 +355,7 @@ export class RoomClient extends EventTarget {
     // What the server replays for this join: after a restart, what it kept.
     this.replayed = [];
     try {
-      ack = await this.request('join-session', this.joinPayload());
+      ack = await this.request('join-session', this.joinPayload(), JOIN_ACK_TIMEOUT_MS);
     } catch (err) {
       if (this.closed) return;
       if (!this.everJoined) {
