@@ -23,6 +23,7 @@ import { CodedError, errorInfo, formatWait } from './errors.js';
 import { Annotations, CONTROL_KINDS, firstLine, readKind } from './kinds.js';
 import { lookAlikes } from './names.js';
 import { Uplink } from './uplink.js';
+import { aliveWhileReceiving } from './downlink.js';
 import { FileTransfers, IMAGE_TYPES, MAX_FILE_BYTES } from './files.js';
 
 /** Largest file or image this client sends (in encrypted chunks: files.js). */
@@ -166,6 +167,8 @@ export class RoomClient extends EventTarget {
       // attachments (crypto.js): the parser's default of 10 a packet would refuse it and
       // drop the connection, again at every rejoin.
       socket.io.decoder.opts.maxAttachments = HISTORY_ATTACHMENTS;
+      // And receiving it may take longer than the ping timeout (downlink.js).
+      aliveWhileReceiving(socket);
       this.socket = socket;
       this.bindSocket(socket);
       this.setState('connecting');

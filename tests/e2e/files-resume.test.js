@@ -81,8 +81,9 @@ test(`a ${BIG_MIB} MiB file over a 2 Mbit/s uplink shows its progress, survives 
   const n = Math.ceil(BIG_MIB * MiB / (512 * 1024));
   assert.equal(ids.size, n, 'one message per chunk');
   assert.ok(chunks.length <= n + 2, `only the chunk cut off was sent again (${chunks.length} sends of ${n} chunks)`);
-  // The throttling held: at 250,000 bytes a second the file alone takes this long.
-  assert.ok(seconds > BIG_MIB * MiB / 250_000 * 0.9, `${seconds} s`);
+  // The throttling held: at 250,000 bytes a second the file alone takes this long (Chromium's
+  // throttling lets a little more through: 12 MiB took 50-54 s with the cut, 50 MiB 187 s).
+  assert.ok(seconds > BIG_MIB * MiB / 250_000 * 0.8, `${seconds} s`);
   const states = await alice.page.evaluate(() => window.connStates);
   assert.ok(states.some((s) => s !== 'joined'), `the connection did drop (${states})`);
   console.log(`# ${BIG_MIB} MiB at 2 Mbit/s with a cut: ${seconds.toFixed(1)} s; ${chunks.length} sends of ${n} chunks; progress ${log.length} steps`);
