@@ -44,6 +44,8 @@ const DRAIN_POLL_MS = 40;
 /** Files larger than this are not kept whole for later joiners (the default history bound is 32 MiB). */
 export const KEPT_BYTES = 24 * 1024 * 1024;
 const MAX_CHUNKS = Math.ceil(MAX_FILE_BYTES / CHUNK_BYTES);
+/** After a file's last chunk, how long chunks before it may still be decrypting. */
+const PARTIAL_GRACE_MS = 2_000;
 /** A chunk's ack: its bytes have left, but the server still reads and stores them. */
 const ACK_TIMEOUT_MS = 30_000;
 /** Refusals after which a chunk is sent again (after a wait), this many times at most. */
@@ -443,11 +445,14 @@ export class FileTransfers {
       this.c.emit('message', { record: r });
       return;
     }
-    if (f.sawLast) {
+    if (f.sawLast && !f.partialTimer) {
       // The last chunk is here and some before it are not: the server's history no longer
-      // held them (or this page could not read them). They will not come.
-      this.drop(f, 'partial');
-      return;
+      // held them (or this page could not read them), unless they are still being
+      // decrypted (a history's messages finish decrypting in any order). A moment later,
+      // what is still missing will not come.
+      f.partialTimer = setTimeout(() => {
+        if (!f.done && f.got < f.n) this.drop(f, 'partial');
+      }, PARTIAL_GRACE_MS);
     }
     const percent = Math.floor((f.bytes / Math.max(1, r.content.size)) * 100);
     if (percent !== r.content.received) {
