@@ -8,6 +8,7 @@ import { $, el, formatSize } from './dom.js';
 import { MessageLog } from './log.js';
 import { Alerts, notificationsSupported } from './notify.js';
 import { Attachments } from './attach.js';
+import { VoiceNotes } from './voice.js';
 import * as store from './storage.js';
 import { loadIdentity, newIdentity } from './identity.js';
 import { KEY_CHANGED } from './keywatch.js';
@@ -62,6 +63,11 @@ log.handlers = {
 const attachments = new Attachments({
   accepting: () => Boolean(client && !client.closed && document.body.dataset.view === 'room'),
   send: (files) => sendFiles(files),
+  error: (err) => showFailure(err),
+});
+const voice = new VoiceNotes({
+  accepting: () => Boolean(client && !client.closed && document.body.dataset.view === 'room'),
+  send: (file) => sendFiles([file]),
   error: (err) => showFailure(err),
 });
 
@@ -794,7 +800,8 @@ function renderTyping(names) {
 }
 
 function setComposerEnabled(on) {
-  for (const id of ['message-input', 'attach', 'send']) $(id).disabled = !on;
+  for (const id of ['message-input', 'attach', 'send', 'record']) $(id).disabled = !on;
+  if (!on) voice.stop(false);
 }
 
 /** Closed or removed: the conversation stays readable on this page, calmly marked as over. */
@@ -1245,6 +1252,7 @@ function bindRoom() {
     else client?.stopTyping();
   });
   attachments.bind();
+  voice.bind();
 }
 
 function bind() {

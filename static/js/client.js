@@ -27,9 +27,11 @@ import { lookAlikes } from './names.js';
 import { CAME_BACK, KEY_CHANGED, SECOND_ONE, earlierSelf } from './keywatch.js';
 import { Uplink } from './uplink.js';
 import { Disappearing } from './disappear.js';
+import { aliveWhileReceiving } from './downlink.js';
+import { FileTransfers, IMAGE_TYPES, MAX_FILE_BYTES } from './files.js';
 
-/** Largest file or image this client sends (it travels encrypted inside one message). */
-export const MAX_FILE_BYTES = 5 * 1024 * 1024;
+/** Largest file or image this client sends (in encrypted chunks: files.js). */
+export { MAX_FILE_BYTES };
 
 /** The refusal of a file over MAX_FILE_BYTES, saying which file, its size and the limit. */
 export function fileTooLarge(file) {
@@ -41,13 +43,19 @@ export function fileTooLarge(file) {
     detail: `“${file.name || 'This file'}” is ${size}; files up to ${limit} can be sent.`,
   });
 }
-export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'image/bmp'];
+export { IMAGE_TYPES };
 
 /**
  * How long an ack may take once the event's bytes have left this page (see uplink.js:
  * the clock does not run while they are still queued behind an upload).
  */
 const ACK_TIMEOUT_MS = 15_000;
+/**
+ * A join's ack comes after the room's history, which may be 32 MiB of file chunks: on a
+ * slow downlink that takes minutes, and a join retried at 15 s would ask for all of it
+ * again. A dead connection still fails it at once (the disconnect fails every ack).
+ */
+const JOIN_ACK_TIMEOUT_MS = 180_000;
 /** A file's ack: its bytes have left, but the server still reads and stores them. */
 const FILE_ACK_TIMEOUT_MS = 30_000;
 /** socket.io-client's own ack clock, only there so that a disconnect fails the ack. */
@@ -60,6 +68,8 @@ const REJOIN_RETRY_MS = 1_000;
 const REJOIN_MAX_TRIES = 300;
 /** Codes after which a rejoin (not the first join) is retried. */
 const REJOIN_RETRYABLE = new Set(['SESSION_NOT_FOUND', 'SESSION_NOT_ACTIVE', 'TIMEOUT', 'RATE_LIMITED', 'LIMIT_REACHED']);
+/** Binary attachments one received packet may carry: a full history (500 messages) of file chunks. */
+const HISTORY_ATTACHMENTS = 500 * C.MAX_CHUNKS + 100;
 /** Delivery receipts a snapshot keeps: those of the newest messages (the history is bounded too). */
 const RECEIPTS_KEPT = 500;
 /**
@@ -141,6 +151,8 @@ export class RoomClient extends EventTarget {
     this.creatorId = cfg.isCreator ? cfg.userId : cfg.creatorId ?? null;
     /** Disappearing messages: the room's timer, and removing what has expired. */
     this.disappear = new Disappearing(this, cfg.timer);
+    /** Files sent and received in chunks (files.js). */
+    this.files = new FileTransfers(this);
     this.recall(cfg.known);
   }
 
@@ -197,6 +209,12 @@ export class RoomClient extends EventTarget {
         reconnectionDelayMax: 2_000,
         timeout: 10_000,
       });
+      // A history replays in one packet, and every file chunk in it brings up to 8 binary
+      // attachments (crypto.js): the parser's default of 10 a packet would refuse it and
+      // drop the connection, again at every rejoin.
+      socket.io.decoder.opts.maxAttachments = HISTORY_ATTACHMENTS;
+      // And receiving it may take longer than the ping timeout (downlink.js).
+      aliveWhileReceiving(socket);
       this.socket = socket;
       this.bindSocket(socket);
       this.setState('connecting');
@@ -396,7 +414,7 @@ export class RoomClient extends EventTarget {
     // What the server replays for this join: after a restart, what it kept.
     this.replayed = [];
     try {
-      ack = await this.request('join-session', this.joinPayload());
+      ack = await this.request('join-session', this.joinPayload(), JOIN_ACK_TIMEOUT_MS);
     } catch (err) {
       if (this.closed) return;
       if (!this.everJoined) {
@@ -871,7 +889,7 @@ export class RoomClient extends EventTarget {
     // Older than the oldest replayed message: trimmed by the history's bounds, not lost.
     const since = this.replayed.length ? Math.min(...this.replayed.map((m) => m.timestamp)) : 0;
     const lost = [...this.messages.values()].filter((r) => r.state === 'sent' || r.state === 'received')
-      .filter((r) => r.timestamp >= since && !replayed.has(r.key) && !r.notKept);
+      .filter((r) => r.timestamp >= since && !replayed.has(r.key) && !r.notKept && !r.transfer && !r.incoming);
     if (lost.length === 0) {
       this.notice('The server restarted; this room was kept.', 'restart');
       return;
@@ -889,6 +907,8 @@ export class RoomClient extends EventTarget {
   /** Adds a relayed message; returns its record when it is new. */
   ingest(m) {
     if (!m || typeof m.id !== 'string' || typeof m.from !== 'string') return null;
+    // A chunk of a file this page is sending, echoed back (message-sent): nothing to read.
+    if (m.from === this.me && this.files.isOwnChunk(m.id)) return null;
     const key = `${m.from}/${m.id}`;
     if (this.disappear.gone.has(key)) return null;
     const known = this.messages.get(key);
@@ -968,7 +988,13 @@ export class RoomClient extends EventTarget {
     r.problem = null;
     r.encrypted = null;
     try {
-      r.content = contentFrom(C.decodeContent(bytes), r.type);
+      const decoded = C.decodeContent(bytes);
+      // A file's chunk or its cancel: files.js puts the file together; not shown itself.
+      if (this.files.take(r, decoded)) {
+        this.emit('message', { record: r });
+        return;
+      }
+      r.content = contentFrom(decoded, r.type);
     } catch {
       r.problem = 'unsupported';
     }
@@ -1090,13 +1116,10 @@ export class RoomClient extends EventTarget {
     }
   }
 
+  /** Sends a file in encrypted chunks (files.js); returns its record. */
   async sendFile(file) {
     if (file.size > MAX_FILE_BYTES) throw fileTooLarge(file);
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    const type = IMAGE_TYPES.includes(file.type) ? 'image' : 'file';
-    const meta = { kind: type, name: file.name || 'file', mime: file.type || 'application/octet-stream', size: bytes.length };
-    const blob = new Blob([bytes], { type: type === 'image' ? file.type : 'application/octet-stream' });
-    return this.queue(type, C.encodeContent(meta, bytes), { ...meta, image: type === 'image', url: URL.createObjectURL(blob) });
+    return this.files.send(file);
   }
 
   queue(type, plaintext, content, extra = {}) {
@@ -1128,6 +1151,7 @@ export class RoomClient extends EventTarget {
   }
 
   retry(record) {
+    if (record.transfer) return this.files.retry(record);
     if (record.state !== 'failed') return;
     record.state = 'queued';
     this.emit('message', { record });
@@ -1309,7 +1333,8 @@ export class RoomClient extends EventTarget {
   onDelivered(n) {
     if (!n?.userId || !Array.isArray(n.ids)) return;
     for (const id of n.ids) {
-      const record = this.messages.get(`${this.me}/${id}`);
+      // A file's chunks are acked one by one: the last one's receipt marks the file.
+      const record = this.messages.get(`${this.me}/${id}`) ?? this.files.byLastChunk(id);
       if (!record) continue;
       record.deliveredTo ??= new Set();
       if (!record.deliveredTo.has(n.userId)) {
@@ -1420,5 +1445,5 @@ function contentFrom({ meta, body }, type) {
   // Anything but a known raster image is downloaded as opaque bytes: a blob URL shares this
   // page's origin, so an HTML file must never be rendered from it.
   const blob = new Blob([body], { type: image ? meta.mime : 'application/octet-stream' });
-  return { name, mime: String(meta.mime ?? ''), size: body.length, image, url: URL.createObjectURL(blob) };
+  return { name, mime: String(meta.mime ?? ''), size: body.length, image, media: image ? 'image' : null, url: URL.createObjectURL(blob), complete: true };
 }

@@ -3,8 +3,9 @@
 // read receipts, and the search's matches.
 
 import { actionable, actionsPanel, actionsToggle, reactionChips, whose } from './actions.js';
-import { $, el, formatSize, formatTime, linkify } from './dom.js';
+import { $, el, formatTime, linkify } from './dom.js';
 import { errorText } from './errors.js';
+import { cancelButton, fileBody } from './filebox.js';
 import { firstLine } from './kinds.js';
 
 const STATUS_TEXT = {
@@ -14,6 +15,7 @@ const STATUS_TEXT = {
   // from the recipients' pages (message-delivered).
   sent: 'Sent',
   failed: 'Not sent',
+  cancelled: 'Cancelled',
 };
 
 const PROBLEM_TEXT = {
@@ -265,18 +267,7 @@ export class MessageLog {
       const text = c.notes.editOf(r.key) ?? r.content.text;
       return el('p', { class: 'body' }, ...highlight(linkify(text), this.query));
     }
-    const f = r.content;
-    const box = el('div', { class: 'file' });
-    if (f.image) {
-      const img = el('img', { src: f.url, alt: `Image: ${f.name}` });
-      img.addEventListener('load', () => this.keepAtBottom(), { once: true });
-      box.append(img);
-    }
-    // The name once, as the download link, with the size beside it.
-    const link = el('a', { class: 'download', href: f.url, download: f.name, text: f.image ? f.name : `📄 ${f.name}` });
-    if (!r.mine) link.addEventListener('click', () => c.fileDownloaded(r));
-    box.append(el('p', { class: 'body' }, link, el('span', { class: 'size', text: formatSize(f.size) })));
-    return box;
+    return fileBody(c, r, () => this.keepAtBottom());
   }
 
   /** A file's upload progressed: only its status line changes. */
@@ -290,6 +281,8 @@ export class MessageLog {
     if (r.state === 'sending' && r.progress !== undefined) {
       status.append(' ', el('progress', { max: 100, value: r.progress, 'aria-label': 'Upload progress' }));
     }
+    const cancel = cancelButton(c, r);
+    if (cancel) status.append(cancel);
     if (r.state === 'failed') {
       const retry = el('button', { type: 'button', text: 'Retry', 'aria-label': `Retry sending ${whose(c, r)}` });
       retry.addEventListener('click', () => c.retry(r));

@@ -137,7 +137,8 @@ export async function stopSuite({ server, browser }) {
   if (cspViolations.length) throw new Error(`Content-Security-Policy violations:\n${cspViolations.join('\n')}`);
 }
 
-export function launchBrowser() {
+/** `args`: more Chromium flags (a fake microphone, say) for one test file's browser. */
+export function launchBrowser({ args = [] } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -150,6 +151,7 @@ export function launchBrowser() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...args,
     ],
   });
 }

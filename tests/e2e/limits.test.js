@@ -3,6 +3,9 @@
 // over the size limit is refused with a sentence naming the file, its size and the limit.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ERROR_TEXT } from '../../static/js/errors.js';
 import { Server, bannerText, createRoom, launchBrowser, openLinkAndJoin, openPerson, screenshot, stopSuite } from './harness.js';
@@ -32,14 +35,19 @@ test('a joiner refused by MAX_CONNECTIONS sees LIMIT_REACHED; the creator stays 
 
 test('a file over the limit is refused by name, with its size and the limit', async () => {
   const { page } = alice;
-  // 5.7 MB, over the 5 MiB the page sends.
-  await page.setInputFiles('#file-input', { name: 'holiday-video.mov', mimeType: 'video/quicktime', buffer: Buffer.alloc(5_700_000) });
+  // 120 MB, over the 100 MiB the page sends (a sparse file: the picker gets its path).
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'blindrelay-e2e-'));
+  const file = path.join(dir, 'holiday-video.mov');
+  await fs.writeFile(file, '');
+  await fs.truncate(file, 120_000_000);
+  await page.setInputFiles('#file-input', file);
+  await fs.rm(dir, { recursive: true });
   const text = await bannerText(page);
   assert.equal(await page.locator('#banner').getAttribute('data-code'), 'FILE_TOO_LARGE');
   assert.notEqual(text, ERROR_TEXT.FILE_TOO_LARGE, 'not the generic sentence');
   assert.match(text, /holiday-video\.mov/);
-  assert.match(text, /5\.4 MiB/);
-  assert.match(text, /5\.0 MiB/);
+  assert.match(text, /114\.4 MiB/);
+  assert.match(text, /100\.0 MiB/);
   assert.equal(await page.locator('#attach-preview').isHidden(), true, 'nothing waits to be sent');
   await screenshot(page, 'file-too-large');
   assert.deepEqual(page.problems, []);

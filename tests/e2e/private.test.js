@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ERROR_TEXT } from '../../static/js/errors.js';
 import {
@@ -268,11 +270,15 @@ test('a 4 MiB binary file arrives intact', async () => {
 });
 
 test('a file over the size limit is refused in the page', async () => {
-  await alice.page.setInputFiles('#file-input', {
-    name: 'big.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(5 * 1024 * 1024 + 1),
-  });
-  // Just over the limit: in bytes, where "5.0 MiB" would be said of both.
-  assert.equal(await bannerText(alice.page), '“big.bin” is 5,242,881 bytes; files up to 5,242,880 bytes can be sent.');
+  // 100 MiB and one byte (a sparse file on disk: the picker gets its path, not its bytes).
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'blindrelay-e2e-'));
+  const file = path.join(dir, 'big.bin');
+  await fs.writeFile(file, '');
+  await fs.truncate(file, 100 * 1024 * 1024 + 1);
+  await alice.page.setInputFiles('#file-input', file);
+  // Just over the limit: in bytes, where "100.0 MiB" would be said of both.
+  assert.equal(await bannerText(alice.page), '“big.bin” is 104,857,601 bytes; files up to 104,857,600 bytes can be sent.');
+  await fs.rm(dir, { recursive: true });
   assert.equal(await alice.page.locator('#attach-preview').isHidden(), true, 'not offered for sending');
   await alice.page.click('#banner-close');
 });
