@@ -4,9 +4,8 @@
 // like any file (files.js), which the others' pages play in their audio player; Discard
 // drops it. Holding the button down records while it is held and sends on release.
 //
-// The server sends `Permissions-Policy: microphone=()` (src/http.rs): the browser refuses
-// the microphone to this page, so the button stays hidden until that header allows it
-// (`microphone=(self)`).
+// The server sends `Permissions-Policy: microphone=(self)` (src/http.rs); where a proxy
+// sends one that forbids the microphone, the button stays hidden.
 
 import { $ } from './dom.js';
 import { CodedError } from './errors.js';
