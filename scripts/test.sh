@@ -124,8 +124,9 @@ trap 'kill $docker_check 2>/dev/null || true' EXIT
 # names one of its primaries, and every test file's nodes find the rest.
 # rediscluster.test.mjs (failovers: it starts its own clusters and kills their primaries)
 # ran in the first pass. It runs beside the web client's tests, printed after them.
+# Run in a subshell of its own: its EXIT trap stops the cluster if the pass is killed.
 cluster_pass() {
-  local dir pid status=0
+  local status=0
   dir=$(mktemp -d)
   # No failover is wanted here: a primary is taken for dead after 15 s (Redis's default).
   node tests/js/lib/rediscluster.mjs --primaries 3 --replicas 1 --node-timeout-ms 15000 \
@@ -153,6 +154,7 @@ cluster_pass() {
   echo "(the Redis Cluster pass took $((SECONDS - started)) s)"
   kill $pid
   wait $pid || true
+  trap - EXIT
   rm -rf "$dir"
   return $status
 }
