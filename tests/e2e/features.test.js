@@ -22,10 +22,10 @@ import {
   startSuite,
   stopSuite,
   waitForMessage,
+  DESKTOP,
+  PHONE,
 } from './harness.js';
 
-const PHONE = { width: 390, height: 844 };
-const DESKTOP = { width: 1280, height: 800 };
 const tag = randomBytes(4).toString('hex');
 const T = {
   original: `Lighthouse at nine ${tag}\nBring a torch`,

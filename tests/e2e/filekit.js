@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createRoom, joinRoom, openPerson } from './harness.js';
+import { createRoom, joinRoom, openPerson, startSuite, stopSuite } from './harness.js';
 
 export const MiB = 1024 * 1024;
 /** 2 Mbit/s up (250,000 bytes a second), 40 ms of latency. */
@@ -194,4 +194,17 @@ export async function watchProgress(page) {
       if (v !== null && v !== last?.v) window.progressLog.push({ at: Date.now(), v });
     }).observe(document.getElementById('messages'), { subtree: true, childList: true, attributes: true });
   });
+}
+
+/** A file test's server, browser and the proxy its sender goes through. */
+export async function startFileSuite() {
+  const { server, browser } = await startSuite();
+  const proxy = await new CuttableProxy(server.port).start();
+  return { server, browser, proxy };
+}
+
+export async function stopFileSuite({ server, browser, proxy }) {
+  proxy?.close();
+  removeFiles();
+  await stopSuite({ server, browser });
 }

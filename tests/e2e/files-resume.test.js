@@ -7,9 +7,9 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Recorder, screenshot, sendFiles, startSuite, stopSuite } from './harness.js';
+import { Recorder, screenshot, sendFiles } from './harness.js';
 import {
-  CuttableProxy, MiB, UPLINK_2M, downloadedSha, privateRoom, randomFile, removeFiles, throttle, watchProgress,
+  MiB, UPLINK_2M, downloadedSha, privateRoom, randomFile, startFileSuite, stopFileSuite, throttle, watchProgress,
 } from './filekit.js';
 
 const BIG_MIB = Number(process.env.E2E_BIG_FILE_MIB ?? 12);
@@ -17,15 +17,8 @@ const BIG_MIB = Number(process.env.E2E_BIG_FILE_MIB ?? 12);
 let server;
 let browser;
 let proxy;
-before(async () => {
-  ({ server, browser } = await startSuite());
-  proxy = await new CuttableProxy(server.port).start();
-});
-after(async () => {
-  proxy?.close();
-  removeFiles();
-  await stopSuite({ server, browser });
-});
+before(async () => ({ server, browser, proxy } = await startFileSuite()));
+after(() => stopFileSuite({ server, browser, proxy }));
 
 test(`a ${BIG_MIB} MiB file over a 2 Mbit/s uplink shows its progress, survives a cut connection and arrives whole`, { timeout: 900_000 }, async () => {
   const recorder = new Recorder();

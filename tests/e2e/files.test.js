@@ -14,25 +14,18 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  createRoom, joinRoom, openPerson, openTab, screenshot, sendFiles, startSuite, stopSuite,
+  createRoom, joinRoom, openPerson, openTab, screenshot, sendFiles,
 } from './harness.js';
 import {
-  CuttableProxy, MiB, NO_THROTTLE, UPLINK_2M, downloadedSha, privateRoom as room, processTree, randomFile, removeFiles,
-  sampler, throttle, watchProgress,
+  MiB, NO_THROTTLE, UPLINK_2M, downloadedSha, privateRoom as room, processTree, randomFile,
+  sampler, startFileSuite, stopFileSuite, throttle, watchProgress,
 } from './filekit.js';
 
 let server;
 let browser;
 let proxy;
-before(async () => {
-  ({ server, browser } = await startSuite());
-  proxy = await new CuttableProxy(server.port).start();
-});
-after(async () => {
-  proxy?.close();
-  removeFiles();
-  await stopSuite({ server, browser });
-});
+before(async () => ({ server, browser, proxy } = await startFileSuite()));
+after(() => stopFileSuite({ server, browser, proxy }));
 
 const privateRoom = (opts) => room({ browser, server, proxy }, opts);
 

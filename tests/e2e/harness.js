@@ -24,6 +24,10 @@ export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
 
+/** The viewports the tests use: a 390 px phone, and a desktop. */
+export const PHONE = { width: 390, height: 844 };
+export const DESKTOP = { width: 1280, height: 800 };
+
 /** The policy the server sends with every response (docs/protocol.md "HTTP routes"). */
 export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
   + "media-src 'self' blob:; connect-src 'self'; font-src 'self'; manifest-src 'self'; frame-ancestors 'none'; "

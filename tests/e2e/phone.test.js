@@ -8,10 +8,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { createRoom, joinRoom, openPerson, screenshot, sendText, startSuite, stopSuite, waitForMessage } from './harness.js';
+import {
+  createRoom, joinRoom, openPerson, screenshot, sendText, startSuite, stopSuite, waitForMessage,
+  DESKTOP, PHONE,
+} from './harness.js';
 
-const PHONE = { width: 390, height: 844 };
-const DESKTOP = { width: 1280, height: 800 };
 const tag = randomBytes(4).toString('hex');
 let server;
 let browser;

@@ -20,10 +20,10 @@ import {
   startSuite,
   stopSuite,
   waitForMessage,
+  DESKTOP,
+  PHONE,
 } from './harness.js';
 
-const PHONE = { width: 390, height: 844 };
-const DESKTOP = { width: 1280, height: 800 };
 const tag = randomBytes(4).toString('hex');
 /** 64 characters without a space: the longest name the server keeps, and the hardest to wrap. */
 const LONG = (n) => `${n}Wolfeschlegelsteinhausenbergerdorffvoralternwarengewissenhaftschafers`.slice(0, 64);
