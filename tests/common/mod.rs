@@ -226,14 +226,19 @@ impl Client {
 
     /// The next `name` event (earlier events of other names stay queued).
     pub async fn next(&mut self, name: &str) -> Value {
+        self.next_within(name, WAIT).await
+    }
+
+    /// The next `name` event within `wait` (for a bound the server sets, longer than [`WAIT`]).
+    pub async fn next_within(&mut self, name: &str, wait: Duration) -> Value {
         if let Some(pos) = self.seen.iter().position(|(n, _)| n == name) {
             return self.seen.remove(pos).expect("present").1;
         }
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let got = tokio::time::timeout_at(deadline, self.events.recv())
                 .await
-                .unwrap_or_else(|_| panic!("no {name} event within {WAIT:?}; saw {:?}", self.seen));
+                .unwrap_or_else(|_| panic!("no {name} event within {wait:?}; saw {:?}", self.seen));
             let (n, data) = got.expect("reader alive");
             if n == name {
                 return data;
